@@ -1,0 +1,49 @@
+# nefeature: `make test` sets everything up on a fresh machine and runs the suite;
+# `make demo` runs the demo.  Both create the virtualenv in .venv on first use.
+
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+# Debian packages the system tests drive (installed only when run as root on Debian).
+APT_PACKAGES := kea-dhcp4-server kea-admin keepalived isc-dhcp-client udhcpc busybox \
+                dhcpcd5 libyang-tools iproute2
+
+.PHONY: test demo venv system-packages yang-tree clean
+
+test: venv system-packages
+	$(PY) -m pytest -q
+
+demo: venv
+	$(PY) -m nefeature demo
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $@
+
+# As root on Debian, install what is missing; elsewhere say what the system tests will lack.
+system-packages:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+	  missing=""; \
+	  for p in $(APT_PACKAGES); do \
+	    dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'install ok installed' || missing="$$missing $$p"; \
+	  done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      --no-install-recommends $$missing >/dev/null; \
+	  fi; \
+	else \
+	  echo "not root on Debian: system tests that need $(APT_PACKAGES) will say they are skipped"; \
+	fi
+
+# Regenerate yang/README.md (the pyang trees); tests fail when it is stale.
+yang-tree: venv
+	$(PY) -m nefeature.tools.yang_tree > yang/README.md
+
+clean:
+	rm -rf $(VENV) .pytest_cache

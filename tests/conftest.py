@@ -1,0 +1,36 @@
+"""Shared fixtures: the repository layout and the external validators."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+YANG = ROOT / "yang"
+EXAMPLES = ROOT / "examples"
+MODULE_FILES = [YANG / f"{name}.yang" for name in (
+    "nefeature-interfaces", "nefeature-vrrp", "nefeature-rbs", "nefeature-dhcp-server")]
+
+
+@pytest.fixture(scope="session")
+def yanglint() -> str:
+    """Path of yanglint (Debian libyang-tools; `make test` installs it as root)."""
+    path = shutil.which("yanglint")
+    if path is None:
+        pytest.skip("yanglint is not installed (Debian package libyang-tools; "
+                    "`make test` installs it when run as root)")
+    return path
+
+
+def run_yanglint(yanglint: str, instance: Path | None = None) -> subprocess.CompletedProcess:
+    """Load all modules, and validate one config instance file if given."""
+    args = [yanglint, "-p", str(YANG)]
+    if instance is not None:
+        args += ["-t", "config"]
+    args += [str(p) for p in MODULE_FILES]
+    if instance is not None:
+        args.append(str(instance))
+    return subprocess.run(args, capture_output=True, text=True, timeout=60)
