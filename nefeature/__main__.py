@@ -57,6 +57,32 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    """Run one device in the foreground until SIGTERM or Ctrl+C."""
+    import asyncio
+    import logging
+
+    from nefeature.config import load_config_file
+    from nefeature.node import Device
+
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        config = load_config_file(args.startup)
+    except OSError as error:
+        print(f"{args.startup}: {error.strerror}", file=sys.stderr)
+        return 1
+    except NetconfError as error:
+        print(f"{args.startup}: {error.path or '/'}: {error.message}", file=sys.stderr)
+        return 1
+    if args.netconf:
+        logging.getLogger("nefeature").warning(
+            "--netconf %s: the NETCONF server is not built yet; the flag is ignored", args.netconf)
+    device = Device(config, args.state_dir, dhcp_port=args.dhcp_port)
+    asyncio.run(device.run())
+    return 0
+
+
 def cmd_not_yet(args: argparse.Namespace) -> int:
     print(f"nefeature {args.command}: not implemented yet; see the status table in README.md",
           file=sys.stderr)
@@ -75,11 +101,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="the two-device demo on loopback")
     demo.set_defaults(handler=cmd_demo)
 
-    run = sub.add_parser("run", help="run one device")
-    run.add_argument("--startup", required=True)
-    run.add_argument("--state-dir", required=True)
-    run.add_argument("--netconf")
-    run.set_defaults(handler=cmd_not_yet)
+    run = sub.add_parser("run", help="run one device in the foreground")
+    run.add_argument("--startup", required=True, metavar="FILE.xml",
+                     help="startup configuration (instance XML, bare or in <config>)")
+    run.add_argument("--state-dir", required=True, metavar="DIR",
+                     help="where the lease journal lives (created if missing)")
+    run.add_argument("--netconf", metavar="HOST:PORT", help="NETCONF listener (not built yet)")
+    run.add_argument("--dhcp-port", type=int, default=67, help=argparse.SUPPRESS)
+    run.add_argument("-v", "--verbose", action="store_true")
+    run.set_defaults(handler=cmd_run)
 
     lab = sub.add_parser("lab", help="the Figure 4-10 lab in network namespaces (root)")
     lab.add_argument("action", choices=("up", "status", "down"))

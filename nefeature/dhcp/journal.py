@@ -1,0 +1,89 @@
+"""The lease journal: one SQLite database (WAL) in the device's state directory.
+
+One row per address that has a lease worth remembering (bound, released,
+expired, declined; offers are never written).  The device group-commits the
+table's pending changes once per batch of received datagrams, before it
+sends the replies of that batch, so every acknowledged lease is on disk.
+
+``synchronous=NORMAL`` in WAL mode makes each commit one write() to the
+WAL without fsync: a committed lease survives the process being killed
+(``kill -9``) but not a power cut, the same guarantee Kea's memfile gives.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from nefeature.dhcp.leases import Lease, LeaseState
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS leases (
+    address          INTEGER PRIMARY KEY,
+    pool             TEXT NOT NULL,
+    client           BLOB NOT NULL,
+    hardware_address BLOB NOT NULL,
+    state            TEXT NOT NULL,
+    start            REAL NOT NULL,
+    expiry           REAL,
+    client_id        BLOB,
+    hostname         TEXT,
+    option82         BLOB,
+    origin           TEXT NOT NULL,
+    static           INTEGER NOT NULL
+)
+"""
+COLUMNS = ("address", "pool", "client", "hardware_address", "state", "start", "expiry",
+           "client_id", "hostname", "option82", "origin", "static")
+UPSERT = f"INSERT OR REPLACE INTO leases ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+class LeaseJournal:
+    """Durable copy of the lease table."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(SCHEMA)
+        self.commits = 0
+
+    def load(self) -> list[Lease]:
+        rows = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM leases ORDER BY address")
+        return [
+            Lease(address=r[0], pool=r[1], client=bytes(r[2]), hardware_address=bytes(r[3]),
+                  state=LeaseState(r[4]), start=r[5], expiry=r[6],
+                  client_id=None if r[7] is None else bytes(r[7]), hostname=r[8],
+                  option82=None if r[9] is None else bytes(r[9]), origin=r[10], static=bool(r[11]))
+            for r in rows
+        ]
+
+    def commit(self, changes: dict[int, Lease | None]) -> None:
+        """Write one batch of changes (address -> lease, or None to delete) atomically."""
+        if not changes:
+            return
+        upserts = [
+            (lease.address, lease.pool, lease.client, lease.hardware_address, lease.state.value,
+             lease.start, lease.expiry, lease.client_id, lease.hostname, lease.option82,
+             lease.origin, int(lease.static))
+            for lease in changes.values() if lease is not None
+        ]
+        deletes = [(address,) for address, lease in changes.items() if lease is None]
+        self._db.execute("BEGIN")
+        try:
+            if deletes:
+                self._db.executemany("DELETE FROM leases WHERE address = ?", deletes)
+            if upserts:
+                self._db.executemany(UPSERT, upserts)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self.commits += 1
+
+    def integrity_check(self) -> str:
+        return self._db.execute("PRAGMA integrity_check").fetchone()[0]
+
+    def close(self) -> None:
+        self._db.close()

@@ -1,0 +1,138 @@
+"""Leases and the in-memory lease table, with the changes the journal must write.
+
+A :class:`Lease` is immutable; every change replaces it.  The table indexes
+leases by address and by (pool, client key), where the client key is the
+client identifier (option 61) when the client sends one, else the hardware
+address (RFC 2131 section 4.2).  A lease whose client has gone (released or
+expired) stays in the table until its address goes to someone else, so the
+client gets the same address back (RFC 2131 section 4.3.1).
+
+Every change is also recorded in ``pending``: address -> new lease, or None
+when the row goes away.  The device commits ``take_pending()`` to the
+journal before it sends the replies that depend on it.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass, replace
+from enum import Enum
+from ipaddress import IPv4Address
+
+from nefeature.dhcp.codec import relay_agent_suboptions
+
+
+class LeaseState(str, Enum):
+    OFFERED = "offered"  # held for a client between OFFER and REQUEST; never journaled
+    BOUND = "bound"
+    RELEASED = "released"  # DHCPRELEASE; remembered for the client's return
+    EXPIRED = "expired"
+    DECLINED = "declined"  # DHCPDECLINE: address in conflict until probation ends
+
+
+#: Leases that hold their address against other clients.
+HOLDING = frozenset({LeaseState.OFFERED, LeaseState.BOUND, LeaseState.DECLINED})
+
+
+def client_key(client_id: bytes | None, hardware_address: bytes) -> bytes:
+    """How a client is identified: option 61, else chaddr (RFC 2131 section 4.2)."""
+    return b"i" + client_id if client_id else b"h" + hardware_address
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    address: int
+    pool: str
+    client: bytes  # client_key()
+    hardware_address: bytes
+    state: LeaseState
+    start: float
+    expiry: float | None  # None: unlimited
+    client_id: bytes | None = None
+    hostname: str | None = None
+    option82: bytes | None = None  # the whole Relay Agent Information option, raw
+    origin: str = "local"  # local | peer-sync
+    static: bool = False
+
+    @property
+    def ip(self) -> IPv4Address:
+        return IPv4Address(self.address)
+
+    @property
+    def circuit_id(self) -> bytes | None:
+        return relay_agent_suboptions(self.option82).get(1) if self.option82 else None
+
+    @property
+    def remote_id(self) -> bytes | None:
+        return relay_agent_suboptions(self.option82).get(2) if self.option82 else None
+
+    def with_changes(self, **changes) -> Lease:
+        return replace(self, **changes)
+
+
+class LeaseTable:
+    """Leases by address and by client, plus the expiry schedule."""
+
+    def __init__(self) -> None:
+        self.by_address: dict[int, Lease] = {}
+        self.by_client: dict[tuple[str, bytes], int] = {}
+        self.pending: dict[int, Lease | None] = {}
+        self._deadlines: list[tuple[float, int]] = []  # (expiry, address); stale entries skipped
+
+    def __len__(self) -> int:
+        return len(self.by_address)
+
+    def for_client(self, pool: str, client: bytes) -> Lease | None:
+        address = self.by_client.get((pool, client))
+        return None if address is None else self.by_address.get(address)
+
+    def put(self, lease: Lease, journal: bool = True) -> None:
+        """Insert or replace the lease at its address."""
+        previous = self.by_address.get(lease.address)
+        if previous is not None and previous.client != lease.client:
+            self._forget_client(previous)
+        old_address = self.by_client.get((lease.pool, lease.client))
+        if old_address is not None and old_address != lease.address:
+            self.remove(old_address)
+        self.by_address[lease.address] = lease
+        self.by_client[(lease.pool, lease.client)] = lease.address
+        if lease.expiry is not None and lease.state in HOLDING:
+            heapq.heappush(self._deadlines, (lease.expiry, lease.address))
+        if journal and lease.state is not LeaseState.OFFERED:
+            self.pending[lease.address] = lease
+        elif previous is not None and previous.state is not LeaseState.OFFERED:
+            self.pending[lease.address] = None  # an offer replaced a journaled row
+
+    def remove(self, address: int) -> Lease | None:
+        lease = self.by_address.pop(address, None)
+        if lease is not None:
+            self._forget_client(lease)
+            if lease.state is not LeaseState.OFFERED:
+                self.pending[address] = None
+        return lease
+
+    def _forget_client(self, lease: Lease) -> None:
+        if self.by_client.get((lease.pool, lease.client)) == lease.address:
+            del self.by_client[(lease.pool, lease.client)]
+
+    def next_expiry(self) -> float | None:
+        """Earliest expiry of an offered, bound or declined lease."""
+        while self._deadlines:
+            expiry, address = self._deadlines[0]
+            lease = self.by_address.get(address)
+            if lease is not None and lease.state in HOLDING and lease.expiry == expiry:
+                return expiry
+            heapq.heappop(self._deadlines)
+        return None
+
+    def pop_expired(self, now: float) -> list[Lease]:
+        """Leases whose time is up, earliest first (their state is unchanged)."""
+        expired = []
+        while (expiry := self.next_expiry()) is not None and expiry <= now:
+            _, address = heapq.heappop(self._deadlines)
+            expired.append(self.by_address[address])
+        return expired
+
+    def take_pending(self) -> dict[int, Lease | None]:
+        pending, self.pending = self.pending, {}
+        return pending

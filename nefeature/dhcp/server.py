@@ -1,0 +1,497 @@
+"""Sans-IO DHCPv4 server engine: RFC 2131 section 4.3, RFC 2132, RFC 3046.
+
+The engine is fed received datagrams and the current time and returns the
+replies to send; it never touches a socket or a clock.  Its inputs:
+
+* ``receive(Received, now)`` -> list of :class:`Reply`;
+* ``handle_timer(now)`` at ``next_deadline()``: offers not taken are
+  withdrawn, bound leases expire, declined addresses leave probation.
+
+Durability is the caller's half of the contract: a reply marked ``durable``
+carries a binding that must be in the journal before the reply leaves, so
+the caller commits ``table.take_pending()`` first and then sends (DESIGN.md
+section 4, "a lease is written before its ACK leaves").  Lease events
+(``nefeature.dhcp.events``) accumulate in ``events`` for whoever consumes
+them (the sync engine).
+
+Client states are told apart as RFC 2131 section 4.3.2 does: a REQUEST
+with a server identifier comes from SELECTING; without one and without
+ciaddr from INIT-REBOOT; with ciaddr from RENEWING (unicast) or REBINDING
+(broadcast).  Replies are addressed by section 4.1: to the relay when giaddr
+is set, else to ciaddr, else broadcast when the client asks for it (and
+always for DHCPNAK), else to yiaddr at chaddr.
+
+A pool is chosen by giaddr for relayed requests and by the receiving
+interface's address otherwise; only interfaces with the DHCP server enabled
+answer directly attached clients.  Option 82 is stored with the lease,
+echoed in every reply, and kept when a renewal arrives without it (unicast
+renewals bypass the relay).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, fields
+from ipaddress import IPv4Address
+
+from nefeature.config.model import DeviceConfig, Interface, Pool
+from nefeature.dhcp.codec import (
+    BOOTREPLY,
+    BOOTREQUEST,
+    BROADCAST_FLAG,
+    DEFAULT_MAX_MESSAGE_SIZE,
+    DhcpMessage,
+    MalformedMessage,
+    MessageType,
+    Option,
+    decode,
+    encode,
+)
+from nefeature.dhcp.events import LeaseCommitted, LeaseDeclined, LeaseExpired, LeaseReleased
+from nefeature.dhcp.leases import HOLDING, Lease, LeaseState, LeaseTable, client_key
+from nefeature.dhcp.pool import AddressPool
+
+SERVER_PORT = 67
+CLIENT_PORT = 68
+BROADCAST = 0xFFFFFFFF
+BROADCAST_MAC = b"\xff" * 6
+OFFER_HOLD_TIME = 60.0  # seconds an offered address waits for its REQUEST
+DECLINE_PROBATION = 86400.0  # seconds a declined address stays out of use (as Kea)
+INFINITE_LEASE = 0xFFFFFFFF
+
+
+@dataclass(frozen=True, slots=True)
+class Received:
+    """A datagram for the server and where it came in."""
+
+    data: bytes
+    interface: str | None = None  # the Linux interface it arrived on, when known
+    unicast: bool = False  # addressed to one of our addresses, not broadcast
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """A datagram to send."""
+
+    data: bytes
+    address: int  # destination IPv4 address
+    port: int
+    source: int  # our address to send from (the server identifier)
+    interface: str | None  # the interface the request came in on
+    mac: bytes | None  # deliver on that link to this MAC; None: route by address
+    durable: bool  # carries a binding: send only after the journal commit
+
+
+@dataclass
+class Statistics:
+    """The counters of VRP 'display dhcp server statistics'."""
+
+    discover: int = 0
+    request: int = 0
+    decline: int = 0
+    release: int = 0
+    inform: int = 0
+    offer: int = 0
+    ack: int = 0
+    nak: int = 0
+    force_renew: int = 0
+    bad_messages: int = 0
+
+    @property
+    def client_request(self) -> int:
+        return self.discover + self.request + self.decline + self.release + self.inform
+
+    @property
+    def server_reply(self) -> int:
+        return self.offer + self.ack + self.nak + self.force_renew
+
+    def reset(self) -> None:
+        for counter in fields(self):
+            setattr(self, counter.name, 0)
+
+
+_RECEIVED_COUNTER = {
+    MessageType.DISCOVER: "discover",
+    MessageType.REQUEST: "request",
+    MessageType.DECLINE: "decline",
+    MessageType.RELEASE: "release",
+    MessageType.INFORM: "inform",
+}
+_SENT_COUNTER = {MessageType.OFFER: "offer", MessageType.ACK: "ack", MessageType.NAK: "nak"}
+
+
+class _PoolState:
+    """A configured pool with its allocator and the options every reply carries."""
+
+    def __init__(self, pool: Pool, reserved: set[int]) -> None:
+        self.config = pool
+        self.addresses = AddressPool(pool, reserved)
+        options: dict[int, bytes] = {Option.SUBNET_MASK: pool.network.netmask.packed}
+        if pool.routers:
+            options[Option.ROUTER] = b"".join(a.packed for a in pool.routers)
+        if pool.dns_servers:
+            options[Option.DNS_SERVERS] = b"".join(a.packed for a in pool.dns_servers)
+        if pool.domain_name:
+            options[Option.DOMAIN_NAME] = pool.domain_name.encode("ascii", "replace")
+        for option in pool.options:
+            options[option.code] = option.value
+        self.options = options
+
+
+class DhcpServer:
+    """The DHCPv4 server of one device (see the module docstring)."""
+
+    def __init__(self, config: DeviceConfig, leases: tuple[Lease, ...] | list[Lease] = ()) -> None:
+        self.statistics = Statistics()
+        self.table = LeaseTable()
+        self.events: list = []
+        self.apply_config(config)
+        for lease in leases:
+            self._load(lease)
+
+    # --- configuration ---
+
+    def apply_config(self, config: DeviceConfig) -> None:
+        """Take a (new) configuration; leases in the table keep their addresses."""
+        self.enabled = config.dhcp_enabled
+        self.interfaces: dict[str, Interface] = {i.linux_name: i for i in config.interfaces}
+        own = {int(i.address.ip) for i in config.interfaces if i.address is not None}
+        own |= {int(a) for g in config.vrrp_groups for a in g.virtual_addresses}
+        self.pools: dict[str, _PoolState] = {}
+        for pool in config.pools:
+            reserved = own | {int(a) for a in pool.routers}
+            if pool.identifier is not None:
+                reserved.add(int(pool.identifier))
+            self.pools[pool.name] = _PoolState(pool, reserved)
+        for lease in self.table.by_address.values():
+            if lease.state in HOLDING and lease.pool in self.pools:
+                self.pools[lease.pool].addresses.take(lease.address)
+
+    def _load(self, lease: Lease) -> None:
+        """Restore a lease from the journal (or from the peer)."""
+        state = self.pools.get(lease.pool)
+        if state is None:
+            return
+        self.table.put(lease, journal=False)
+        if lease.state in HOLDING:
+            state.addresses.take(lease.address)
+
+    # --- input ---
+
+    def receive(self, packet: Received, now: float) -> list[Reply]:
+        """Handle one datagram; return the replies (durable ones after commit)."""
+        try:
+            message = decode(packet.data)
+        except MalformedMessage:
+            self.statistics.bad_messages += 1
+            return []
+        message_type = message.message_type
+        if message.op != BOOTREQUEST or message_type not in _RECEIVED_COUNTER:
+            self.statistics.bad_messages += 1
+            return []
+        counter = _RECEIVED_COUNTER[MessageType(message_type)]
+        setattr(self.statistics, counter, getattr(self.statistics, counter) + 1)
+        if not self.enabled:
+            return []
+        interface = self.interfaces.get(packet.interface) if packet.interface else None
+        if not _is_direct(message, interface) and not message.giaddr and not (
+                message.ciaddr and packet.unicast):
+            return []  # directly attached clients only where 'dhcp server enable' is set
+        state = self._select_pool(message, interface)
+        if state is None:
+            return []
+        server_id = self._server_id(state, interface)
+        handler = getattr(self, "_on_" + counter)
+        return handler(message, state, server_id, interface, packet.unicast, now)
+
+    def next_deadline(self) -> float | None:
+        return self.table.next_expiry()
+
+    def handle_timer(self, now: float) -> None:
+        """Withdraw stale offers, expire leases, end decline probation."""
+        for lease in self.table.pop_expired(now):
+            addresses = self.pools[lease.pool].addresses if lease.pool in self.pools else None
+            if lease.state is LeaseState.BOUND:
+                expired = lease.with_changes(state=LeaseState.EXPIRED)
+                self.table.put(expired)
+                self.events.append(LeaseExpired(expired))
+            else:  # an offer not taken, or a declined address out of probation
+                self.table.remove(lease.address)
+            if addresses is not None:
+                addresses.free(lease.address)
+
+    # --- pool and identity ---
+
+    def _select_pool(self, message: DhcpMessage, interface: Interface | None) -> _PoolState | None:
+        if message.giaddr:
+            link = message.giaddr
+        elif message.ciaddr and not _is_direct(message, interface):
+            link = message.ciaddr  # a unicast renewal from a client behind a relay
+        elif interface is not None and interface.address is not None:
+            link = int(interface.address.ip)
+        else:
+            return None
+        for state in self.pools.values():
+            if state.addresses.in_subnet(link):
+                return state
+        return None
+
+    def _server_id(self, state: _PoolState, interface: Interface | None) -> int:
+        if state.config.identifier is not None:
+            return int(state.config.identifier)
+        if interface is not None and interface.address is not None:
+            return int(interface.address.ip)
+        for candidate in self.interfaces.values():
+            if candidate.address is not None and candidate.address.ip in state.config.network:
+                return int(candidate.address.ip)
+        return next((int(i.address.ip) for i in self.interfaces.values() if i.address), 0)
+
+    @staticmethod
+    def _client(message: DhcpMessage) -> bytes:
+        return client_key(message.options.get(Option.CLIENT_ID), message.hardware_address)
+
+    def _static_address(self, state: _PoolState, message: DhcpMessage) -> int | None:
+        if message.htype != 1 or message.hlen != 6:
+            return None
+        mac = ":".join(f"{b:02x}" for b in message.hardware_address)
+        return state.addresses.static_binds.get(mac)
+
+    # --- lease bookkeeping (keeps the allocator in step with the table) ---
+
+    def _store(self, state: _PoolState, lease: Lease) -> None:
+        previous = self.table.for_client(lease.pool, lease.client)
+        occupant = self.table.by_address.get(lease.address)
+        if occupant is not None and occupant.client != lease.client:
+            self.table.remove(lease.address)  # a gone client's old record
+        self.table.put(lease)
+        if previous is not None and previous.address != lease.address and previous.state in HOLDING:
+            state.addresses.free(previous.address)
+        if lease.state in HOLDING:
+            state.addresses.take(lease.address)
+        else:
+            state.addresses.free(lease.address)
+
+    def _available_to(self, state: _PoolState, address: int, client: bytes) -> bool:
+        holder = self.table.by_address.get(address)
+        if holder is not None and holder.state in HOLDING:
+            return holder.client == client
+        return state.addresses.is_free(address)
+
+    def _new_lease(self, message: DhcpMessage, state: _PoolState, address: int,
+                   lease_state: LeaseState, start: float, expiry: float | None,
+                   previous: Lease | None) -> Lease:
+        hostname = message.options.get(Option.HOSTNAME)
+        option82 = message.options.get(Option.RELAY_AGENT_INFORMATION)
+        return Lease(
+            address=address,
+            pool=state.config.name,
+            client=self._client(message),
+            hardware_address=message.hardware_address,
+            state=lease_state,
+            start=start,
+            expiry=expiry,
+            client_id=message.options.get(Option.CLIENT_ID),
+            hostname=hostname.decode("utf-8", "replace") if hostname else
+            (previous.hostname if previous else None),
+            option82=option82 if option82 is not None else (previous.option82 if previous else None),
+            static=address == self._static_address(state, message),
+        )
+
+    # --- message handlers (RFC 2131 section 4.3) ---
+
+    def _on_discover(self, message, state, server_id, interface, unicast, now):
+        client = self._client(message)
+        existing = self.table.for_client(state.config.name, client)
+        address = self._offer_address(state, message, client, existing)
+        if address is None:
+            return []  # pool exhausted
+        if existing is not None and existing.state is LeaseState.BOUND and existing.address == address:
+            lease = existing  # offer what the client already holds
+        else:
+            lease = self._new_lease(message, state, address, LeaseState.OFFERED, now,
+                                    now + OFFER_HOLD_TIME, existing)
+            self._store(state, lease)
+        return [self._reply(message, MessageType.OFFER, state, server_id, interface, lease)]
+
+    def _offer_address(self, state, message, client, existing) -> int | None:
+        """RFC 2131 section 4.3.1: static bind, current or last address, requested, new."""
+        static = self._static_address(state, message)
+        if static is not None:
+            return static if self._available_to(state, static, client) else None
+        if existing is not None and existing.state is not LeaseState.DECLINED:
+            if self._available_to(state, existing.address, client):
+                return existing.address
+        requested = message.address_option(Option.REQUESTED_ADDRESS)
+        if requested is not None and self._available_to(state, requested, client):
+            return requested
+        return state.addresses.allocate()
+
+    def _on_request(self, message, state, server_id, interface, unicast, now):
+        client = self._client(message)
+        existing = self.table.for_client(state.config.name, client)
+        chosen_server = message.address_option(Option.SERVER_ID)
+        requested = message.address_option(Option.REQUESTED_ADDRESS)
+        if chosen_server is not None:  # SELECTING
+            if chosen_server != server_id:
+                if existing is not None and existing.state is LeaseState.OFFERED:
+                    self.table.remove(existing.address)  # the client took another server's offer
+                    state.addresses.free(existing.address)
+                return []
+            if (existing is not None and existing.address == requested
+                    and existing.state in (LeaseState.OFFERED, LeaseState.BOUND)):
+                return self._bind(message, state, server_id, interface, existing, now)
+            return self._nak(message, state, server_id, interface, "offer not found")
+        if not message.ciaddr:  # INIT-REBOOT
+            if requested is None:
+                self.statistics.bad_messages += 1
+                return []
+            if not state.addresses.in_subnet(requested):
+                return self._nak(message, state, server_id, interface, "wrong network")
+            if existing is None:
+                return []  # no record of this client: stay silent (RFC 2131 4.3.2)
+            if existing.address == requested and existing.state is not LeaseState.DECLINED \
+                    and self._available_to(state, requested, client):
+                return self._bind(message, state, server_id, interface, existing, now)
+            return self._nak(message, state, server_id, interface, "address not leased to client")
+        # RENEWING (unicast) or REBINDING (broadcast)
+        address = message.ciaddr
+        if (existing is not None and existing.address == address
+                and existing.state is not LeaseState.DECLINED
+                and self._available_to(state, address, client)):
+            return self._bind(message, state, server_id, interface, existing, now)
+        if state.addresses.in_subnet(address) and (
+                self._available_to(state, address, client)
+                and (state.addresses.is_dynamic(address)
+                     or address == self._static_address(state, message))):
+            return self._bind(message, state, server_id, interface, existing, now, address)
+        if unicast or state.addresses.in_subnet(address):
+            return self._nak(message, state, server_id, interface, "address not available")
+        return []
+
+    def _bind(self, message, state, server_id, interface, existing, now, address=None):
+        lease_time = state.config.lease_time
+        lease = self._new_lease(
+            message, state, existing.address if address is None else address, LeaseState.BOUND,
+            now, None if lease_time is None else now + lease_time, existing)
+        self._store(state, lease)
+        self.events.append(LeaseCommitted(lease))
+        return [self._reply(message, MessageType.ACK, state, server_id, interface, lease)]
+
+    def _nak(self, message, state, server_id, interface, reason: str):
+        return [self._reply(message, MessageType.NAK, state, server_id, interface, None,
+                            reason=reason)]
+
+    def _on_release(self, message, state, server_id, interface, unicast, now):
+        chosen_server = message.address_option(Option.SERVER_ID)
+        if chosen_server is not None and chosen_server != server_id:
+            return []
+        existing = self.table.for_client(state.config.name, self._client(message))
+        if existing is not None and existing.address == message.ciaddr \
+                and existing.state is LeaseState.BOUND:
+            released = existing.with_changes(state=LeaseState.RELEASED, expiry=now)
+            self._store(state, released)
+            self.events.append(LeaseReleased(released))
+        return []
+
+    def _on_decline(self, message, state, server_id, interface, unicast, now):
+        chosen_server = message.address_option(Option.SERVER_ID)
+        if chosen_server is not None and chosen_server != server_id:
+            return []
+        address = message.address_option(Option.REQUESTED_ADDRESS)
+        existing = self.table.for_client(state.config.name, self._client(message))
+        if address is None or existing is None or existing.address != address \
+                or existing.state not in (LeaseState.OFFERED, LeaseState.BOUND):
+            return []
+        # The conflict belongs to the address, not the client, who must get another one.
+        declined = existing.with_changes(
+            state=LeaseState.DECLINED, client=b"declined:" + struct.pack("!I", address),
+            start=now, expiry=now + DECLINE_PROBATION)
+        self.table.remove(address)
+        self.table.put(declined)
+        state.addresses.take(address)
+        self.events.append(LeaseDeclined(declined))
+        return []
+
+    def _on_inform(self, message, state, server_id, interface, unicast, now):
+        return [self._reply(message, MessageType.ACK, state, server_id, interface, None)]
+
+    # --- replies (RFC 2131 section 4.1 and table 3) ---
+
+    def _reply(self, request: DhcpMessage, reply_type: MessageType, state: _PoolState,
+               server_id: int, interface: Interface | None, lease: Lease | None,
+               reason: str | None = None) -> Reply:
+        options: dict[int, bytes] = {
+            Option.MESSAGE_TYPE: bytes((reply_type,)),
+            Option.SERVER_ID: struct.pack("!I", server_id),
+        }
+        if reply_type is MessageType.NAK:
+            options[Option.MESSAGE] = (reason or "").encode()
+        else:
+            if lease is not None:
+                options.update(_lease_time_options(lease))
+            options.update(state.options)
+        relay_info = request.options.get(Option.RELAY_AGENT_INFORMATION)
+        if relay_info is not None:
+            options[Option.RELAY_AGENT_INFORMATION] = relay_info  # RFC 3046 2.2: echoed last
+        reply = DhcpMessage(
+            op=BOOTREPLY, htype=request.htype, hlen=request.hlen, xid=request.xid,
+            flags=request.flags, giaddr=request.giaddr, chaddr=request.chaddr, options=options,
+            ciaddr=request.ciaddr if reply_type is MessageType.ACK else 0,
+            yiaddr=lease.address if lease is not None and reply_type is not MessageType.NAK else 0,
+        )
+        if reply_type is MessageType.NAK and request.giaddr:
+            reply.flags |= BROADCAST_FLAG  # so the relay broadcasts it (RFC 2131 4.3.2)
+        counter = _SENT_COUNTER[reply_type]
+        setattr(self.statistics, counter, getattr(self.statistics, counter) + 1)
+        address, port, mac = _destination(request, reply_type, reply.yiaddr)
+        max_size = _client_max_size(request)
+        direct = _is_direct(request, interface)
+        return Reply(
+            data=encode(reply, max_size),
+            address=address, port=port, source=server_id,
+            interface=interface.linux_name if direct else None,
+            mac=mac if direct else None,
+            durable=reply_type is MessageType.ACK and lease is not None,
+        )
+
+
+def _is_direct(message: DhcpMessage, interface: Interface | None) -> bool:
+    """The client is on a link we serve directly (not relayed, not routed to us)."""
+    return not message.giaddr and interface is not None and interface.dhcp_server
+
+
+def _lease_time_options(lease: Lease) -> dict[int, bytes]:
+    """Options 51, 58 and 59: T1 at 50 % and T2 at 87.5 % (RFC 2131 4.4.5)."""
+    if lease.expiry is None:
+        return {Option.LEASE_TIME: struct.pack("!I", INFINITE_LEASE)}
+    remaining = max(0, int(round(lease.expiry - lease.start)))
+    return {
+        Option.LEASE_TIME: struct.pack("!I", remaining),
+        Option.RENEWAL_TIME: struct.pack("!I", remaining // 2),
+        Option.REBINDING_TIME: struct.pack("!I", remaining * 7 // 8),
+    }
+
+
+def _client_max_size(request: DhcpMessage) -> int:
+    value = request.options.get(Option.MAX_MESSAGE_SIZE)
+    if value is not None and len(value) == 2:
+        return max(DEFAULT_MAX_MESSAGE_SIZE, struct.unpack("!H", value)[0])
+    return DEFAULT_MAX_MESSAGE_SIZE
+
+
+def _destination(request: DhcpMessage, reply_type: MessageType,
+                 yiaddr: int) -> tuple[int, int, bytes | None]:
+    """(address, port, link-layer destination) of a reply, RFC 2131 section 4.1."""
+    if request.giaddr:
+        return request.giaddr, SERVER_PORT, None
+    if reply_type is MessageType.NAK:
+        return BROADCAST, CLIENT_PORT, BROADCAST_MAC
+    if request.ciaddr:
+        return request.ciaddr, CLIENT_PORT, request.hardware_address
+    if request.broadcast or not yiaddr:
+        return BROADCAST, CLIENT_PORT, BROADCAST_MAC
+    return yiaddr, CLIENT_PORT, request.hardware_address
+
+
+def format_address(address: int) -> str:
+    return str(IPv4Address(address))

@@ -1,0 +1,230 @@
+"""DHCP sockets for the asyncio shell: UDP port 67 and AF_PACKET per LAN.
+
+Two kinds of socket, each handling its own half of the traffic so that no
+request is answered twice:
+
+* a UDP socket bound to port 67 takes relayed requests (giaddr set) and
+  unicast requests that arrive on an interface without a raw socket (a
+  renewal from a client behind a relay); IP_PKTINFO tells which interface
+  and which destination address;
+* an AF_PACKET socket on each interface with the DHCP server enabled takes
+  the requests of directly attached clients (giaddr zero), broadcast or
+  unicast, and sends their replies as Ethernet frames, to chaddr or to the
+  broadcast address, before the client has an address (Kea's raw mode).
+  A classic BPF filter in the kernel passes only IPv4 UDP to port 67 with
+  giaddr zero, so relayed traffic costs nothing there.
+
+Each socket is drained in one reader callback (up to ``BATCH`` datagrams),
+and the whole batch goes to ``on_batch``: the device then commits once and
+sends, so group commit needs no timer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+from collections.abc import Callable
+from pathlib import Path
+
+from nefeature.dhcp.server import BROADCAST, CLIENT_PORT, SERVER_PORT, Received, Reply
+
+log = logging.getLogger(__name__)
+
+BATCH = 256
+IP_PKTINFO = 8  # Linux <netinet/in.h>; not exported by the socket module in 3.11
+SO_RCVBUFFORCE = 33
+SO_ATTACH_FILTER = 26
+ETH_P_IP = 0x0800
+PKTINFO = struct.Struct("=I4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
+RECEIVE_BUFFER = 4 * 1024 * 1024
+
+# tcpdump -dd 'ip and udp dst port 67 and udp[32:4] = 0' for Ethernet, i.e. IPv4,
+# UDP, not a fragment, destination port 67, giaddr (UDP payload offset 24) zero.
+BPF_DIRECT_DHCP = [
+    (0x28, 0, 0, 12),          # ldh [12]            ethertype
+    (0x15, 0, 10, 0x0800),     # jeq IPv4 else drop
+    (0x30, 0, 0, 23),          # ldb [23]            IP protocol
+    (0x15, 0, 8, 17),          # jeq UDP else drop
+    (0x28, 0, 0, 20),          # ldh [20]            flags + fragment offset
+    (0x45, 6, 0, 0x1FFF),      # jset fragment -> drop
+    (0xB1, 0, 0, 14),          # ldxb 4*([14]&0xf)   IP header length
+    (0x48, 0, 0, 16),          # ldh [x+16]          UDP destination port
+    (0x15, 0, 3, SERVER_PORT),  # jeq 67 else drop
+    (0x40, 0, 0, 46),          # ld [x+46]           giaddr (14 + 8 + 24)
+    (0x15, 0, 1, 0),           # jeq 0 else drop
+    (0x06, 0, 0, 0x40000),     # ret accept
+    (0x06, 0, 0, 0),           # ret drop
+]
+
+
+def _attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
+    import ctypes
+
+    code = b"".join(struct.pack("HBBI", *instruction) for instruction in program)
+    buffer = ctypes.create_string_buffer(code)
+    fprog = struct.pack("HL", len(program), ctypes.addressof(buffer))
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+def _checksum(data: bytes) -> int:
+    if len(data) % 2:
+        data += b"\x00"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def ipv4_udp_frame(source_mac: bytes, reply: Reply) -> bytes:
+    """Ethernet + IPv4 + UDP (port 67 -> 68) around a reply, checksums included."""
+    udp_length = 8 + len(reply.data)
+    source, destination = struct.pack("!I", reply.source), struct.pack("!I", reply.address)
+    ip_header = struct.pack("!BBHHHBBH4s4s", 0x45, 0x10, 20 + udp_length, 0, 0, 64, 17, 0,
+                            source, destination)
+    ip_header = ip_header[:10] + struct.pack("!H", _checksum(ip_header)) + ip_header[12:]
+    udp_header = struct.pack("!HHHH", SERVER_PORT, reply.port, udp_length, 0)
+    pseudo = source + destination + struct.pack("!BBH", 0, 17, udp_length)
+    udp_checksum = _checksum(pseudo + udp_header + reply.data) or 0xFFFF
+    udp_header = udp_header[:6] + struct.pack("!H", udp_checksum)
+    return reply.mac + source_mac + b"\x08\x00" + ip_header + udp_header + reply.data
+
+
+def _interface_mac(name: str) -> bytes:
+    text = Path(f"/sys/class/net/{name}/address").read_text().strip()
+    return bytes.fromhex(text.replace(":", ""))
+
+
+class DhcpSockets:
+    """Opens the sockets, feeds batches of :class:`Received`, sends :class:`Reply`."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop,
+                 on_batch: Callable[[list[Received]], None],
+                 direct_interfaces: list[str], listen_address: str = "0.0.0.0",
+                 port: int = SERVER_PORT) -> None:
+        self._loop = loop
+        self._on_batch = on_batch
+        self._raw: dict[str, tuple[socket.socket, bytes]] = {}
+        self._raw_ifindexes: set[int] = set()
+        self.udp = self._open_udp(listen_address, port)
+        loop.add_reader(self.udp.fileno(), self._read_udp)
+        for name in direct_interfaces:
+            try:
+                raw = self._open_raw(name)
+            except OSError as error:
+                log.error("no raw socket on %s (%s): directly attached clients there get no"
+                          " answer", name, error)
+                continue
+            self._raw[name] = (raw, _interface_mac(name))
+            self._raw_ifindexes.add(socket.if_nametoindex(name))
+            loop.add_reader(raw.fileno(), self._read_raw, name, raw)
+
+    @staticmethod
+    def _open_udp(address: str, port: int) -> socket.socket:
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_BROADCAST, 1)
+        sock.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        _grow_receive_buffer(sock)
+        sock.bind((address, port))
+        sock.setblocking(False)
+        return sock
+
+    @staticmethod
+    def _open_raw(name: str) -> socket.socket:
+        # Protocol 0 receives nothing until bind(), so no frame slips past the filter.
+        sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+        _attach_filter(sock, BPF_DIRECT_DHCP)
+        _grow_receive_buffer(sock)
+        sock.bind((name, ETH_P_IP))
+        sock.setblocking(False)
+        return sock
+
+    def _read_udp(self) -> None:
+        batch = []
+        for _ in range(BATCH):
+            try:
+                data, ancillary, _flags, _source = self.udp.recvmsg(4096, 64)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as error:
+                log.warning("UDP receive failed: %s", error)
+                break
+            ifindex, destination = 0, b"\xff\xff\xff\xff"
+            for level, kind, value in ancillary:
+                if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+                    ifindex, _spec_dst, destination = PKTINFO.unpack_from(value)
+            giaddr_set = len(data) >= 28 and data[24:28] != b"\x00\x00\x00\x00"
+            if not giaddr_set and ifindex in self._raw_ifindexes:
+                continue  # a direct client: its raw socket has the same packet
+            try:
+                interface = socket.if_indextoname(ifindex) if ifindex else None
+            except OSError:
+                interface = None
+            unicast = destination != b"\xff\xff\xff\xff"
+            batch.append(Received(data, interface, unicast))
+        if batch:
+            self._on_batch(batch)
+
+    def _read_raw(self, name: str, sock: socket.socket) -> None:
+        batch = []
+        for _ in range(BATCH):
+            try:
+                frame = sock.recv(4096)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError as error:
+                log.warning("raw receive on %s failed: %s", name, error)
+                break
+            if len(frame) < 42:
+                continue
+            header_length = (frame[14] & 0x0F) * 4
+            total_length = struct.unpack_from("!H", frame, 16)[0]
+            payload = frame[14 + header_length + 8: 14 + total_length]
+            unicast = frame[0] & 1 == 0 and frame[30:34] != b"\xff\xff\xff\xff"
+            batch.append(Received(payload, name, unicast))
+        if batch:
+            self._on_batch(batch)
+
+    def send(self, reply: Reply) -> None:
+        raw = self._raw.get(reply.interface) if reply.interface else None
+        try:
+            if raw is not None and reply.mac is not None:
+                sock, mac = raw
+                sock.send(ipv4_udp_frame(mac, reply))
+            else:
+                self._send_udp(reply)
+        except OSError as error:
+            log.warning("could not send a reply to %s: %s",
+                        socket.inet_ntoa(struct.pack("!I", reply.address)), error)
+
+    def _send_udp(self, reply: Reply) -> None:
+        destination = (socket.inet_ntoa(struct.pack("!I", reply.address)), reply.port)
+        if reply.address == BROADCAST or reply.port == CLIENT_PORT:
+            self.udp.sendto(reply.data, destination)
+            return
+        pktinfo = PKTINFO.pack(0, struct.pack("!I", reply.source), b"\x00" * 4)
+        try:  # answer from the server identifier (the VRRP virtual IP in a pair)
+            self.udp.sendmsg([reply.data], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], 0,
+                             destination)
+        except OSError:
+            self.udp.sendto(reply.data, destination)
+
+    def close(self) -> None:
+        self._loop.remove_reader(self.udp.fileno())
+        self.udp.close()
+        for sock, _mac in self._raw.values():
+            self._loop.remove_reader(sock.fileno())
+            sock.close()
+        self._raw.clear()
+
+
+def _grow_receive_buffer(sock: socket.socket) -> None:
+    """A bigger receive buffer rides out a burst while a batch commits."""
+    for option in (SO_RCVBUFFORCE, socket.SO_RCVBUF):
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, option, RECEIVE_BUFFER)
+            return
+        except OSError:
+            continue
