@@ -152,11 +152,16 @@ class DhcpServer:
     # --- configuration ---
 
     def apply_config(self, config: DeviceConfig) -> None:
-        """Take a (new) configuration; leases in the table keep their addresses."""
+        """Take a (new) configuration; leases in the table keep their addresses.
+
+        Never leased: the device's interface and virtual addresses, the
+        remote backup peer's address, a pool's routers and identifier.
+        """
         self.enabled = config.dhcp_enabled
         self.interfaces: dict[str, Interface] = {i.linux_name: i for i in config.interfaces}
         own = {int(i.address.ip) for i in config.interfaces if i.address is not None}
         own |= {int(a) for g in config.vrrp_groups for a in g.virtual_addresses}
+        own |= {int(a) for s in config.rbs_services for a in (s.peer, s.source) if a is not None}
         self.pools: dict[str, _PoolState] = {}
         for pool in config.pools:
             reserved = own | {int(a) for a in pool.routers}
@@ -271,11 +276,13 @@ class DhcpServer:
         else:
             state.addresses.free(lease.address)
 
-    def _available_to(self, state: _PoolState, address: int, client: bytes) -> bool:
+    def _available_to(self, state: _PoolState, address: int, client: bytes,
+                      static: bool = False) -> bool:
+        """Nobody else holds the address, and it is dynamic (or this client's static bind)."""
         holder = self.table.by_address.get(address)
         if holder is not None and holder.state in HOLDING:
             return holder.client == client
-        return state.addresses.is_free(address)
+        return static or state.addresses.is_free(address)
 
     def _new_lease(self, message: DhcpMessage, state: _PoolState, address: int,
                    lease_state: LeaseState, start: float, expiry: float | None,
@@ -317,7 +324,7 @@ class DhcpServer:
         """RFC 2131 section 4.3.1: static bind, current or last address, requested, new."""
         static = self._static_address(state, message)
         if static is not None:
-            return static if self._available_to(state, static, client) else None
+            return static if self._available_to(state, static, client, static=True) else None
         if existing is not None and existing.state is not LeaseState.DECLINED:
             if self._available_to(state, existing.address, client):
                 return existing.address
@@ -359,10 +366,8 @@ class DhcpServer:
                 and existing.state is not LeaseState.DECLINED
                 and self._available_to(state, address, client)):
             return self._bind(message, state, server_id, interface, existing, now)
-        if state.addresses.in_subnet(address) and (
-                self._available_to(state, address, client)
-                and (state.addresses.is_dynamic(address)
-                     or address == self._static_address(state, message))):
+        if state.addresses.in_subnet(address) and self._available_to(
+                state, address, client, static=address == self._static_address(state, message)):
             return self._bind(message, state, server_id, interface, existing, now, address)
         if unicast or state.addresses.in_subnet(address):
             return self._nak(message, state, server_id, interface, "address not available")
@@ -428,7 +433,7 @@ class DhcpServer:
             options[Option.MESSAGE] = (reason or "").encode()
         else:
             if lease is not None:
-                options.update(_lease_time_options(lease))
+                options.update(_lease_time_options(state.config.lease_time))
             options.update(state.options)
         relay_info = request.options.get(Option.RELAY_AGENT_INFORMATION)
         if relay_info is not None:
@@ -460,15 +465,14 @@ def _is_direct(message: DhcpMessage, interface: Interface | None) -> bool:
     return not message.giaddr and interface is not None and interface.dhcp_server
 
 
-def _lease_time_options(lease: Lease) -> dict[int, bytes]:
+def _lease_time_options(lease_time: int | None) -> dict[int, bytes]:
     """Options 51, 58 and 59: T1 at 50 % and T2 at 87.5 % (RFC 2131 4.4.5)."""
-    if lease.expiry is None:
+    if lease_time is None:
         return {Option.LEASE_TIME: struct.pack("!I", INFINITE_LEASE)}
-    remaining = max(0, int(round(lease.expiry - lease.start)))
     return {
-        Option.LEASE_TIME: struct.pack("!I", remaining),
-        Option.RENEWAL_TIME: struct.pack("!I", remaining // 2),
-        Option.REBINDING_TIME: struct.pack("!I", remaining * 7 // 8),
+        Option.LEASE_TIME: struct.pack("!I", lease_time),
+        Option.RENEWAL_TIME: struct.pack("!I", lease_time // 2),
+        Option.REBINDING_TIME: struct.pack("!I", lease_time * 7 // 8),
     }
 
 

@@ -1,0 +1,169 @@
+"""The DHCP codec: round trips, RFC 3396 and overload, scapy agrees, junk is typed."""
+
+from __future__ import annotations
+
+import struct
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scapy.layers.dhcp import BOOTP, DHCP
+
+from nefeature.dhcp.codec import (
+    MIN_MESSAGE_SIZE,
+    DhcpMessage,
+    MalformedMessage,
+    MessageType,
+    Option,
+    decode,
+    encode,
+    relay_agent_suboptions,
+)
+
+MAC = bytes.fromhex("02aabbccddee")
+
+
+def discover(**options: bytes) -> DhcpMessage:
+    opts = {Option.MESSAGE_TYPE: bytes([MessageType.DISCOVER])}
+    opts.update({int(k.removeprefix("o")): v for k, v in options.items()})
+    return DhcpMessage(xid=0x1234, flags=0x8000, chaddr=MAC.ljust(16, b"\x00"), options=opts)
+
+
+def test_round_trip_and_minimum_size():
+    message = discover(o12=b"host", o55=bytes([1, 3, 6]))
+    data = encode(message)
+    assert len(data) == MIN_MESSAGE_SIZE
+    again = decode(data)
+    assert again == message
+    assert again.message_type == MessageType.DISCOVER
+    assert again.hardware_address == MAC and again.broadcast
+
+
+def test_long_option_is_split_and_concatenated_rfc3396():
+    value = bytes(range(256)) * 2  # 512 bytes
+    data = encode(discover(o43=value))
+    # three instances of option 43 on the wire: 255 + 255 + 2
+    tail = data[240:]
+    assert tail[0] == 53
+    position, lengths = 3, []
+    while tail[position] == 43:
+        lengths.append(tail[position + 1])
+        position += 2 + tail[position + 1]
+    assert lengths == [255, 255, 2]
+    assert decode(data).options[43] == value
+
+
+def test_repeated_options_in_a_received_message_are_concatenated():
+    body = (b"\x35\x01\x01" + b"\x0c\x02ab" + b"\x0c\x02cd" + b"\xff")
+    header = encode(DhcpMessage(chaddr=MAC))[:240]
+    assert decode(header + body).options[12] == b"abcd"
+
+
+def test_overload_on_decode_reads_file_then_sname():
+    base = bytearray(encode(DhcpMessage(chaddr=MAC, options={})))
+    options = b"\x35\x01\x03" + b"\x34\x01\x03" + b"\x0c\x01a" + b"\xff"
+    file_area = b"\x0c\x01b" + b"\x0f\x03lan\xff"
+    sname_area = b"\x0c\x01c\xff"
+    base[108:108 + 128] = file_area.ljust(128, b"\x00")
+    base[44:44 + 64] = sname_area.ljust(64, b"\x00")
+    message = decode(bytes(base[:240]) + options)
+    assert message.options[12] == b"abc"
+    assert message.options[15] == b"lan"
+    assert message.file == b"" and message.sname == b""
+
+
+def test_overload_on_encode_when_the_client_limit_is_small():
+    options = {Option.MESSAGE_TYPE: bytes([MessageType.ACK])}
+    options.update({code: bytes([code]) * 60 for code in range(100, 107)})  # 7 x 62 bytes
+    message = DhcpMessage(op=2, chaddr=MAC, options=options)
+    data = encode(message, max_size=576)
+    assert len(data) <= 576 - 28
+    assert data[240:243] == b"\x34\x01" + bytes([data[242]]) and data[242] in (1, 3)
+    decoded = decode(data)
+    for code in range(100, 107):
+        assert decoded.options[code] == bytes([code]) * 60
+
+
+def test_relay_agent_suboptions():
+    value = b"\x01\x04eth1" + b"\x02\x03abc"
+    assert relay_agent_suboptions(value) == {1: b"eth1", 2: b"abc"}
+    assert relay_agent_suboptions(b"\x01\x09short") == {}
+
+
+# --- scapy agrees both ways ---
+
+
+def test_scapy_reads_what_we_write():
+    message = DhcpMessage(op=2, xid=77, yiaddr=0x0A0A0A0A, giaddr=0x0A140001, chaddr=MAC,
+                          options={Option.MESSAGE_TYPE: bytes([MessageType.OFFER]),
+                                   Option.SERVER_ID: bytes([10, 10, 10, 1]),
+                                   Option.LEASE_TIME: struct.pack("!I", 3600),
+                                   Option.RELAY_AGENT_INFORMATION: b"\x01\x02ab"})
+    packet = BOOTP(encode(message))
+    assert (packet.op, packet.xid, packet.yiaddr, packet.giaddr) == (2, 77, "10.10.10.10",
+                                                                     "10.20.0.1")
+    options = dict(o for o in packet[DHCP].options if isinstance(o, tuple))
+    assert options["message-type"] == 2
+    assert options["server_id"] == "10.10.10.1"
+    assert options["lease_time"] == 3600
+    assert bytes(options["relay_agent_information"]) == b"\x01\x02ab"
+
+
+def test_we_read_what_scapy_writes():
+    packet = BOOTP(op=1, xid=0xDEADBEEF, chaddr=MAC + b"\x00" * 10, flags=0x8000) / DHCP(
+        options=[("message-type", "request"), ("requested_addr", "10.10.10.20"),
+                 ("server_id", "10.10.10.1"), ("hostname", b"pc1"),
+                 ("client_id", b"\x01" + MAC), ("param_req_list", [1, 3, 6]), "end"])
+    message = decode(bytes(packet))
+    assert message.message_type == MessageType.REQUEST and message.xid == 0xDEADBEEF
+    assert message.address_option(Option.REQUESTED_ADDRESS) == 0x0A0A0A14
+    assert message.options[Option.HOSTNAME] == b"pc1"
+    assert message.options[Option.CLIENT_ID] == b"\x01" + MAC
+    assert message.options[Option.PARAMETER_REQUEST_LIST] == bytes([1, 3, 6])
+
+
+# --- properties ---
+
+option_values = st.dictionaries(
+    st.integers(1, 254).filter(lambda c: c != Option.OVERLOAD),
+    st.binary(min_size=0, max_size=600), max_size=12)
+
+
+@settings(max_examples=300, deadline=None)
+@given(options=option_values, xid=st.integers(0, 2**32 - 1), ciaddr=st.integers(0, 2**32 - 1),
+       flags=st.integers(0, 0xFFFF), chaddr=st.binary(min_size=16, max_size=16))
+def test_any_message_round_trips(options, xid, ciaddr, flags, chaddr):
+    message = DhcpMessage(xid=xid, ciaddr=ciaddr, flags=flags, chaddr=chaddr, options=options)
+    assert decode(encode(message)) == message
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=700))
+def test_random_bytes_decode_or_raise_malformed(data):
+    try:
+        decode(data)
+    except MalformedMessage:
+        pass
+
+
+@settings(max_examples=1000, deadline=None)
+@given(position=st.integers(0, 299), byte=st.integers(0, 255), cut=st.integers(200, 300))
+def test_mutated_messages_decode_or_raise_malformed(position, byte, cut):
+    data = bytearray(encode(discover(o12=b"client", o55=bytes([1, 3, 6, 15]))))
+    data[position] = byte
+    try:
+        decode(bytes(data[:cut]))
+    except MalformedMessage:
+        pass
+
+
+@pytest.mark.parametrize("data, reason", [
+    (b"\x01" * 100, "shorter"),
+    (encode(DhcpMessage())[:236] + b"\x00\x00\x00\x00", "cookie"),
+    (b"\x03" + encode(DhcpMessage())[1:], "op"),
+    (encode(DhcpMessage())[:240] + b"\x0c\x05ab", "past the end"),
+    (encode(DhcpMessage())[:240] + b"\x34\x01\x07\xff", "overload"),
+])
+def test_malformed_messages_say_why(data, reason):
+    with pytest.raises(MalformedMessage, match=reason):
+        decode(data)
