@@ -173,28 +173,47 @@ def _option_chunks(options: dict[int, bytes]) -> list[bytes]:
     """Each option as TLVs, values over 255 bytes split in order (RFC 3396)."""
     chunks = []
     for code, value in options.items():
-        if not value:
-            chunks.append(bytes((code, 0)))
-        for start in range(0, len(value), 255):
+        length = len(value)
+        if length <= 255:
+            chunks.append(bytes((code, length)) + value)
+            continue
+        for start in range(0, length, 255):
             piece = value[start: start + 255]
             chunks.append(bytes((code, len(piece))) + piece)
     return chunks
 
 
-def encode(message: DhcpMessage, max_size: int = 0) -> bytes:
+def encode_options(options: dict[int, bytes]) -> bytes:
+    """Options as wire TLVs, for a server to encode its fixed options once."""
+    return b"".join(_option_chunks(options))
+
+
+def _split_tlvs(data: bytes) -> list[bytes]:
+    chunks, position = [], 0
+    while position < len(data):
+        end = position + 2 + data[position + 1]
+        chunks.append(data[position:end])
+        position = end
+    return chunks
+
+
+def encode(message: DhcpMessage, max_size: int = 0, trailer: bytes = b"") -> bytes:
     """Serialize a message.
 
     ``max_size`` is the client's maximum DHCP message size (option 57,
     including IP and UDP headers); 0 means no limit.  When the options do
     not fit, they continue in ``file`` and then ``sname`` (option 52).
+    ``trailer`` holds further options already encoded (``encode_options``),
+    placed after ``message.options``.
     """
     chunks = _option_chunks(message.options)
     main_room = max_size - IP_UDP_HEADERS - OPTIONS_OFFSET if max_size else 1 << 30
-    total = sum(map(len, chunks))
+    total = sum(map(len, chunks)) + len(trailer)
     sname, file = message.sname, message.file
     if total + 1 <= main_room:
-        body = b"".join(chunks) + b"\xff"
+        body = b"".join(chunks) + trailer + b"\xff"
     else:
+        chunks += _split_tlvs(trailer)
         areas: list[list[bytes]] = [[bytes((Option.OVERLOAD, 1, 0))], [], []]
         rooms = [main_room - 3 - 1, 128 - 1, 64 - 1]  # each area keeps a byte for END
         area = 0

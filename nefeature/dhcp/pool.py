@@ -55,7 +55,8 @@ class AddressPool:
         self.name = pool.name
         self.network = int(pool.network.network_address)
         self.netmask = int(pool.network.netmask)
-        self.static_binds = {bind.mac: int(bind.address) for bind in pool.static_binds}
+        self.static_binds = {bytes.fromhex(bind.mac.replace(":", "")): int(bind.address)
+                             for bind in pool.static_binds}  # MAC bytes -> address
         sections = _intervals((int(s.start), int(s.end)) for s in pool.sections)
         holes = _intervals(
             [(int(e.start), int(e.end)) for e in pool.excluded]

@@ -46,6 +46,7 @@ from nefeature.dhcp.codec import (
     Option,
     decode,
     encode,
+    encode_options,
 )
 from nefeature.dhcp.events import LeaseCommitted, LeaseDeclined, LeaseExpired, LeaseReleased
 from nefeature.dhcp.leases import HOLDING, Lease, LeaseState, LeaseTable, client_key
@@ -136,6 +137,9 @@ class _PoolState:
         for option in pool.options:
             options[option.code] = option.value
         self.options = options
+        self.encoded_options = encode_options(options)  # the same in every OFFER and ACK
+        self.encoded_lease_options = encode_options(_lease_time_options(pool.lease_time))
+        self.server_id: int | None = None  # without a receiving interface; set by the server
 
 
 class DhcpServer:
@@ -167,7 +171,8 @@ class DhcpServer:
             reserved = own | {int(a) for a in pool.routers}
             if pool.identifier is not None:
                 reserved.add(int(pool.identifier))
-            self.pools[pool.name] = _PoolState(pool, reserved)
+            self.pools[pool.name] = state = _PoolState(pool, reserved)
+            state.server_id = self._server_id(state, None)
         for lease in self.table.by_address.values():
             if lease.state in HOLDING and lease.pool in self.pools:
                 self.pools[lease.pool].addresses.take(lease.address)
@@ -242,6 +247,8 @@ class DhcpServer:
         return None
 
     def _server_id(self, state: _PoolState, interface: Interface | None) -> int:
+        if interface is None and state.server_id is not None:
+            return state.server_id
         if state.config.identifier is not None:
             return int(state.config.identifier)
         if interface is not None and interface.address is not None:
@@ -256,10 +263,10 @@ class DhcpServer:
         return client_key(message.options.get(Option.CLIENT_ID), message.hardware_address)
 
     def _static_address(self, state: _PoolState, message: DhcpMessage) -> int | None:
-        if message.htype != 1 or message.hlen != 6:
+        binds = state.addresses.static_binds
+        if not binds or message.htype != 1 or message.hlen != 6:
             return None
-        mac = ":".join(f"{b:02x}" for b in message.hardware_address)
-        return state.addresses.static_binds.get(mac)
+        return binds.get(message.hardware_address)
 
     # --- lease bookkeeping (keeps the allocator in step with the table) ---
 
@@ -429,15 +436,16 @@ class DhcpServer:
             Option.MESSAGE_TYPE: bytes((reply_type,)),
             Option.SERVER_ID: struct.pack("!I", server_id),
         }
+        trailer = b""
         if reply_type is MessageType.NAK:
             options[Option.MESSAGE] = (reason or "").encode()
+        elif lease is not None:
+            trailer = state.encoded_lease_options + state.encoded_options
         else:
-            if lease is not None:
-                options.update(_lease_time_options(state.config.lease_time))
-            options.update(state.options)
+            trailer = state.encoded_options
         relay_info = request.options.get(Option.RELAY_AGENT_INFORMATION)
-        if relay_info is not None:
-            options[Option.RELAY_AGENT_INFORMATION] = relay_info  # RFC 3046 2.2: echoed last
+        if relay_info is not None:  # RFC 3046 2.2: echoed, as the last option
+            trailer += encode_options({Option.RELAY_AGENT_INFORMATION: relay_info})
         reply = DhcpMessage(
             op=BOOTREPLY, htype=request.htype, hlen=request.hlen, xid=request.xid,
             flags=request.flags, giaddr=request.giaddr, chaddr=request.chaddr, options=options,
@@ -452,7 +460,7 @@ class DhcpServer:
         max_size = _client_max_size(request)
         direct = _is_direct(request, interface)
         return Reply(
-            data=encode(reply, max_size),
+            data=encode(reply, max_size, trailer),
             address=address, port=port, source=server_id,
             interface=interface.linux_name if direct else None,
             mac=mac if direct else None,
