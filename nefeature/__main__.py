@@ -78,7 +78,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.netconf:
         logging.getLogger("nefeature").warning(
             "--netconf %s: the NETCONF server is not built yet; the flag is ignored", args.netconf)
-    device = Device(config, args.state_dir, dhcp_port=args.dhcp_port)
+    emulated = None
+    if args.emulate_lan:
+        group, _, port = args.emulate_lan.rpartition(":")
+        emulated = (group, int(port))
+    device = Device(config, args.state_dir, dhcp_port=args.dhcp_port, emulated_lan=emulated)
     asyncio.run(device.run())
     return 0
 
@@ -108,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="where the lease journal lives (created if missing)")
     run.add_argument("--netconf", metavar="HOST:PORT", help="NETCONF listener (not built yet)")
     run.add_argument("--dhcp-port", type=int, default=67, help=argparse.SUPPRESS)
+    run.add_argument("--emulate-lan", metavar="GROUP:PORT",
+                     help="carry VRRP over UDP multicast on loopback (no root; for the demo)")
     run.add_argument("-v", "--verbose", action="store_true")
     run.set_defaults(handler=cmd_run)
 

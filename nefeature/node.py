@@ -1,10 +1,17 @@
-"""One device: configuration, lease journal, DHCP engine and sockets, wired together.
+"""One device: configuration, lease journal, DHCP and VRRP engines and their sockets.
 
-This is the asyncio shell around the sans-IO engines (DESIGN.md section 3):
-it moves datagrams between the sockets and the engine, commits each batch's
-lease changes to the journal before sending that batch's replies, and arms
-one timer for the engine's next deadline.  Later parts (VRRP, remote
-backup, NETCONF) are wired in here too.
+This is the asyncio shell around the sans-IO engines (DESIGN.md section 3).
+It moves bytes between sockets and engines, turns engine output into side
+effects (replies, advertisements, virtual addresses), and arms one timer
+for the earliest deadline of any engine.
+
+* DHCP: each batch of datagrams goes through the engine; the batch's lease
+  changes are committed to the journal, then its replies are sent, so no
+  DHCPACK leaves before its lease is on disk.
+* VRRP: one router per configured group; a raw socket per interface (or an
+  emulated LAN on loopback); the kernel's link events start and stop the
+  routers on their own interface and feed interface tracking; a router
+  that becomes master adds its virtual IPs, one that stops removes them.
 """
 
 from __future__ import annotations
@@ -13,53 +20,183 @@ import asyncio
 import logging
 import signal
 import time
+from ipaddress import IPv4Address
 from pathlib import Path
 
 from nefeature.config.model import DeviceConfig
 from nefeature.dhcp.journal import LeaseJournal
 from nefeature.dhcp.server import SERVER_PORT, DhcpServer, Received
 from nefeature.dhcp.transport import DhcpSockets
+from nefeature.linkstate import LinkMonitor, link_is_up
+from nefeature.vrrp.packet import VrrpPacketError, parse_ipv4
+from nefeature.vrrp.router import State, VrrpNewMaster, VrrpRouter, VrrpStateChanged
+from nefeature.vrrp.transport import (
+    EmulatedVrrpLink,
+    NoVirtualAddresses,
+    RawVrrpLink,
+    VirtualAddresses,
+)
 
 log = logging.getLogger("nefeature")
+
+#: RFC 8347 global VRRP counters (errors not tied to one virtual router).
+VRRP_GLOBAL_COUNTERS = ("checksum-errors", "version-errors", "vrid-errors", "ip-ttl-errors",
+                        "packet-length-errors", "invalid-type-pkts-rcvd")
 
 
 class Device:
     """A running device (``nefeature run``)."""
 
     def __init__(self, config: DeviceConfig, state_dir: str | Path,
-                 dhcp_port: int = SERVER_PORT, clock=time.time) -> None:
+                 dhcp_port: int = SERVER_PORT, emulated_lan: tuple[str, int] | None = None,
+                 clock=time.time) -> None:
         self.config = config
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.clock = clock
+        self.emulated_lan = emulated_lan
         self.journal = LeaseJournal(self.state_dir / "leases.sqlite")
         self.dhcp = DhcpServer(config, self.journal.load())
         self.dhcp.handle_timer(self.clock())  # leases that ran out while we were down
-        self._commit(self.dhcp.table.take_pending())
+        self._commit()
         self.dhcp_port = dhcp_port
+        self.linux_name = {i.name: i.linux_name for i in config.interfaces}
+        self.vrrp: dict[tuple[str, int], VrrpRouter] = {}
+        for group in config.vrrp_groups:
+            interface = config.interface(group.interface)
+            self.vrrp[group.key] = VrrpRouter(group, int(interface.address.ip))
+        self.vrrp_errors = dict.fromkeys(VRRP_GLOBAL_COUNTERS, 0)
+        self.vrrp_events: list = []  # for NETCONF notifications and the sync engine
         self.sockets: DhcpSockets | None = None
+        self._links: dict[str, RawVrrpLink | EmulatedVrrpLink] = {}
+        self._virtual: dict[tuple[str, int], VirtualAddresses | NoVirtualAddresses] = {}
+        self._monitor: LinkMonitor | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._stopped = asyncio.Event()
 
-    def _commit(self, pending) -> None:
+    # --- DHCP ---
+
+    def _commit(self) -> None:
+        pending = self.dhcp.table.take_pending()
         if pending:
             self.journal.commit(pending)
 
-    def on_batch(self, batch: list[Received]) -> None:
+    def on_dhcp_batch(self, batch: list[Received]) -> None:
         """Engine, then journal, then the wire: no ACK before its lease is on disk."""
         now = self.clock()
         replies = []
         for packet in batch:
             replies.extend(self.dhcp.receive(packet, now))
-        self._commit(self.dhcp.table.take_pending())
+        self._commit()
         for reply in replies:
             self.sockets.send(reply)
         self.dhcp.events.clear()  # no consumer until remote backup is wired in
         self._arm_timer()
 
+    # --- VRRP ---
+
+    def _start_vrrp(self, loop: asyncio.AbstractEventLoop) -> None:
+        for (interface_name, _vrid), router in self.vrrp.items():
+            linux = self.linux_name[interface_name]
+            if linux not in self._links:
+                if self.emulated_lan:
+                    self._links[linux] = EmulatedVrrpLink(
+                        loop, *self.emulated_lan, router.primary_address,
+                        lambda data, name=linux: self.on_vrrp_datagram(name, data))
+                else:
+                    self._links[linux] = RawVrrpLink(
+                        loop, linux, router.primary_address,
+                        lambda data, name=linux: self.on_vrrp_datagram(name, data))
+            interface = self.config.interface(interface_name)
+            self._virtual[router.group.key] = (
+                NoVirtualAddresses() if self.emulated_lan
+                else VirtualAddresses(linux, interface.address))
+        watched = set(self._links)
+        for router in self.vrrp.values():
+            watched |= {self.linux_name[t.interface] for t in router.group.tracks}
+        if watched:
+            self._monitor = LinkMonitor(loop, watched, self.on_link_change)
+        now = self.clock()
+        for router in self.vrrp.values():
+            for track in router.group.tracks:
+                if not link_is_up(self.linux_name[track.interface]):
+                    router.link_changed(track.interface, False, now)
+            if self.emulated_lan or link_is_up(self.linux_name[router.group.interface]):
+                router.startup(now)
+        self._after_vrrp()
+
+    def on_vrrp_datagram(self, linux_name: str, datagram: bytes) -> None:
+        try:
+            received = parse_ipv4(datagram)
+        except VrrpPacketError as error:
+            self.vrrp_errors[error.counter] += 1
+            return
+        router = next((r for (name, vrid), r in self.vrrp.items()
+                       if vrid == received.advertisement.vrid
+                       and self.linux_name[name] == linux_name), None)
+        if router is None:
+            self.vrrp_errors["vrid-errors"] += 1
+            return
+        router.receive(received, self.clock())
+        self._after_vrrp()
+
+    def on_link_change(self, linux_name: str, up: bool) -> None:
+        now = self.clock()
+        log.info("link %s %s", linux_name, "up" if up else "down")
+        for router in self.vrrp.values():
+            if self.linux_name[router.group.interface] == linux_name:
+                if not up:
+                    router.shutdown(now)
+                elif router.group.recover_delay:
+                    asyncio.get_running_loop().call_later(
+                        router.group.recover_delay, self._recovered, router)
+                else:
+                    router.startup(now)
+            for track in router.group.tracks:
+                if self.linux_name[track.interface] == linux_name:
+                    router.link_changed(track.interface, up, now)
+        self._after_vrrp()
+
+    def _recovered(self, router: VrrpRouter) -> None:
+        if self._monitor is None or self._monitor.state.get(
+                self.linux_name[router.group.interface], True):
+            router.startup(self.clock())
+            self._after_vrrp()
+
+    def _after_vrrp(self) -> None:
+        """Send what the routers queued and act on their state changes."""
+        for key, router in self.vrrp.items():
+            link = self._links.get(self.linux_name[key[0]])
+            for advertisement in router.outgoing:
+                if link is not None:
+                    link.send(advertisement)
+            router.outgoing.clear()
+            for event in router.events:
+                if isinstance(event, VrrpStateChanged):
+                    log.info("VRRP %s vrid %d: %s -> %s (%s)", event.interface, event.vrid,
+                             event.old.value, event.new.value, event.reason)
+                    virtual = self._virtual.get(key)
+                    if virtual is not None and event.new is State.MASTER:
+                        virtual.add(router.virtual_addresses)
+                    elif virtual is not None and event.old is State.MASTER:
+                        virtual.remove(router.virtual_addresses)
+                elif isinstance(event, VrrpNewMaster):
+                    log.info("VRRP %s vrid %d: new master %s (%s)", event.interface, event.vrid,
+                             IPv4Address(event.master_ip), event.reason)
+            self.vrrp_events.extend(router.events)
+            router.events.clear()
+        del self.vrrp_events[:-1000]
+        self._arm_timer()
+
+    # --- the one timer ---
+
+    def _next_deadline(self) -> float | None:
+        deadlines = [self.dhcp.next_deadline()] + [r.next_deadline() for r in self.vrrp.values()]
+        return min((d for d in deadlines if d is not None), default=None)
+
     def _arm_timer(self) -> None:
-        deadline = self.dhcp.next_deadline()
+        deadline = self._next_deadline()
         if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
             return
         if self._timer is not None:
@@ -70,20 +207,31 @@ class Device:
 
     def _on_timer(self) -> None:
         self._timer = self._timer_at = None
-        self.dhcp.handle_timer(self.clock())
-        self._commit(self.dhcp.table.take_pending())
-        self.dhcp.events.clear()
-        self._arm_timer()
+        now = self.clock()
+        dhcp_deadline = self.dhcp.next_deadline()
+        if dhcp_deadline is not None and dhcp_deadline <= now:
+            self.dhcp.handle_timer(now)
+            self._commit()
+            self.dhcp.events.clear()
+        for router in self.vrrp.values():
+            deadline = router.next_deadline()
+            if deadline is not None and deadline <= now:
+                router.handle_timer(now)
+        self._after_vrrp()
+
+    # --- life cycle ---
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
         direct = [i.linux_name for i in self.config.interfaces if i.dhcp_server]
-        self.sockets = DhcpSockets(loop, self.on_batch, direct, port=self.dhcp_port)
+        self.sockets = DhcpSockets(loop, self.on_dhcp_batch, direct, port=self.dhcp_port)
+        self._start_vrrp(loop)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopped.set)
         self._arm_timer()
-        log.info("serving DHCP on port %d (direct on %s), %d leases loaded", self.dhcp_port,
-                 ", ".join(direct) or "no interface", len(self.dhcp.table))
+        log.info("serving DHCP on port %d (direct on %s), %d leases loaded; %d VRRP group(s)",
+                 self.dhcp_port, ", ".join(direct) or "no interface", len(self.dhcp.table),
+                 len(self.vrrp))
         try:
             await self._stopped.wait()
         finally:
@@ -93,11 +241,22 @@ class Device:
         self._stopped.set()
 
     def close(self) -> None:
+        """Stop cleanly: a VRRP master says priority 0 and drops its virtual IPs."""
+        now = self.clock()
+        for router in self.vrrp.values():
+            router.shutdown(now)
+        self._after_vrrp()
         if self._timer is not None:
             self._timer.cancel()
+        for link in self._links.values():
+            link.close()
+        self._links.clear()
+        if self._monitor is not None:
+            self._monitor.close()
+            self._monitor = None
         if self.sockets is not None:
             self.sockets.close()
             self.sockets = None
-        self._commit(self.dhcp.table.take_pending())
+        self._commit()
         self.journal.close()
         log.info("stopped")
