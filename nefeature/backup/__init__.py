@@ -1,0 +1,1 @@
+"""Remote backup: the sync channel between the two devices, and what it carries."""

@@ -1,0 +1,370 @@
+"""Sans-IO remote backup channel: handshake, authentication, sequenced updates, acks.
+
+One :class:`BackupChannel` per remote-backup-service.  It outlives the TCP
+connections under it: the queue of updates the peer has not acknowledged
+and the sequence numbers survive a reconnect, so nothing is lost or applied
+twice.
+
+Connection life: both sides send HELLO (version, a fresh nonce, a random
+incarnation number per process start, and what they last applied from the
+peer's incarnation); with a shared key each then proves it holds the key
+(an HMAC over both nonces) and from then on every frame carries an HMAC
+under a per-direction session key (``frames.session_keys``).  Once up, the
+sender resends what the peer's HELLO says it has not applied, and
+heartbeats every ``heartbeat_interval``; a peer silent for
+``dead_interval`` is declared down.
+
+Updates: ``send_records`` numbers lease records 1, 2, 3... per incarnation;
+an UPDATE frame carries several.  The receiver hands new records to its
+owner (``RecordsReceived``), skips any it has seen, and acknowledges only
+when the owner calls ``acknowledge()`` after committing them to its own
+journal, so an ack means "on the peer's disk".  Acks are cumulative.
+
+Inputs: ``connection_made``, ``data_received``, ``connection_lost``,
+``handle_timer`` and the owner's calls; outputs: ``data_to_send()``,
+``events`` and ``close_reason`` (set when the shell must drop the
+connection).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import Enum
+
+from nefeature.backup.frames import (
+    PROTOCOL_VERSION,
+    Frame,
+    FrameError,
+    FrameReader,
+    FrameType,
+    Hello,
+    LeaseRecord,
+    ProfileInfo,
+    auth_proof,
+    decode_heartbeat,
+    decode_hello,
+    decode_records,
+    encode_frame,
+    encode_hello,
+    encode_profiles,
+    encode_records,
+    session_keys,
+)
+
+RECORDS_PER_FRAME = 500
+BATCH_FLAG = 0x01
+
+
+class ChannelState(str, Enum):
+    DOWN = "down"
+    HELLO = "hello"  # connected, waiting for the peer's HELLO (and AUTH)
+    UP = "up"
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelUp:
+    peer: Hello
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelDown:
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class RecordsReceived:
+    records: list[LeaseRecord]
+    batch: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BatchStarted:
+    backup_id: int
+    total: int
+
+
+@dataclass(frozen=True, slots=True)
+class BatchFinished:
+    backup_id: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class Acked:
+    upto: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerProfiles:
+    profiles: tuple[ProfileInfo, ...]
+
+
+@dataclass
+class ChannelStatistics:
+    updates_sent: int = 0
+    updates_received: int = 0
+    acks_received: int = 0
+    heartbeats_sent: int = 0
+    heartbeats_received: int = 0
+    frames_rejected: int = 0
+
+
+@dataclass
+class BackupChannel:
+    name: str
+    shared_key: bytes | None = None
+    heartbeat_interval: float = 1.0
+    dead_interval: float = 3.0
+    random_bytes: Callable[[int], bytes] = os.urandom
+    profiles: tuple[ProfileInfo, ...] = ()
+    statistics: ChannelStatistics = field(default_factory=ChannelStatistics)
+    events: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.incarnation = int.from_bytes(self.random_bytes(8), "big") or 1
+        self.state = ChannelState.DOWN
+        self.next_seq = 1
+        self.unacked: deque[tuple[int, LeaseRecord, bool]] = deque()  # (seq, record, batch)
+        self.peer_acked = 0
+        self.peer_incarnation = 0
+        self.received_seq = 0  # highest seq from the peer handed to the owner
+        self.acked_seq = 0  # highest seq we told the peer is applied
+        self.peer: Hello | None = None
+        self.peer_profiles: tuple[ProfileInfo, ...] = ()
+        self.close_reason: str | None = None
+        self._out = bytearray()
+        self._reset_connection()
+
+    def _reset_connection(self) -> None:
+        self._reader = FrameReader()
+        self._send_key: bytes | None = None
+        self._send_counter = 0
+        self._nonce = b""
+        self._peer_hello: Hello | None = None
+        self._last_heard = 0.0
+        self._next_heartbeat: float | None = None
+        self._pending_receive_key: bytes | None = None
+
+    # --- connection life ---
+
+    def connection_made(self, now: float) -> None:
+        self._reset_connection()
+        self._out.clear()
+        self.close_reason = None
+        self.state = ChannelState.HELLO
+        self._nonce = self.random_bytes(16)
+        self._last_heard = now
+        hello = Hello(PROTOCOL_VERSION, self._nonce, self.incarnation, self.shared_key is not None,
+                      self.received_seq, self.peer_incarnation, self.profiles)
+        self._send(Frame(FrameType.HELLO, payload=encode_hello(hello)))
+
+    def connection_lost(self, now: float, reason: str) -> None:
+        was_up = self.state is ChannelState.UP
+        self.state = ChannelState.DOWN
+        self._reset_connection()
+        self._out.clear()
+        if was_up:
+            self.events.append(ChannelDown(reason))
+
+    def data_received(self, data: bytes, now: float) -> None:
+        if self.state is ChannelState.DOWN or self.close_reason:
+            return
+        self._last_heard = now
+        try:
+            for frame in self._reader.feed(data):
+                self._handle(frame, now)
+                if self.close_reason:
+                    return
+        except FrameError as error:
+            self.statistics.frames_rejected += 1
+            self._close(str(error))
+
+    def _close(self, reason: str) -> None:
+        self.close_reason = reason
+
+    def data_to_send(self) -> bytes:
+        data = bytes(self._out)
+        self._out.clear()
+        return data
+
+    def next_deadline(self) -> float | None:
+        if self.state is ChannelState.DOWN or self.close_reason:
+            return None
+        dead = self._last_heard + self.dead_interval
+        return dead if self._next_heartbeat is None else min(dead, self._next_heartbeat)
+
+    def handle_timer(self, now: float) -> None:
+        if self.state is ChannelState.DOWN or self.close_reason:
+            return
+        if now >= self._last_heard + self.dead_interval:
+            self._close("peer silent")
+            return
+        if self._next_heartbeat is not None and now >= self._next_heartbeat:
+            self._heartbeat(now)
+
+    # --- what the owner sends ---
+
+    def set_profiles(self, profiles: tuple[ProfileInfo, ...], now: float) -> None:
+        """Our profiles' roles; the peer hears of a change at once."""
+        if profiles != self.profiles:
+            self.profiles = profiles
+            if self.state is ChannelState.UP:
+                self._heartbeat(now)
+
+    def send_records(self, records: list[LeaseRecord], batch: bool = False) -> int:
+        """Queue records (sent now if up); returns the sequence number of the last."""
+        first = self.next_seq
+        for record in records:
+            self.unacked.append((self.next_seq, record, batch))
+            self.next_seq += 1
+        if self.state is ChannelState.UP:
+            self._send_updates([(s, r, b) for s, r, b in self.unacked if s >= first])
+        return self.next_seq - 1
+
+    def send_batch(self, backup_id: int, records: list[LeaseRecord]) -> int:
+        """A batch backup: BATCH_BEGIN, the records in pages, BATCH_END."""
+        self._send(Frame(FrameType.BATCH_BEGIN,
+                         payload=backup_id.to_bytes(2, "big") + len(records).to_bytes(4, "big")))
+        last = self.send_records(records, batch=True)
+        self._send(Frame(FrameType.BATCH_END,
+                         payload=backup_id.to_bytes(2, "big") + len(records).to_bytes(4, "big")))
+        return last
+
+    def acknowledge(self, now: float) -> None:
+        """The owner committed everything received so far: tell the peer."""
+        if self.received_seq > self.acked_seq and self.state is ChannelState.UP:
+            self.acked_seq = self.received_seq
+            self._send(Frame(FrameType.HEARTBEAT, ack=self.acked_seq,
+                             payload=encode_profiles(self.profiles)))
+
+    @property
+    def pending(self) -> int:
+        return len(self.unacked)
+
+    # --- frames ---
+
+    def _send(self, frame: Frame) -> None:
+        if self.state is ChannelState.DOWN:
+            return
+        if frame.ack == 0 and frame.type is not FrameType.HELLO:
+            frame = Frame(frame.type, frame.seq, self.acked_seq, frame.payload, frame.flags)
+        self._out += encode_frame(frame, self._send_key, self._send_counter)
+        if self._send_key is not None:
+            self._send_counter += 1
+
+    def _send_updates(self, entries: list[tuple[int, LeaseRecord, bool]]) -> None:
+        for start in range(0, len(entries), RECORDS_PER_FRAME):
+            page = entries[start:start + RECORDS_PER_FRAME]
+            batch = page[0][2]
+            self._send(Frame(FrameType.UPDATE, seq=page[-1][0], ack=self.acked_seq,
+                             payload=encode_records([record for _, record, _ in page]),
+                             flags=BATCH_FLAG if batch else 0))
+            self.statistics.updates_sent += len(page)
+
+    def _heartbeat(self, now: float) -> None:
+        self._send(Frame(FrameType.HEARTBEAT, ack=self.acked_seq,
+                         payload=encode_profiles(self.profiles)))
+        self.statistics.heartbeats_sent += 1
+        self._next_heartbeat = now + self.heartbeat_interval
+
+    def _handle(self, frame: Frame, now: float) -> None:
+        if self.state is ChannelState.HELLO:
+            if frame.type is FrameType.HELLO and self._peer_hello is None:
+                self._on_hello(decode_hello(frame.payload), now)
+            elif frame.type is FrameType.AUTH and self._peer_hello is not None:
+                self._on_auth(frame.payload, now)
+            else:
+                self.statistics.frames_rejected += 1
+                self._close(f"{frame.type.name} before the handshake completed")
+            return
+        if frame.ack > self.peer_acked:
+            self._on_ack(frame.ack)
+        if frame.type is FrameType.UPDATE:
+            self._on_update(frame)
+        elif frame.type is FrameType.HEARTBEAT:
+            self.statistics.heartbeats_received += 1
+            profiles = decode_heartbeat(frame.payload)
+            if profiles != self.peer_profiles:
+                self.peer_profiles = profiles
+                self.events.append(PeerProfiles(profiles))
+        elif frame.type is FrameType.BATCH_BEGIN:
+            self.events.append(BatchStarted(int.from_bytes(frame.payload[:2], "big"),
+                                            int.from_bytes(frame.payload[2:6], "big")))
+        elif frame.type is FrameType.BATCH_END:
+            self.events.append(BatchFinished(int.from_bytes(frame.payload[:2], "big"),
+                                             int.from_bytes(frame.payload[2:6], "big")))
+        else:
+            self.statistics.frames_rejected += 1
+            self._close(f"unexpected {frame.type.name}")
+
+    def _on_hello(self, hello: Hello, now: float) -> None:
+        if hello.version != PROTOCOL_VERSION:
+            self._close(f"peer speaks version {hello.version}, we speak {PROTOCOL_VERSION}")
+            return
+        if hello.authenticated != (self.shared_key is not None):
+            self._close("shared-key configured on one side only")
+            return
+        ours = {p.backup_id: p.name for p in self.profiles}
+        theirs = {p.backup_id: p.name for p in hello.profiles}
+        if ours and not set(ours) & set(theirs):
+            self._close(f"no common backup-id (ours {sorted(ours)}, peer {sorted(theirs)})")
+            return
+        self._peer_hello = hello
+        if self.shared_key is None:
+            self._up(now)
+            return
+        self._send(Frame(FrameType.AUTH, payload=auth_proof(self.shared_key, self._nonce,
+                                                            hello.nonce)))
+        self._send_key, receive_key = session_keys(self.shared_key, self._nonce, hello.nonce)
+        self._pending_receive_key = receive_key
+
+    def _on_auth(self, proof: bytes, now: float) -> None:
+        expected = auth_proof(self.shared_key, self._peer_hello.nonce, self._nonce)
+        if not hmac.compare_digest(proof, expected):
+            self.statistics.frames_rejected += 1
+            self._close("wrong shared key")
+            return
+        self._reader.mac_key = self._pending_receive_key
+        self._up(now)
+
+    def _up(self, now: float) -> None:
+        hello = self._peer_hello
+        if hello.incarnation != self.peer_incarnation:
+            self.peer_incarnation = hello.incarnation  # a restarted (or new) peer
+            self.received_seq = self.acked_seq = 0
+        if hello.peer_incarnation == self.incarnation:
+            self._on_ack(hello.applied)
+        self.peer = hello
+        self.peer_profiles = hello.profiles
+        self.state = ChannelState.UP
+        self.events.append(ChannelUp(hello))
+        if self.unacked:
+            self._send_updates(list(self.unacked))
+        self._heartbeat(now)
+
+    def _on_ack(self, upto: int) -> None:
+        if upto >= self.next_seq:
+            return  # acknowledges what we never sent: ignore
+        advanced = False
+        while self.unacked and self.unacked[0][0] <= upto:
+            self.unacked.popleft()
+            advanced = True
+        if upto > self.peer_acked:
+            self.peer_acked = upto
+            self.statistics.acks_received += 1
+        if advanced:
+            self.events.append(Acked(upto))
+
+    def _on_update(self, frame: Frame) -> None:
+        records = decode_records(frame.payload)
+        first = frame.seq - len(records) + 1
+        if frame.seq <= self.received_seq:
+            return  # all seen before (resent after a reconnect)
+        new = records[max(0, self.received_seq + 1 - first):]
+        self.received_seq = frame.seq
+        self.statistics.updates_received += len(new)
+        self.events.append(RecordsReceived(new, bool(frame.flags & BATCH_FLAG)))

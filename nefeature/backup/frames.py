@@ -1,0 +1,282 @@
+"""Wire format of the remote backup channel: framed, sequenced, authenticated.
+
+Every frame is::
+
+    u32 length            bytes after this field
+    u8  type, u8 flags, u16 reserved
+    u64 seq               UPDATE: sequence number of the frame's last record
+    u64 ack               highest UPDATE sequence received and applied (cumulative)
+    ... payload ...
+    [32-byte HMAC-SHA256] once the session is authenticated
+
+The HMAC covers a per-direction frame counter followed by the frame, under
+a per-direction key derived from the shared key and both sides' nonces
+(``session_keys``), so a frame cannot be replayed, reordered, reflected to
+its sender or carried into another connection.
+
+Lease records travel in UPDATE frames, several per frame; everything here
+is plain ``struct`` code, and malformed input raises :class:`FrameError`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass
+from enum import IntEnum
+
+from nefeature.dhcp.leases import Lease, LeaseState
+
+PROTOCOL_VERSION = 1
+MAX_FRAME = 1 << 20  # 1 MiB: a page of a batch backup is far smaller
+HEADER = struct.Struct("!IBBHQQ")  # length counts from type on
+MAC_SIZE = 32
+
+
+class FrameType(IntEnum):
+    HELLO = 1
+    AUTH = 2
+    UPDATE = 3
+    BATCH_BEGIN = 4
+    BATCH_END = 5
+    HEARTBEAT = 6
+
+
+class FrameError(ValueError):
+    """A frame that is malformed, too big, or fails authentication."""
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    type: FrameType
+    seq: int = 0
+    ack: int = 0
+    payload: bytes = b""
+    flags: int = 0
+
+
+# --- framing ---
+
+
+def encode_frame(frame: Frame, mac_key: bytes | None = None, counter: int = 0) -> bytes:
+    length = HEADER.size - 4 + len(frame.payload) + (MAC_SIZE if mac_key else 0)
+    data = HEADER.pack(length, frame.type, frame.flags, 0, frame.seq, frame.ack) + frame.payload
+    if mac_key:
+        data += hmac.new(mac_key, struct.pack("!Q", counter) + data, hashlib.sha256).digest()
+    return data
+
+
+class FrameReader:
+    """Splits a byte stream into frames; verifies each frame's MAC once keyed."""
+
+    def __init__(self) -> None:
+        self.buffer = bytearray()
+        self.mac_key: bytes | None = None
+        self.counter = 0
+
+    def feed(self, data: bytes) -> Iterator[Frame]:
+        """Yield the complete frames in the stream so far, one at a time.
+
+        Lazily, so that a MAC key installed while handling one frame applies
+        to the very next one.
+        """
+        self.buffer += data
+        while len(self.buffer) >= 4:
+            (length,) = struct.unpack_from("!I", self.buffer)
+            if length > MAX_FRAME or length < HEADER.size - 4:
+                raise FrameError(f"frame length {length} out of bounds")
+            if len(self.buffer) < 4 + length:
+                break
+            raw = bytes(self.buffer[:4 + length])
+            del self.buffer[:4 + length]
+            yield self._parse(raw)
+
+    def _parse(self, raw: bytes) -> Frame:
+        if self.mac_key is not None:
+            body, mac = raw[:-MAC_SIZE], raw[-MAC_SIZE:]
+            if len(body) < HEADER.size:
+                raise FrameError("frame too short for its MAC")
+            expected = hmac.new(self.mac_key, struct.pack("!Q", self.counter) + body,
+                                hashlib.sha256).digest()
+            if not hmac.compare_digest(mac, expected):
+                raise FrameError("frame authentication failed")
+            self.counter += 1
+            raw = body
+        _length, kind, flags, _reserved, seq, ack = HEADER.unpack_from(raw)
+        try:
+            frame_type = FrameType(kind)
+        except ValueError:
+            raise FrameError(f"unknown frame type {kind}") from None
+        return Frame(frame_type, seq, ack, raw[HEADER.size:], flags)
+
+
+def session_keys(shared_key: bytes, own_nonce: bytes, peer_nonce: bytes) -> tuple[bytes, bytes]:
+    """(key to sign what we send, key to check what we receive)."""
+    low, high = sorted((own_nonce, peer_nonce))
+    session = hmac.new(shared_key, b"nefeature-session" + low + high, hashlib.sha256).digest()
+    return (hmac.new(session, b"from" + own_nonce, hashlib.sha256).digest(),
+            hmac.new(session, b"from" + peer_nonce, hashlib.sha256).digest())
+
+
+def auth_proof(shared_key: bytes, prover_nonce: bytes, verifier_nonce: bytes) -> bytes:
+    """What the prover sends to show it holds the key (HMAC challenge, both ways)."""
+    return hmac.new(shared_key, b"nefeature-auth" + verifier_nonce + prover_nonce,
+                    hashlib.sha256).digest()
+
+
+# --- payloads ---
+
+
+@dataclass(frozen=True, slots=True)
+class ProfileInfo:
+    backup_id: int
+    name: str
+    state: str  # init | slave | master
+    batch_done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Hello:
+    version: int
+    nonce: bytes  # 16 bytes, fresh per connection
+    incarnation: int  # random per process start
+    authenticated: bool  # this side has a shared key
+    applied: int  # last UPDATE seq applied from the peer's incarnation below
+    peer_incarnation: int  # the peer incarnation ``applied`` refers to (0: none)
+    profiles: tuple[ProfileInfo, ...]
+
+
+_STATES = ("init", "slave", "master")
+
+
+def _pack_str(text: str) -> bytes:
+    data = text.encode()
+    return struct.pack("!B", len(data)) + data
+
+
+def _pack_bytes(data: bytes | None) -> bytes:
+    data = data or b""
+    return struct.pack("!H", len(data)) + data
+
+
+class _Cursor:
+    def __init__(self, data: bytes) -> None:
+        self.data, self.position = data, 0
+
+    def take(self, fmt: str) -> tuple:
+        size = struct.calcsize(fmt)
+        if self.position + size > len(self.data):
+            raise FrameError("payload truncated")
+        values = struct.unpack_from(fmt, self.data, self.position)
+        self.position += size
+        return values
+
+    def raw(self, size: int) -> bytes:
+        if self.position + size > len(self.data):
+            raise FrameError("payload truncated")
+        value = self.data[self.position:self.position + size]
+        self.position += size
+        return value
+
+    def string(self) -> str:
+        try:
+            return self.raw(self.take("!B")[0]).decode()
+        except UnicodeDecodeError:
+            raise FrameError("bad text") from None
+
+    def blob(self) -> bytes:
+        return self.raw(self.take("!H")[0])
+
+
+def encode_profiles(profiles: tuple[ProfileInfo, ...]) -> bytes:
+    return struct.pack("!H", len(profiles)) + b"".join(
+        struct.pack("!HBB", p.backup_id, _STATES.index(p.state), int(p.batch_done))
+        + _pack_str(p.name) for p in profiles)
+
+
+def _decode_profiles(cursor: _Cursor) -> tuple[ProfileInfo, ...]:
+    (count,) = cursor.take("!H")
+    profiles = []
+    for _ in range(count):
+        backup_id, state, done = cursor.take("!HBB")
+        if state >= len(_STATES):
+            raise FrameError(f"unknown profile state {state}")
+        profiles.append(ProfileInfo(backup_id, cursor.string(), _STATES[state], bool(done)))
+    return tuple(profiles)
+
+
+def encode_hello(hello: Hello) -> bytes:
+    return (struct.pack("!H16sQBQQ", hello.version, hello.nonce, hello.incarnation,
+                        int(hello.authenticated), hello.applied, hello.peer_incarnation)
+            + encode_profiles(hello.profiles))
+
+
+def decode_hello(payload: bytes) -> Hello:
+    cursor = _Cursor(payload)
+    version, nonce, incarnation, authenticated, applied, peer_incarnation = cursor.take(
+        "!H16sQBQQ")
+    return Hello(version, nonce, incarnation, bool(authenticated), applied, peer_incarnation,
+                 _decode_profiles(cursor))
+
+
+def decode_heartbeat(payload: bytes) -> tuple[ProfileInfo, ...]:
+    return _decode_profiles(_Cursor(payload))
+
+
+# Lease records: a lease, or a deletion (address freed: state byte 255).
+_LEASE_STATES = tuple(LeaseState)
+DELETED = 255
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseRecord:
+    backup_id: int
+    pool: str
+    address: int
+    lease: Lease | None  # None: the address no longer has a lease
+
+
+def encode_records(records: list[LeaseRecord]) -> bytes:
+    parts = [struct.pack("!I", len(records))]
+    for record in records:
+        lease = record.lease
+        head = struct.pack("!H", record.backup_id) + _pack_str(record.pool)
+        if lease is None:
+            parts.append(head + struct.pack("!IB", record.address, DELETED))
+            continue
+        parts.append(
+            head + struct.pack("!IBddB", record.address, _LEASE_STATES.index(lease.state),
+                               lease.start, -1.0 if lease.expiry is None else lease.expiry,
+                               int(lease.static))
+            + _pack_bytes(lease.client) + _pack_bytes(lease.hardware_address)
+            + _pack_bytes(lease.client_id) + _pack_bytes((lease.hostname or "").encode())
+            + _pack_bytes(lease.option82))
+    return b"".join(parts)
+
+
+def decode_records(payload: bytes) -> list[LeaseRecord]:
+    cursor = _Cursor(payload)
+    (count,) = cursor.take("!I")
+    records = []
+    for _ in range(count):
+        (backup_id,) = cursor.take("!H")
+        pool = cursor.string()
+        address, state = cursor.take("!IB")
+        if state == DELETED:
+            records.append(LeaseRecord(backup_id, pool, address, None))
+            continue
+        if state >= len(_LEASE_STATES):
+            raise FrameError(f"unknown lease state {state}")
+        start, expiry, static = cursor.take("!ddB")
+        client, hardware, client_id, hostname, option82 = (cursor.blob() for _ in range(5))
+        lease = Lease(address=address, pool=pool, client=client, hardware_address=hardware,
+                      state=_LEASE_STATES[state], start=start,
+                      expiry=None if expiry < 0 else expiry, client_id=client_id or None,
+                      hostname=hostname.decode("utf-8", "replace") or None,
+                      option82=option82 or None, origin="peer-sync", static=bool(static))
+        records.append(LeaseRecord(backup_id, pool, address, lease))
+    if cursor.position != len(payload):
+        raise FrameError("trailing bytes after the records")
+    return records

@@ -1,0 +1,285 @@
+"""The remote backup channel over a fake link: handshake, keys, acks, loss and reconnects."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from nefeature.backup.channel import (
+    Acked,
+    BackupChannel,
+    BatchFinished,
+    BatchStarted,
+    ChannelDown,
+    ChannelState,
+    ChannelUp,
+    PeerProfiles,
+    RecordsReceived,
+)
+from nefeature.backup.frames import (
+    MAX_FRAME,
+    Frame,
+    FrameError,
+    FrameReader,
+    FrameType,
+    LeaseRecord,
+    ProfileInfo,
+    decode_records,
+    encode_frame,
+    encode_records,
+)
+from nefeature.dhcp.leases import Lease, LeaseState
+
+KEY = b"correct horse battery staple"
+PROFILE = (ProfileInfo(1, "service1", "master"),)
+PEER_PROFILE = (ProfileInfo(1, "service1", "slave"),)
+
+
+def counter_bytes():
+    counter = itertools.count(1)
+    return lambda n: next(counter).to_bytes(n, "big")
+
+
+def lease(n: int, **changes) -> Lease:
+    base = dict(address=0x0A0A0A00 + n, pool="pool1", client=b"h" + bytes(6) + bytes([n]),
+                hardware_address=bytes(5) + bytes([n]), state=LeaseState.BOUND, start=100.0 + n,
+                expiry=86500.0 + n, client_id=b"\x01abc", hostname="pc%d" % n,
+                option82=b"\x01\x04eth1\x02\x02r1")
+    base.update(changes)
+    return Lease(**base)
+
+
+def record(n: int, **changes) -> LeaseRecord:
+    return LeaseRecord(1, "pool1", 0x0A0A0A00 + n, lease(n, **changes))
+
+
+class Link:
+    """Two channels joined by a fake TCP connection that can be cut."""
+
+    def __init__(self, key_a=KEY, key_b=KEY):
+        self.a = BackupChannel("s1", key_a, random_bytes=counter_bytes(), profiles=PROFILE)
+        self.b = BackupChannel("s1", key_b, random_bytes=counter_bytes(), profiles=PEER_PROFILE)
+        self.now = 0.0
+        self.connected = False
+
+    def connect(self):
+        self.connected = True
+        self.a.connection_made(self.now)
+        self.b.connection_made(self.now)
+        self.pump()
+
+    def pump(self, rounds=20, applied=True):
+        """Move bytes both ways; the receiver 'commits' and acknowledges when ``applied``."""
+        for _ in range(rounds):
+            moved = False
+            for sender, receiver in ((self.a, self.b), (self.b, self.a)):
+                data = sender.data_to_send()
+                if data and self.connected:
+                    moved = True
+                    receiver.data_received(data, self.now)
+                    if applied:
+                        receiver.acknowledge(self.now)
+            for channel in (self.a, self.b):
+                if channel.close_reason and self.connected:
+                    self.cut(channel.close_reason)
+            if not moved:
+                return
+
+    def cut(self, reason="cable cut"):
+        self.connected = False
+        self.a.connection_lost(self.now, reason)
+        self.b.connection_lost(self.now, reason)
+
+
+def received(channel) -> list[LeaseRecord]:
+    return [r for e in channel.events if isinstance(e, RecordsReceived) for r in e.records]
+
+
+def test_records_round_trip_with_every_field():
+    records = [record(1), record(2, state=LeaseState.RELEASED, expiry=None, option82=None,
+                                  client_id=None, hostname=None),
+               LeaseRecord(1, "pool1", 0x0A0A0A09, None)]
+    decoded = decode_records(encode_records(records))
+    assert decoded[0].lease == records[0].lease.with_changes(origin="peer-sync")
+    assert decoded[1].lease.expiry is None and decoded[1].lease.option82 is None
+    assert decoded[2] == records[2]
+
+
+def test_handshake_with_key_then_updates_are_acknowledged():
+    link = Link()
+    link.connect()
+    assert link.a.state is ChannelState.UP and link.b.state is ChannelState.UP
+    assert any(isinstance(e, ChannelUp) for e in link.b.events)
+    assert link.b.peer_profiles == PROFILE
+    last = link.a.send_records([record(1), record(2), record(3)])
+    link.pump()
+    assert [r.address for r in received(link.b)] == [0x0A0A0A01, 0x0A0A0A02, 0x0A0A0A03]
+    assert received(link.b)[0].lease.option82 == b"\x01\x04eth1\x02\x02r1"
+    assert link.a.peer_acked == last == 3 and link.a.pending == 0
+    assert any(isinstance(e, Acked) and e.upto == 3 for e in link.a.events)
+
+
+def test_no_ack_before_the_receiver_commits():
+    link = Link()
+    link.connect()
+    link.a.send_records([record(1)])
+    link.pump(applied=False)
+    assert received(link.b) and link.a.pending == 1
+    link.b.acknowledge(link.now)
+    link.pump()
+    assert link.a.pending == 0
+
+
+def test_wrong_key_is_refused_and_nothing_is_delivered():
+    link = Link(key_b=b"another key entirely")
+    link.a.send_records([record(1)])
+    link.connect()
+    assert link.a.state is ChannelState.DOWN and link.b.state is ChannelState.DOWN
+    assert received(link.b) == []
+    assert link.a.statistics.frames_rejected + link.b.statistics.frames_rejected >= 1
+
+
+def test_key_on_one_side_only_is_refused():
+    link = Link(key_b=None)
+    link.connect()
+    assert link.a.state is ChannelState.DOWN
+
+
+def test_no_common_backup_id_is_refused():
+    link = Link()
+    link.b.profiles = (ProfileInfo(2, "other", "slave"),)
+    link.connect()
+    assert link.a.state is ChannelState.DOWN
+
+
+def test_loss_and_reconnect_deliver_everything_exactly_once():
+    link = Link()
+    link.connect()
+    link.a.send_records([record(n) for n in range(1, 6)])
+    link.pump()
+    # the next updates are lost on a cut cable
+    link.connected = False
+    link.a.send_records([record(n) for n in range(6, 11)])
+    link.a.data_to_send()  # the bytes vanish
+    link.cut()
+    assert any(isinstance(e, ChannelDown) for e in link.a.events)
+    link.a.send_records([record(n) for n in range(11, 13)])  # queued while down
+    link.connect()
+    link.pump()
+    addresses = [r.address - 0x0A0A0A00 for r in received(link.b)]
+    assert addresses == list(range(1, 13))
+    assert link.a.pending == 0
+
+
+def test_resent_updates_already_applied_are_skipped():
+    link = Link()
+    link.connect()
+    link.a.send_records([record(1), record(2)])
+    link.pump(applied=True)
+    # the ack is lost: cut before A hears it, A resends on reconnect
+    link.a.send_records([record(3)])
+    frames = link.a.data_to_send()
+    link.b.data_received(frames, link.now)
+    link.b.acknowledge(link.now)
+    link.b.data_to_send()  # ack lost
+    link.cut()
+    link.connect()
+    link.pump()
+    assert [r.address - 0x0A0A0A00 for r in received(link.b)] == [1, 2, 3]
+    assert link.b.statistics.updates_received == 3
+
+
+def test_restarted_peer_gets_the_queue_again():
+    link = Link()
+    link.connect()
+    link.a.send_records([record(1)])
+    link.pump(applied=False)  # B got it but never committed: it dies
+    link.cut()
+    link.b = BackupChannel("s1", KEY, random_bytes=counter_bytes(), profiles=PEER_PROFILE)
+    link.b.random_bytes = lambda n: b"\x07" * n
+    link.b.incarnation = 7
+    link.connect()
+    link.pump()
+    assert [r.address - 0x0A0A0A00 for r in received(link.b)] == [1]
+
+
+def test_batch_backup_in_pages():
+    link = Link()
+    link.connect()
+    link.a.send_batch(1, [record(n % 250, start=float(n)) for n in range(1, 1201)])
+    link.pump()
+    kinds = [type(e) for e in link.b.events if isinstance(e, (BatchStarted, BatchFinished,
+                                                                RecordsReceived))]
+    assert kinds[0] is BatchStarted and kinds[-1] is BatchFinished
+    assert kinds.count(RecordsReceived) == 3  # 500 + 500 + 200
+    assert all(e.batch for e in link.b.events if isinstance(e, RecordsReceived))
+    assert len(received(link.b)) == 1200 and link.a.pending == 0
+
+
+def test_heartbeats_carry_role_changes_and_silence_kills_the_channel():
+    link = Link()
+    link.connect()
+    link.a.set_profiles((ProfileInfo(1, "service1", "slave"),), link.now)
+    link.pump()
+    assert link.b.peer_profiles[0].state == "slave"
+    assert any(isinstance(e, PeerProfiles) for e in link.b.events)
+    link.now = link.a.next_deadline()
+    link.a.handle_timer(link.now)
+    link.b.handle_timer(link.now)
+    link.pump()
+    assert link.a.statistics.heartbeats_sent >= 2
+    link.connected = False  # nothing gets through any more
+    link.now += 3.5
+    link.a.handle_timer(link.now)
+    assert link.a.close_reason == "peer silent"
+
+
+def test_replayed_frame_fails_authentication():
+    link = Link()
+    link.connect()
+    link.a.send_records([record(1)])
+    captured = link.a.data_to_send()
+    link.b.data_received(captured, link.now)
+    link.b.data_received(captured, link.now)  # replay
+    assert link.b.close_reason == "frame authentication failed"
+    assert link.b.statistics.frames_rejected == 1
+
+
+def test_tampered_frame_fails_authentication():
+    link = Link()
+    link.connect()
+    link.a.send_records([record(1)])
+    captured = bytearray(link.a.data_to_send())
+    captured[40] ^= 0x01
+    link.b.data_received(bytes(captured), link.now)
+    assert link.b.close_reason == "frame authentication failed"
+    assert received(link.b) == []
+
+
+def test_oversized_and_truncated_frames():
+    reader = FrameReader()
+    with pytest.raises(FrameError):
+        list(reader.feed((MAX_FRAME + 1).to_bytes(4, "big") + b"\x03"))
+    reader = FrameReader()
+    frame = encode_frame(Frame(FrameType.UPDATE, seq=1, payload=encode_records([record(1)])))
+    assert list(reader.feed(frame[:-5])) == []  # waits for the rest
+    assert len(list(reader.feed(frame[-5:]))) == 1
+    with pytest.raises(FrameError):
+        decode_records(encode_records([record(1)])[:-3])
+
+
+def test_frames_before_the_handshake_are_refused():
+    link = Link(key_a=None, key_b=None)
+    link.b.connection_made(0.0)
+    link.b.data_received(encode_frame(Frame(FrameType.UPDATE, seq=1,
+                                            payload=encode_records([record(1)]))), 0.0)
+    assert link.b.close_reason and received(link.b) == []
+
+
+def test_without_keys_the_channel_still_works():
+    link = Link(key_a=None, key_b=None)
+    link.connect()
+    link.a.send_records([record(4)])
+    link.pump()
+    assert [r.address for r in received(link.b)] == [0x0A0A0A04]
