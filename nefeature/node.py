@@ -8,6 +8,10 @@ for the earliest deadline of any engine.
 * DHCP: each batch of datagrams goes through the engine; the batch's lease
   changes are committed to the journal, then its replies are sent, so no
   DHCPACK leaves before its lease is on disk.
+* Hot backup: pools bound to a backup profile are served by the VRRP
+  master only; lease events go to the peer over the remote backup channel
+  (TCP), and in strict mode a DHCPACK waits for the peer's acknowledgement
+  (``nefeature.backup.hotbackup``).
 * VRRP: one router per configured group; a raw socket per interface (or an
   emulated LAN on loopback); the kernel's link events start and stop the
   routers on their own interface and feed interface tracking; a router
@@ -23,6 +27,8 @@ import time
 from ipaddress import IPv4Address
 from pathlib import Path
 
+from nefeature.backup.hotbackup import HotBackup
+from nefeature.backup.transport import ChannelConnector
 from nefeature.config.model import DeviceConfig
 from nefeature.dhcp.journal import LeaseJournal
 from nefeature.dhcp.server import SERVER_PORT, DhcpServer, Received
@@ -66,7 +72,9 @@ class Device:
             interface = config.interface(group.interface)
             self.vrrp[group.key] = VrrpRouter(group, int(interface.address.ip))
         self.vrrp_errors = dict.fromkeys(VRRP_GLOBAL_COUNTERS, 0)
-        self.vrrp_events: list = []  # for NETCONF notifications and the sync engine
+        self.vrrp_events: list = []  # for NETCONF notifications
+        self.backup = HotBackup(config, self.dhcp, self.vrrp, started=self.clock())
+        self.connectors: dict[str, ChannelConnector] = {}
         self.sockets: DhcpSockets | None = None
         self._links: dict[str, RawVrrpLink | EmulatedVrrpLink] = {}
         self._virtual: dict[tuple[str, int], VirtualAddresses | NoVirtualAddresses] = {}
@@ -83,16 +91,39 @@ class Device:
             self.journal.commit(pending)
 
     def on_dhcp_batch(self, batch: list[Received]) -> None:
-        """Engine, then journal, then the wire: no ACK before its lease is on disk."""
+        """Engine, journal, peer, wire: no ACK before its lease is on disk (and, in
+        strict hot backup, on the peer's disk)."""
         now = self.clock()
         replies = []
         for packet in batch:
             replies.extend(self.dhcp.receive(packet, now))
+        leaving = self.backup.route_replies(replies, self.dhcp.events, now)
+        self.dhcp.events.clear()
         self._commit()
-        for reply in replies:
-            self.sockets.send(reply)
-        self.dhcp.events.clear()  # no consumer until remote backup is wired in
+        self._flush_channels()
+        self._send_replies(leaving)
         self._arm_timer()
+
+    def _send_replies(self, replies) -> None:
+        if self.sockets is not None:
+            for reply in replies:
+                self.sockets.send(reply)
+
+    # --- remote backup ---
+
+    def on_channel_activity(self, service: str) -> None:
+        """A channel received something, or its connection went away."""
+        now = self.clock()
+        leaving, applied = self.backup.on_channel_events(service, now)
+        if applied:
+            self._commit()  # the peer's leases are on our disk before we acknowledge
+            self.backup.channels[service].acknowledge(now)
+        self._send_replies(leaving)
+        self._after_vrrp()
+
+    def _flush_channels(self) -> None:
+        for connector in self.connectors.values():
+            connector.flush()
 
     # --- VRRP ---
 
@@ -165,7 +196,16 @@ class Device:
             self._after_vrrp()
 
     def _after_vrrp(self) -> None:
-        """Send what the routers queued and act on their state changes."""
+        """Send what the routers queued, act on their state changes, follow roles."""
+        for _ in range(4):  # roles may open a preemption gate, which changes a state
+            self._vrrp_output()
+            self.backup.update_roles(self.clock())
+            if not any(r.outgoing or r.events for r in self.vrrp.values()):
+                break
+        self._flush_channels()
+        self._arm_timer()
+
+    def _vrrp_output(self) -> None:
         for key, router in self.vrrp.items():
             link = self._links.get(self.linux_name[key[0]])
             for advertisement in router.outgoing:
@@ -187,12 +227,12 @@ class Device:
             self.vrrp_events.extend(router.events)
             router.events.clear()
         del self.vrrp_events[:-1000]
-        self._arm_timer()
 
     # --- the one timer ---
 
     def _next_deadline(self) -> float | None:
-        deadlines = [self.dhcp.next_deadline()] + [r.next_deadline() for r in self.vrrp.values()]
+        deadlines = [self.dhcp.next_deadline(), self.backup.next_deadline()]
+        deadlines += [r.next_deadline() for r in self.vrrp.values()]
         return min((d for d in deadlines if d is not None), default=None)
 
     def _arm_timer(self) -> None:
@@ -211,12 +251,14 @@ class Device:
         dhcp_deadline = self.dhcp.next_deadline()
         if dhcp_deadline is not None and dhcp_deadline <= now:
             self.dhcp.handle_timer(now)
-            self._commit()
+            self.backup.route_replies([], self.dhcp.events, now)  # expiries reach the peer
             self.dhcp.events.clear()
+            self._commit()
         for router in self.vrrp.values():
             deadline = router.next_deadline()
             if deadline is not None and deadline <= now:
                 router.handle_timer(now)
+        self._send_replies(self.backup.handle_timer(now))
         self._after_vrrp()
 
     # --- life cycle ---
@@ -226,6 +268,11 @@ class Device:
         direct = [i.linux_name for i in self.config.interfaces if i.dhcp_server]
         self.sockets = DhcpSockets(loop, self.on_dhcp_batch, direct, port=self.dhcp_port)
         self._start_vrrp(loop)
+        for name, channel in self.backup.channels.items():
+            connector = ChannelConnector(loop, self.config.rbs_service(name), channel,
+                                         self.on_channel_activity, self.clock)
+            self.connectors[name] = connector
+            await connector.start()
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopped.set)
         self._arm_timer()
@@ -248,6 +295,8 @@ class Device:
         self._after_vrrp()
         if self._timer is not None:
             self._timer.cancel()
+        for connector in self.connectors.values():
+            connector.close()
         for link in self._links.values():
             link.close()
         self._links.clear()

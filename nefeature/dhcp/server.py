@@ -31,6 +31,7 @@ renewals bypass the relay).
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from ipaddress import IPv4Address
 
@@ -149,6 +150,10 @@ class DhcpServer:
         self.statistics = Statistics()
         self.table = LeaseTable()
         self.events: list = []
+        self.silent_pools: set[str] = set()  # the peer device serves these (VRRP backup)
+        self.sync_conflicts = 0
+        # Lazy hot backup caps lease times (MCLT rule): (pool, address, now, wanted) -> granted
+        self.lease_time_limit: Callable[[str, int, float, int], int] | None = None
         self.apply_config(config)
         for lease in leases:
             self._load(lease)
@@ -186,6 +191,49 @@ class DhcpServer:
         if lease.state in HOLDING:
             state.addresses.take(lease.address)
 
+    # --- remote backup ---
+
+    def set_serving(self, pool: str, serving: bool) -> None:
+        """Answer for a pool (VRRP master) or stay silent (backup)."""
+        (self.silent_pools.discard if serving else self.silent_pools.add)(pool)
+
+    def leases_of(self, pools: set[str]) -> list[Lease]:
+        """Every remembered lease of some pools (what a batch backup sends)."""
+        return [lease for lease in self.table.by_address.values()
+                if lease.pool in pools and lease.state is not LeaseState.OFFERED]
+
+    def apply_peer_lease(self, pool: str, address: int, lease: Lease | None) -> bool:
+        """Take a lease change from the peer; False if the local copy won a conflict.
+
+        Reconciliation (after a partition both sides granted): of two bindings of
+        one address to different clients the later expiry wins (then the later
+        start); the loser is dropped, so no address stays bound to two clients.
+        """
+        state = self.pools.get(pool)
+        if state is None:
+            return False
+        local = self.table.by_address.get(address)
+        if lease is None:
+            if local is not None and local.state is not LeaseState.OFFERED:
+                self.table.remove(address)
+                if local.state in HOLDING:
+                    state.addresses.free(address)
+            return True
+        if local is not None and local.state in HOLDING and local.state is not LeaseState.OFFERED:
+            if _lease_rank(local) > _lease_rank(lease):
+                if local.client != lease.client:
+                    self.sync_conflicts += 1
+                return False
+            if local.client != lease.client:
+                self.sync_conflicts += 1
+        same_client = self.table.for_client(pool, lease.client)
+        if same_client is not None and same_client.address != address \
+                and _lease_rank(same_client) > _lease_rank(lease) \
+                and same_client.state is not LeaseState.OFFERED:
+            return False  # the client has a newer binding here
+        self._store(state, lease)
+        return True
+
     # --- input ---
 
     def receive(self, packet: Received, now: float) -> list[Reply]:
@@ -208,7 +256,7 @@ class DhcpServer:
                 message.ciaddr and packet.unicast):
             return []  # directly attached clients only where 'dhcp server enable' is set
         state = self._select_pool(message, interface)
-        if state is None:
+        if state is None or state.config.name in self.silent_pools:
             return []
         server_id = self._server_id(state, interface)
         handler = getattr(self, "_on_" + counter)
@@ -381,10 +429,12 @@ class DhcpServer:
         return []
 
     def _bind(self, message, state, server_id, interface, existing, now, address=None):
+        address = existing.address if address is None else address
         lease_time = state.config.lease_time
-        lease = self._new_lease(
-            message, state, existing.address if address is None else address, LeaseState.BOUND,
-            now, None if lease_time is None else now + lease_time, existing)
+        if self.lease_time_limit is not None and lease_time is not None:
+            lease_time = self.lease_time_limit(state.config.name, address, now, lease_time)
+        lease = self._new_lease(message, state, address, LeaseState.BOUND, now,
+                                None if lease_time is None else now + lease_time, existing)
         self._store(state, lease)
         self.events.append(LeaseCommitted(lease))
         return [self._reply(message, MessageType.ACK, state, server_id, interface, lease)]
@@ -440,7 +490,11 @@ class DhcpServer:
         if reply_type is MessageType.NAK:
             options[Option.MESSAGE] = (reason or "").encode()
         elif lease is not None:
-            trailer = state.encoded_lease_options + state.encoded_options
+            granted = None if lease.expiry is None else round(lease.expiry - lease.start)
+            lease_options = state.encoded_lease_options
+            if reply_type is MessageType.ACK and granted != state.config.lease_time:
+                lease_options = encode_options(_lease_time_options(granted))  # capped (lazy)
+            trailer = lease_options + state.encoded_options
         else:
             trailer = state.encoded_options
         relay_info = request.options.get(Option.RELAY_AGENT_INFORMATION)
@@ -466,6 +520,11 @@ class DhcpServer:
             mac=mac if direct else None,
             durable=reply_type is MessageType.ACK and lease is not None,
         )
+
+
+def _lease_rank(lease: Lease) -> tuple[float, float]:
+    """Order of precedence between two versions: later expiry, then later start."""
+    return (float("inf") if lease.expiry is None else lease.expiry, lease.start)
 
 
 def _is_direct(message: DhcpMessage, interface: Interface | None) -> bool:

@@ -1,0 +1,333 @@
+"""DHCP server hot backup: VRRP decides who serves, the channel keeps both tables equal.
+
+Sans-IO glue between the DHCP engine, the VRRP routers and the backup
+channels, driven by the device shell (``nefeature.node``):
+
+Roles.  A pool bound to a remote-backup-profile with ``service-type
+dhcp-server`` is served only by the device whose VRRP group of that profile
+is master; the other device keeps silent and applies the updates it
+receives (``update_roles``).  A device that rejoins may take the master role
+back only after the batch backup from the current master is complete: its
+VRRP preemption gate stays closed until then (DESIGN.md section 4).
+
+Updates.  Every lease event of a bound pool (commit, renew, release,
+decline, expiry) becomes a record on the profile's channel.  In ``strict``
+mode a DHCPACK is parked until the peer acknowledges its record (the peer
+acknowledges after its own journal commit), for at most ``STRICT_WAIT``
+seconds; with the peer unreachable the master serves alone and the queue
+is sent when it returns.  In ``lazy`` mode the reply leaves at once and the
+lease time is capped so that it never runs more than MCLT past what the
+peer has acknowledged (the ISC failover rule).
+
+Batch backup.  When a channel comes up, the master of each profile sends
+all leases of the profile's pools in pages; ``batch_backup_now`` does the
+same on request.  After a partition both sides were masters and both send:
+``DhcpServer.apply_peer_lease`` keeps the later expiry and counts conflicts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nefeature.backup.channel import (
+    Acked,
+    BackupChannel,
+    BatchFinished,
+    BatchStarted,
+    ChannelDown,
+    ChannelState,
+    ChannelUp,
+    PeerProfiles,
+    RecordsReceived,
+)
+from nefeature.backup.frames import LeaseRecord, ProfileInfo
+from nefeature.config.model import DeviceConfig
+from nefeature.dhcp.events import LeaseEvent
+from nefeature.dhcp.server import DhcpServer, Reply
+from nefeature.vrrp.router import State, VrrpRouter
+
+STRICT_WAIT = 0.5  # seconds a DHCPACK waits for the peer before it leaves anyway
+CHANNEL_GRACE = 10.0  # seconds after start before an unreachable peer counts as gone
+
+
+@dataclass(frozen=True, slots=True)
+class RbpStateChanged:
+    """nefeature-rbs rbp-state-change."""
+
+    profile: str
+    old: str
+    new: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProtectDown:
+    """rbs-protect-down (resumed=False) / rbs-protect-down-resume (resumed=True)."""
+
+    service: str
+    resumed: bool
+    reason: str
+
+
+@dataclass
+class ProfileRuntime:
+    name: str
+    backup_id: int
+    service: str
+    vrrp_key: tuple[str, int]
+    pools: set[str]
+    sync_mode: str
+    mclt: int
+    local_state: str = "init"
+    peer_state: str = "init"
+    batch_done: bool = False
+    batch_total: int = 0
+    batch_received: int = 0
+    batch_status: str = "idle"
+    last_batch_time: float | None = None
+
+
+@dataclass
+class _Parked:
+    seq: int
+    deadline: float
+    reply: Reply
+
+
+@dataclass
+class HotBackup:
+    config: DeviceConfig
+    dhcp: DhcpServer
+    vrrp: dict[tuple[str, int], VrrpRouter]
+    started: float
+    channels: dict[str, BackupChannel] = field(default_factory=dict)
+    events: list = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.profiles: dict[str, ProfileRuntime] = {}
+        for profile in self.config.rbs_profiles:
+            if "dhcp-server" not in profile.service_types or profile.service is None \
+                    or profile.vrrp is None:
+                continue
+            service = self.config.rbs_service(profile.service)
+            if service.peer is None or service.shut_down:
+                continue
+            pools = {p.name for p in self.config.pools if p.backup_profile == profile.name}
+            self.profiles[profile.name] = ProfileRuntime(
+                profile.name, profile.backup_id, profile.service, profile.vrrp, pools,
+                profile.sync_mode, profile.mclt)
+            if service.name not in self.channels:
+                key = service.shared_key.encode() if service.shared_key else None
+                self.channels[service.name] = BackupChannel(service.name, key)
+        self.parked: dict[str, list[_Parked]] = {name: [] for name in self.channels}
+        self.acked_expiry: dict[int, float] = {}  # address -> expiry the peer acknowledged
+        self._in_flight: dict[str, dict[int, tuple[int, float]]] = {n: {} for n in self.channels}
+        self.records_applied = 0
+        self._grace_over = not self.channels
+        if any(p.sync_mode == "lazy" for p in self.profiles.values()):
+            self.dhcp.lease_time_limit = self._lazy_lease_time
+        self.update_roles(self.started)
+
+    # --- roles and the preemption gate ---
+
+    def _profile_infos(self, service: str) -> tuple[ProfileInfo, ...]:
+        return tuple(ProfileInfo(p.backup_id, p.name, p.local_state, p.batch_done)
+                     for p in self.profiles.values() if p.service == service)
+
+    def update_roles(self, now: float) -> None:
+        """Follow VRRP: serve where master, keep silent elsewhere; gate preemption."""
+        for profile in self.profiles.values():
+            router = self.vrrp.get(profile.vrrp_key)
+            state = {State.MASTER: "master", State.BACKUP: "slave"}.get(
+                router.state if router else State.INITIALIZE, "init")
+            if state != profile.local_state:
+                self.events.append(RbpStateChanged(profile.name, profile.local_state, state,
+                                                   "vrrp"))
+                profile.local_state = state
+            for pool in profile.pools:
+                self.dhcp.set_serving(pool, state == "master")
+            if router is not None:
+                router.set_preempt_allowed(self._may_preempt(profile, now), now)
+        for name, channel in self.channels.items():
+            channel.set_profiles(self._profile_infos(name), now)
+
+    def _may_preempt(self, profile: ProfileRuntime, now: float) -> bool:
+        channel = self.channels[profile.service]
+        if channel.state is ChannelState.UP:
+            return profile.batch_done or profile.peer_state != "master"
+        return now >= self.started + CHANNEL_GRACE  # peer unreachable: VRRP alone decides
+
+    # --- DHCP output ---
+
+    def route_replies(self, replies: list[Reply], events: list, now: float) -> list[Reply]:
+        """Send lease events to the peer; return the replies that may leave now.
+
+        Strict mode parks a durable reply until the peer acknowledges the
+        record of its lease.
+        """
+        last_seq: dict[str, int] = {}
+        for event in events:
+            profile = self._profile_of_pool(event.lease.pool) if isinstance(event, LeaseEvent) \
+                else None
+            if profile is None:
+                continue
+            channel = self.channels[profile.service]
+            lease = event.lease
+            seq = channel.send_records([LeaseRecord(profile.backup_id, lease.pool, lease.address,
+                                                    lease)])
+            if lease.expiry is not None:
+                self._in_flight[profile.service][seq] = (lease.address, lease.expiry)
+            if profile.sync_mode == "strict":
+                last_seq[profile.service] = seq
+        leaving = []
+        for reply in replies:
+            service = self._strict_service(reply, last_seq)
+            if service is None:
+                leaving.append(reply)
+            else:
+                self.parked[service].append(_Parked(last_seq[service], now + STRICT_WAIT, reply))
+        return leaving
+
+    def _profile_of_pool(self, pool: str) -> ProfileRuntime | None:
+        for profile in self.profiles.values():
+            if pool in profile.pools:
+                return profile
+        return None
+
+    def _strict_service(self, reply: Reply, last_seq: dict[str, int]) -> str | None:
+        """The channel a durable reply must wait for, if any (up, strict, this batch)."""
+        if not reply.durable or not last_seq:
+            return None
+        for service, seq in last_seq.items():
+            if self.channels[service].state is ChannelState.UP and \
+                    self.channels[service].peer_acked < seq:
+                return service
+        return None
+
+    def _release(self, service: str, upto: int | None, now: float) -> list[Reply]:
+        """Parked replies whose record is acknowledged (or that waited long enough)."""
+        keep, leaving = [], []
+        for parked in self.parked[service]:
+            if upto is None or parked.seq <= upto or parked.deadline <= now:
+                leaving.append(parked.reply)
+            else:
+                keep.append(parked)
+        self.parked[service] = keep
+        return leaving
+
+    def _lazy_lease_time(self, pool: str, address: int, now: float, wanted: int) -> int:
+        """MCLT rule: never more than MCLT past the expiry the peer acknowledged."""
+        profile = self._profile_of_pool(pool)
+        if profile is None or profile.sync_mode != "lazy":
+            return wanted
+        known = max(self.acked_expiry.get(address, now), now)
+        return max(1, min(wanted, int(known + profile.mclt - now)))
+
+    # --- channel input ---
+
+    def on_channel_events(self, service: str, now: float) -> tuple[list[Reply], bool]:
+        """Act on what a channel reported.
+
+        Returns the parked replies that may leave now and whether peer
+        records were applied (the caller commits the journal, then calls
+        ``acknowledge``).
+        """
+        channel = self.channels[service]
+        leaving: list[Reply] = []
+        applied = False
+        events, channel.events = channel.events, []
+        for event in events:
+            if isinstance(event, Acked):
+                self._note_acked(service, event.upto)
+                leaving += self._release(service, event.upto, now)
+            elif isinstance(event, RecordsReceived):
+                for record in event.records:
+                    self.dhcp.apply_peer_lease(record.pool, record.address, record.lease)
+                    self._count_batch_record(service, record)
+                self.records_applied += len(event.records)
+                applied = True
+            elif isinstance(event, ChannelUp):
+                self._peer_states(service, event.peer.profiles)
+                self.events.append(ProtectDown(service, True, "peer connected"))
+                self._send_batches(service, now)
+            elif isinstance(event, ChannelDown):
+                self.events.append(ProtectDown(service, False, event.reason))
+                leaving += self._release(service, None, now)  # serve alone
+                for profile in self.profiles.values():
+                    if profile.service == service and profile.batch_status == "running":
+                        profile.batch_status = "failed"
+            elif isinstance(event, PeerProfiles):
+                self._peer_states(service, event.profiles)
+            elif isinstance(event, BatchStarted):
+                profile = self._profile_by_id(service, event.backup_id)
+                if profile is not None:
+                    profile.batch_status, profile.batch_total = "running", event.total
+                    profile.batch_received = 0
+            elif isinstance(event, BatchFinished):
+                profile = self._profile_by_id(service, event.backup_id)
+                if profile is not None:
+                    profile.batch_done = True
+                    profile.batch_status = "done"
+                    profile.last_batch_time = now
+        self.update_roles(now)
+        return leaving, applied
+
+    def _note_acked(self, service: str, upto: int) -> None:
+        in_flight = self._in_flight[service]
+        for seq in [s for s in in_flight if s <= upto]:
+            address, expiry = in_flight.pop(seq)
+            self.acked_expiry[address] = max(expiry, self.acked_expiry.get(address, 0.0))
+
+    def _count_batch_record(self, service: str, record: LeaseRecord) -> None:
+        profile = self._profile_by_id(service, record.backup_id)
+        if profile is not None and profile.batch_status == "running":
+            profile.batch_received += 1
+
+    def _profile_by_id(self, service: str, backup_id: int) -> ProfileRuntime | None:
+        return next((p for p in self.profiles.values()
+                     if p.service == service and p.backup_id == backup_id), None)
+
+    def _peer_states(self, service: str, profiles: tuple[ProfileInfo, ...]) -> None:
+        by_id = {p.backup_id: p for p in profiles}
+        for profile in self.profiles.values():
+            if profile.service == service and profile.backup_id in by_id:
+                profile.peer_state = by_id[profile.backup_id].state
+
+    def _send_batches(self, service: str, now: float) -> None:
+        for profile in self.profiles.values():
+            if profile.service == service and profile.local_state == "master":
+                self.send_batch(profile, now)
+
+    def send_batch(self, profile: ProfileRuntime, now: float) -> None:
+        records = [LeaseRecord(profile.backup_id, lease.pool, lease.address, lease)
+                   for lease in self.dhcp.leases_of(profile.pools)]
+        self.channels[profile.service].send_batch(profile.backup_id, records)
+        profile.last_batch_time = now
+
+    def batch_backup_now(self, service: str, now: float) -> int:
+        """RPC batch-backup-now: every profile on the service sends its leases."""
+        sent = 0
+        for profile in self.profiles.values():
+            if profile.service == service:
+                self.send_batch(profile, now)
+                sent += 1
+        return sent
+
+    # --- timers ---
+
+    def next_deadline(self) -> float | None:
+        deadlines = [c.next_deadline() for c in self.channels.values()]
+        deadlines += [p.deadline for parked in self.parked.values() for p in parked[:1]]
+        if not self._grace_over:
+            deadlines.append(self.started + CHANNEL_GRACE)
+        return min((d for d in deadlines if d is not None), default=None)
+
+    def handle_timer(self, now: float) -> list[Reply]:
+        self._grace_over = self._grace_over or now >= self.started + CHANNEL_GRACE
+        leaving = []
+        for name, channel in self.channels.items():
+            channel.handle_timer(now)
+            if self.parked[name] and self.parked[name][0].deadline <= now:
+                leaving += self._release(name, channel.peer_acked, now)
+        self.update_roles(now)
+        return leaving
