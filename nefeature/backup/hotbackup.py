@@ -248,6 +248,10 @@ class HotBackup:
                 applied = True
             elif isinstance(event, ChannelUp):
                 self._peer_states(service, event.peer.profiles)
+                for profile in self.profiles.values():
+                    if profile.service == service:
+                        # A master peer holds leases we may lack: wait for its batch.
+                        profile.batch_done = profile.peer_state != "master"
                 self.events.append(ProtectDown(service, True, "peer connected"))
                 self._send_batches(service, now)
             elif isinstance(event, ChannelDown):
