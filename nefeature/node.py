@@ -27,7 +27,7 @@ import time
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from nefeature.backup.hotbackup import HotBackup
+from nefeature.backup.hotbackup import HotBackup, ProtectDown, RbpStateChanged
 from nefeature.backup.transport import ChannelConnector
 from nefeature.config.model import DeviceConfig
 from nefeature.dhcp.journal import LeaseJournal
@@ -75,6 +75,7 @@ class Device:
         self.vrrp_events: list = []  # for NETCONF notifications
         self.backup = HotBackup(config, self.dhcp, self.vrrp, started=self.clock())
         self.connectors: dict[str, ChannelConnector] = {}
+        self.backup_events: list = []  # for NETCONF notifications
         self.sockets: DhcpSockets | None = None
         self._links: dict[str, RawVrrpLink | EmulatedVrrpLink] = {}
         self._virtual: dict[tuple[str, int], VirtualAddresses | NoVirtualAddresses] = {}
@@ -124,6 +125,17 @@ class Device:
     def _flush_channels(self) -> None:
         for connector in self.connectors.values():
             connector.flush()
+        for event in self.backup.events:
+            if isinstance(event, ProtectDown):
+                log.info("remote backup %s: %s (%s)", event.service,
+                         "protected: peer connected" if event.resumed else "protect down",
+                         event.reason)
+            elif isinstance(event, RbpStateChanged):
+                log.info("remote backup profile %s: %s -> %s", event.profile, event.old,
+                         event.new)
+        self.backup_events.extend(self.backup.events)
+        self.backup.events.clear()
+        del self.backup_events[:-1000]
 
     # --- VRRP ---
 

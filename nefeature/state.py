@@ -22,6 +22,7 @@ from nefeature.vrrp.router import VrrpRouter
 IF = "nefeature-interfaces:"
 VRRP = "nefeature-vrrp:"
 DHCP = "nefeature-dhcp-server:"
+RBS = "nefeature-rbs:"
 
 _LEASE_STATUS = {
     LeaseState.OFFERED: "offered",
@@ -158,9 +159,45 @@ def dhcp_state(dhcp: DhcpServer) -> dict:
     }
 
 
+def rbs_state(backup, tcp_states: dict[str, str] | None = None) -> dict:
+    """nefeature-rbs state: channels and profiles of a HotBackup."""
+    services = []
+    for name, channel in backup.channels.items():
+        stats = channel.statistics
+        services.append({"name": name, "state": {
+            "tcp-state": (tcp_states or {}).get(name, "initial"),
+            "statistics": {
+                "updates-sent": counter64(stats.updates_sent),
+                "updates-received": counter64(stats.updates_received),
+                "acks-received": counter64(stats.acks_received),
+                "heartbeats-sent": counter64(stats.heartbeats_sent),
+                "heartbeats-received": counter64(stats.heartbeats_received),
+                "frames-rejected": counter64(stats.frames_rejected),
+                "pending-updates": channel.pending,
+            }}})
+        times = getattr(backup, "channel_times", {}).get(name, {})
+        for leaf in ("last-up-time", "last-down-time"):
+            if leaf in times:
+                services[-1]["state"][leaf] = date_and_time(times[leaf])
+        if "last-down-reason" in times:
+            services[-1]["state"]["last-down-reason"] = times["last-down-reason"]
+    profiles = []
+    for profile in backup.profiles.values():
+        state = {"local-state": profile.local_state, "peer-state": profile.peer_state,
+                 "pending-updates": backup.channels[profile.service].pending,
+                 "batch-backup": {"status": profile.batch_status,
+                                  "leases-total": profile.batch_total,
+                                  "leases-sent": profile.batch_received}}
+        if profile.last_batch_time is not None:
+            state["last-batch-backup-time"] = date_and_time(profile.last_batch_time)
+        profiles.append({"name": profile.name, "state": state})
+    return {RBS + "rbs": {"services": {"service": services},
+                          "profiles": {"profile": profiles}}}
+
+
 def operational_state(config: DeviceConfig, dhcp: DhcpServer,
                       vrrp: dict[tuple[str, int], VrrpRouter], vrrp_errors: dict[str, int],
-                      now: float) -> dict:
+                      now: float, backup=None, tcp_states: dict[str, str] | None = None) -> dict:
     """The config-false part of the model for the running engines."""
     interfaces = []
     for interface in config.interfaces:
@@ -170,7 +207,7 @@ def operational_state(config: DeviceConfig, dhcp: DhcpServer,
         if instances:
             entry["ipv4"] = {VRRP + "vrrp": {"vrrp-instance": instances}}
         interfaces.append(entry)
-    return {
+    state = {
         IF + "interfaces": {"interface": interfaces},
         VRRP + "vrrp": {
             "virtual-routers": len(vrrp),
@@ -180,6 +217,9 @@ def operational_state(config: DeviceConfig, dhcp: DhcpServer,
         },
         DHCP + "dhcp": dhcp_state(dhcp),
     }
+    if backup is not None:
+        state.update(rbs_state(backup, tcp_states))
+    return state
 
 
 def merge_trees(config: dict, state: dict, schema_node=None) -> dict:

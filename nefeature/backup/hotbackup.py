@@ -123,6 +123,7 @@ class HotBackup:
         self.acked_expiry: dict[int, float] = {}  # address -> expiry the peer acknowledged
         self._in_flight: dict[str, dict[int, tuple[int, float]]] = {n: {} for n in self.channels}
         self.records_applied = 0
+        self.channel_times: dict[str, dict] = {}
         self._grace_over = not self.channels
         if any(p.sync_mode == "lazy" for p in self.profiles.values()):
             self.dhcp.lease_time_limit = self._lazy_lease_time
@@ -247,6 +248,7 @@ class HotBackup:
                 self.records_applied += len(event.records)
                 applied = True
             elif isinstance(event, ChannelUp):
+                self.channel_times.setdefault(service, {})["last-up-time"] = now
                 self._peer_states(service, event.peer.profiles)
                 for profile in self.profiles.values():
                     if profile.service == service:
@@ -255,6 +257,8 @@ class HotBackup:
                 self.events.append(ProtectDown(service, True, "peer connected"))
                 self._send_batches(service, now)
             elif isinstance(event, ChannelDown):
+                self.channel_times.setdefault(service, {}).update(
+                    {"last-down-time": now, "last-down-reason": event.reason})
                 self.events.append(ProtectDown(service, False, event.reason))
                 leaving += self._release(service, None, now)  # serve alone
                 for profile in self.profiles.values():

@@ -308,3 +308,23 @@ def test_channel_states_and_notifications():
     pair.cut()
     kinds = [(type(e).__name__, getattr(e, "resumed", None)) for e in pair.b.backup.events]
     assert ("ProtectDown", True) in kinds and ("ProtectDown", False) in kinds
+
+
+def test_rbs_state_fits_the_model():
+    from yangson.enumerations import ContentType, ValidationScope
+
+    from nefeature.datastore.schema import data_model
+    from nefeature.datastore.validation import validate_config_text
+    from nefeature.state import merge_trees, rbs_state
+
+    pair = Pair()
+    pair.start()
+    pair.serve(pair.a, Client(pair.a.dhcp, mac=1))
+    pair.cut()
+    state = rbs_state(pair.b.backup, {"service1": "listening"})
+    merged = merge_trees(validate_config_text(config_text("B")).raw, state)
+    data_model().from_raw(merged).validate(ValidationScope.all, ContentType.all)
+    profile = state["nefeature-rbs:rbs"]["profiles"]["profile"][0]["state"]
+    assert (profile["local-state"], profile["peer-state"]) == ("slave", "master")
+    service = state["nefeature-rbs:rbs"]["services"]["service"][0]["state"]
+    assert service["last-down-reason"] == "cut" and service["statistics"]["updates-received"] == "1"
