@@ -62,29 +62,82 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from nefeature.config import load_config_file
-    from nefeature.node import Device
+    from pathlib import Path
+
+    from nefeature.datastore.validation import validate_config_text
+    from nefeature.node import STARTUP_FILE, Device
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log = logging.getLogger("nefeature")
+    state_dir = Path(args.state_dir)
+    saved = state_dir / STARTUP_FILE
+    source = saved if saved.exists() else Path(args.startup)
+    if source == saved:
+        log.info("starting from %s (saved by copy-config to startup), not %s", saved,
+                 args.startup)
     try:
-        config = load_config_file(args.startup)
+        validated = validate_config_text(source.read_bytes())
     except OSError as error:
-        print(f"{args.startup}: {error.strerror}", file=sys.stderr)
+        print(f"{source}: {error.strerror}", file=sys.stderr)
         return 1
     except NetconfError as error:
-        print(f"{args.startup}: {error.path or '/'}: {error.message}", file=sys.stderr)
+        print(f"{source}: {error.path or '/'}: {error.message}", file=sys.stderr)
         return 1
-    if args.netconf:
-        logging.getLogger("nefeature").warning(
-            "--netconf %s: the NETCONF server is not built yet; the flag is ignored", args.netconf)
+    try:
+        netconf = netconf_settings(args, state_dir)
+    except (OSError, ValueError) as error:
+        print(f"nefeature run: {error}", file=sys.stderr)
+        return 2
     emulated = None
     if args.emulate_lan:
         group, _, port = args.emulate_lan.rpartition(":")
         emulated = (group, int(port))
-    device = Device(config, args.state_dir, dhcp_port=args.dhcp_port, emulated_lan=emulated)
+    device = Device(validated, state_dir, dhcp_port=args.dhcp_port, emulated_lan=emulated,
+                    netconf=netconf)
     asyncio.run(device.run())
     return 0
+
+
+def netconf_settings(args: argparse.Namespace, state_dir):
+    """Who may log in to NETCONF (DESIGN.md section 7)."""
+    import ipaddress
+    import logging
+    import os
+    import secrets
+
+    from nefeature.node import NetconfSettings
+
+    if not args.netconf:
+        return None
+    host, _, port = args.netconf.rpartition(":")
+    host = host.strip("[]") or "127.0.0.1"
+    passwords: dict[str, str] = {}
+    keys: dict[str, list] = {}
+    if args.netconf_user:
+        if args.netconf_password_file:
+            passwords[args.netconf_user] = open(args.netconf_password_file).read().strip()
+        elif args.netconf_password:
+            passwords[args.netconf_user] = args.netconf_password
+        if args.netconf_authorized_keys:
+            from nefeature.netconf.server import load_authorized_keys
+
+            keys[args.netconf_user] = load_authorized_keys(args.netconf_authorized_keys)
+        if not passwords and not keys:
+            raise ValueError("--netconf-user needs a password (file) or authorized keys")
+    elif ipaddress.ip_address(host).is_loopback:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        path = state_dir / "netconf-password"
+        if not path.exists():
+            path.write_text(secrets.token_urlsafe(18) + "\n")
+            os.chmod(path, 0o600)
+        passwords["admin"] = path.read_text().strip()
+        logging.getLogger("nefeature").info(
+            "NETCONF user 'admin', password in %s (loopback only)", path)
+    else:
+        raise ValueError(f"NETCONF on {host} needs --netconf-user and a password or keys: "
+                         "no default password off loopback")
+    return NetconfSettings(host, int(port), passwords, keys)
 
 
 def cmd_not_yet(args: argparse.Namespace) -> int:
@@ -110,7 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
                      help="startup configuration (instance XML, bare or in <config>)")
     run.add_argument("--state-dir", required=True, metavar="DIR",
                      help="where the lease journal lives (created if missing)")
-    run.add_argument("--netconf", metavar="HOST:PORT", help="NETCONF listener (not built yet)")
+    run.add_argument("--netconf", metavar="HOST:PORT", help="NETCONF over SSH listener")
+    run.add_argument("--netconf-user", metavar="NAME")
+    run.add_argument("--netconf-password-file", metavar="FILE")
+    run.add_argument("--netconf-password", metavar="PW", help="for tests; prefer the file")
+    run.add_argument("--netconf-authorized-keys", metavar="FILE")
     run.add_argument("--dhcp-port", type=int, default=67, help=argparse.SUPPRESS)
     run.add_argument("--emulate-lan", metavar="GROUP:PORT",
                      help="carry VRRP over UDP multicast on loopback (no root; for the demo)")

@@ -77,6 +77,10 @@ class LinkMonitor:
         self.sock.setblocking(False)
         loop.add_reader(self.sock.fileno(), self._read)
 
+    def watch(self, names: Iterable[str]) -> None:
+        for name in names:
+            self.state.setdefault(name, link_is_up(name))
+
     def _read(self) -> None:
         for _ in range(64):
             try:

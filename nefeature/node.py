@@ -21,15 +21,23 @@ for the earliest deadline of any engine.
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 import signal
 import time
+from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
 from nefeature.backup.hotbackup import HotBackup, ProtectDown, RbpStateChanged
 from nefeature.backup.transport import ChannelConnector
-from nefeature.config.model import DeviceConfig
+from nefeature.config.diff import diff_configs
+from nefeature.config.model import DeviceConfig, build_device_config
+from nefeature.datastore.datastores import Datastores
+from nefeature.datastore.errors import NetconfError
+from nefeature.datastore.validation import ValidatedConfig, validate_config_text
+from nefeature.datastore.xmlform import to_xml
+from lxml import etree
 from nefeature.dhcp.journal import LeaseJournal
 from nefeature.dhcp.server import SERVER_PORT, DhcpServer, Received
 from nefeature.dhcp.transport import DhcpSockets
@@ -45,6 +53,16 @@ from nefeature.vrrp.transport import (
 
 log = logging.getLogger("nefeature")
 
+STARTUP_FILE = "startup.xml"
+
+
+@dataclass(frozen=True)
+class NetconfSettings:
+    host: str
+    port: int
+    passwords: dict[str, str]
+    keys: dict[str, list]
+
 #: RFC 8347 global VRRP counters (errors not tied to one virtual router).
 VRRP_GLOBAL_COUNTERS = ("checksum-errors", "version-errors", "vrid-errors", "ip-ttl-errors",
                         "packet-length-errors", "invalid-type-pkts-rcvd")
@@ -53,13 +71,20 @@ VRRP_GLOBAL_COUNTERS = ("checksum-errors", "version-errors", "vrid-errors", "ip-
 class Device:
     """A running device (``nefeature run``)."""
 
-    def __init__(self, config: DeviceConfig, state_dir: str | Path,
+    def __init__(self, validated: ValidatedConfig, state_dir: str | Path,
                  dhcp_port: int = SERVER_PORT, emulated_lan: tuple[str, int] | None = None,
-                 clock=time.time) -> None:
+                 netconf: NetconfSettings | None = None, clock=time.time) -> None:
+        config = build_device_config(validated.raw)
         self.config = config
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.clock = clock
+        self.netconf_settings = netconf
+        self.netconf_server = None
+        self.netconf = None  # the NetconfHandler once the server runs
+        self.datastores = Datastores(validated, self.apply_config, self._save_startup,
+                                     startup=self._load_startup())
+        self.datastores.commit_listeners.append(self._config_changed)
         self.emulated_lan = emulated_lan
         self.journal = LeaseJournal(self.state_dir / "leases.sqlite")
         self.dhcp = DhcpServer(config, self.journal.load())
@@ -130,36 +155,50 @@ class Device:
                 log.info("remote backup %s: %s (%s)", event.service,
                          "protected: peer connected" if event.resumed else "protect down",
                          event.reason)
+                self._notify("nefeature-rbs", "rbs-protect-down-resume" if event.resumed
+                             else "rbs-protect-down", [("rbs-name", event.service),
+                                                        ("protect-type", "dhcp-server"),
+                                                        ("reason", event.reason)])
             elif isinstance(event, RbpStateChanged):
                 log.info("remote backup profile %s: %s -> %s", event.profile, event.old,
                          event.new)
+                self._notify("nefeature-rbs", "rbp-state-change", [
+                    ("profile-name", event.profile), ("old-state", event.old),
+                    ("new-state", event.new), ("reason", event.reason)])
         self.backup_events.extend(self.backup.events)
         self.backup.events.clear()
         del self.backup_events[:-1000]
 
     # --- VRRP ---
 
-    def _start_vrrp(self, loop: asyncio.AbstractEventLoop) -> None:
-        for (interface_name, _vrid), router in self.vrrp.items():
-            linux = self.linux_name[interface_name]
-            if linux not in self._links:
-                if self.emulated_lan:
-                    self._links[linux] = EmulatedVrrpLink(
-                        loop, *self.emulated_lan, router.primary_address,
-                        lambda data, name=linux: self.on_vrrp_datagram(name, data))
-                else:
-                    self._links[linux] = RawVrrpLink(
-                        loop, linux, router.primary_address,
-                        lambda data, name=linux: self.on_vrrp_datagram(name, data))
-            interface = self.config.interface(interface_name)
-            self._virtual[router.group.key] = (
-                NoVirtualAddresses() if self.emulated_lan
-                else VirtualAddresses(linux, interface.address))
-        watched = set(self._links)
-        for router in self.vrrp.values():
-            watched |= {self.linux_name[t.interface] for t in router.group.tracks}
-        if watched:
+    def _ensure_link(self, loop: asyncio.AbstractEventLoop, key: tuple[str, int],
+                     router: VrrpRouter) -> None:
+        """The interface's VRRP socket, the group's virtual addresses, link watching."""
+        linux = self.linux_name[key[0]]
+        if linux not in self._links:
+            receive = lambda data, name=linux: self.on_vrrp_datagram(name, data)  # noqa: E731
+            self._links[linux] = (
+                EmulatedVrrpLink(loop, *self.emulated_lan, router.primary_address, receive)
+                if self.emulated_lan else RawVrrpLink(loop, linux, router.primary_address,
+                                                      receive))
+        self._virtual[key] = (NoVirtualAddresses() if self.emulated_lan else VirtualAddresses(
+            linux, self.config.interface(key[0]).address))
+        watched = {linux} | {self.linux_name[t.interface] for t in router.group.tracks}
+        if self._monitor is None:
             self._monitor = LinkMonitor(loop, watched, self.on_link_change)
+        else:
+            self._monitor.watch(watched)
+
+    def _vrrp_output_of(self, key: tuple[str, int], router: VrrpRouter) -> None:
+        link = self._links.get(self.linux_name.get(key[0], ""))
+        for advertisement in router.outgoing:
+            if link is not None:
+                link.send(advertisement)
+        router.outgoing.clear()
+
+    def _start_vrrp(self, loop: asyncio.AbstractEventLoop) -> None:
+        for key, router in self.vrrp.items():
+            self._ensure_link(loop, key, router)
         now = self.clock()
         for router in self.vrrp.values():
             for track in router.group.tracks:
@@ -219,11 +258,7 @@ class Device:
 
     def _vrrp_output(self) -> None:
         for key, router in self.vrrp.items():
-            link = self._links.get(self.linux_name[key[0]])
-            for advertisement in router.outgoing:
-                if link is not None:
-                    link.send(advertisement)
-            router.outgoing.clear()
+            self._vrrp_output_of(key, router)
             for event in router.events:
                 if isinstance(event, VrrpStateChanged):
                     log.info("VRRP %s vrid %d: %s -> %s (%s)", event.interface, event.vrid,
@@ -236,6 +271,10 @@ class Device:
                 elif isinstance(event, VrrpNewMaster):
                     log.info("VRRP %s vrid %d: new master %s (%s)", event.interface, event.vrid,
                              IPv4Address(event.master_ip), event.reason)
+                    self._notify("nefeature-vrrp", "vrrp-new-master-event", [
+                        ("interface", event.interface), ("vrid", str(event.vrid)),
+                        ("master-ip-address", str(IPv4Address(event.master_ip))),
+                        ("new-master-reason", event.reason)])
             self.vrrp_events.extend(router.events)
             router.events.clear()
         del self.vrrp_events[:-1000]
@@ -243,7 +282,8 @@ class Device:
     # --- the one timer ---
 
     def _next_deadline(self) -> float | None:
-        deadlines = [self.dhcp.next_deadline(), self.backup.next_deadline()]
+        deadlines = [self.dhcp.next_deadline(), self.backup.next_deadline(),
+                     self.datastores.next_deadline()]
         deadlines += [r.next_deadline() for r in self.vrrp.values()]
         return min((d for d in deadlines if d is not None), default=None)
 
@@ -271,6 +311,10 @@ class Device:
             if deadline is not None and deadline <= now:
                 router.handle_timer(now)
         self._send_replies(self.backup.handle_timer(now))
+        deadline = self.datastores.next_deadline()
+        if deadline is not None and deadline <= now:
+            log.warning("confirmed commit not confirmed in time: rolling back")
+            self.datastores.handle_timer(now)
         self._after_vrrp()
 
     # --- life cycle ---
@@ -285,6 +329,14 @@ class Device:
                                          self.on_channel_activity, self.clock)
             self.connectors[name] = connector
             await connector.start()
+        if self.netconf_settings is not None:
+            from nefeature.netconf.server import start_server
+
+            settings = self.netconf_settings
+            self.netconf_server, self.netconf = start_server(
+                loop, self, settings.host, settings.port, self.state_dir, settings.passwords,
+                settings.keys)
+            log.info("NETCONF over SSH on %s port %d", settings.host, self.netconf_server.port)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopped.set)
         self._arm_timer()
@@ -309,6 +361,8 @@ class Device:
             self._timer.cancel()
         for connector in self.connectors.values():
             connector.close()
+        if self.netconf_server is not None:
+            self.netconf_server.close()
         for link in self._links.values():
             link.close()
         self._links.clear()
@@ -321,3 +375,214 @@ class Device:
         self._commit()
         self.journal.close()
         log.info("stopped")
+
+
+    # --- management (NETCONF): called on the loop thread ---
+
+    def _notify(self, module: str, name: str, leaves: list[tuple[str, str]]) -> None:
+        if self.netconf is None:
+            return
+        from nefeature.datastore.schema import namespaces
+
+        namespace = namespaces()[module]
+        element = etree.Element(f"{{{namespace}}}{name}", nsmap={None: namespace})
+        for leaf, value in leaves:
+            etree.SubElement(element, f"{{{namespace}}}{leaf}").text = value
+        self.netconf.notify(element)
+
+    def _config_changed(self, session: int, datastore: str) -> None:
+        """RFC 6470 netconf-config-change after every change of running."""
+        if self.netconf is None:
+            return
+        namespace = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
+        element = etree.Element(f"{{{namespace}}}netconf-config-change", nsmap={None: namespace})
+        changed_by = etree.SubElement(element, f"{{{namespace}}}changed-by")
+        session_object = self.netconf.sessions.get(session)
+        etree.SubElement(changed_by, f"{{{namespace}}}username").text = \
+            getattr(session_object, "username", None) or "system"
+        etree.SubElement(changed_by, f"{{{namespace}}}session-id").text = str(session)
+        etree.SubElement(element, f"{{{namespace}}}datastore").text = datastore
+        self.netconf.notify(element)
+
+    def _load_startup(self) -> dict | None:
+        path = self.state_dir / STARTUP_FILE
+        if not path.exists():
+            return None
+        try:
+            return validate_config_text(path.read_bytes()).explicit
+        except NetconfError as error:
+            log.error("%s is not a valid configuration (%s): ignored", path, error)
+            return None
+
+    def _save_startup(self, explicit: dict) -> None:
+        data = etree.Element("{urn:ietf:params:xml:ns:netconf:base:1.0}config",
+                             nsmap={None: "urn:ietf:params:xml:ns:netconf:base:1.0"})
+        to_xml(explicit, data)
+        path = self.state_dir / STARTUP_FILE
+        temporary = path.with_suffix(".tmp")
+        temporary.write_bytes(etree.tostring(data, pretty_print=True))
+        temporary.replace(path)
+
+    def config_tree(self, source: str, mode: str) -> dict:
+        explicit = self.datastores.content(source)
+        return explicit if mode in ("explicit",) else with_defaults(explicit)
+
+    def state_tree(self, mode: str) -> dict:
+        from nefeature.state import merge_trees, operational_state
+
+        config = self.config_tree("running", mode)
+        tcp_states = {name: c.tcp_state for name, c in self.connectors.items()}
+        state = operational_state(self.config, self.dhcp, self.vrrp, self.vrrp_errors,
+                                  self.clock(), self.backup, tcp_states)
+        return merge_trees(copy.deepcopy(config), state)
+
+    def commit(self, session: int, confirmed: bool, timeout: int, persist: str | None,
+               persist_id: str | None) -> None:
+        self.datastores.commit(session, self.clock(), confirmed, timeout, persist, persist_id)
+        self._arm_timer()
+
+    def cancel_commit(self, session: int, persist_id: str | None) -> None:
+        self.datastores.cancel_commit(session, persist_id)
+
+    def rpc_reset_statistics(self, session: int, operation) -> None:
+        self.dhcp.statistics.reset()
+        return None
+
+    def rpc_reset_address_state(self, session: int, operation):
+        from nefeature.datastore.schema import namespaces
+
+        namespace = namespaces()["nefeature-dhcp-server"]
+
+        def text(tag):
+            child = operation.find(f"{{{namespace}}}{tag}")
+            return None if child is None else (child.text or "").strip()
+
+        pool = text("pool-name")
+        if pool not in self.dhcp.pools:
+            raise NetconfError("application", "data-missing", f"no pool {pool}",
+                               app_tag="instance-required")
+        start, end = text("start-ip-address"), text("end-ip-address")
+        try:
+            count = self.dhcp.reset_addresses(
+                pool, int(IPv4Address(start)) if start else None,
+                int(IPv4Address(end)) if end else None, text("reset-flag"))
+        except ValueError as error:
+            raise NetconfError("application", "invalid-value", str(error)) from None
+        self._commit()
+        output = etree.Element(f"{{{namespace}}}reset-count", nsmap={None: namespace})
+        output.text = str(count)
+        return output
+
+    def rpc_batch_backup_now(self, session: int, operation) -> None:
+        from nefeature.datastore.schema import namespaces
+
+        namespace = namespaces()["nefeature-rbs"]
+        element = operation.find(f"{{{namespace}}}rbs-name")
+        name = None if element is None else (element.text or "").strip()
+        if name not in self.backup.channels:
+            raise NetconfError("application", "data-missing",
+                               f"no remote-backup-service {name} with a dhcp-server profile",
+                               app_tag="instance-required")
+        self.backup.batch_backup_now(name, self.clock())
+        self._flush_channels()
+        return None
+
+    # --- live apply: the device's half of the two-phase commit ---
+
+    def apply_config(self, old: DeviceConfig, new: DeviceConfig) -> None:
+        """Apply a validated change to the running engines, all or nothing.
+
+        Prepare: everything that can fail (interfaces for new VRRP groups and
+        direct DHCP service must exist) is checked before anything changes;
+        a failure raises operation-failed and leaves the device as it was.
+        Apply: the DHCP engine takes the new pools (leases kept), VRRP groups
+        are created, reconfigured in place or stopped, and remote backup is
+        rebuilt when its configuration changed.
+        """
+        diff = diff_configs(old, new)
+        if not diff:
+            return
+        import socket as _socket
+
+        for interface in new.interfaces:
+            needed = interface.dhcp_server or any(g.interface == interface.name
+                                                  for g in new.vrrp_groups)
+            if needed and not self.emulated_lan:
+                try:
+                    _socket.if_nametoindex(interface.linux_name)
+                except OSError:
+                    raise NetconfError(
+                        "application", "operation-failed",
+                        f"interface {interface.name}: Linux interface {interface.linux_name} "
+                        "does not exist", path=f'/nefeature-interfaces:interfaces/interface'
+                        f'[name="{interface.name}"]') from None
+        now = self.clock()
+        self.config = new
+        self.linux_name = {i.name: i.linux_name for i in new.interfaces}
+        self.dhcp.apply_config(new)
+        self._apply_vrrp(diff, now)
+        if diff.of("rbs_services") or diff.of("rbs_profiles") or any(
+                c.old is None or c.new is None or c.old.backup_profile != c.new.backup_profile
+                for c in diff.of("pools")):
+            self._rebuild_backup(now)
+        else:
+            self.backup.config = new
+        if self.sockets is not None:
+            direct = sorted(i.linux_name for i in new.interfaces if i.dhcp_server)
+            if direct != sorted(i.linux_name for i in old.interfaces if i.dhcp_server):
+                loop = asyncio.get_running_loop()
+                self.sockets.close()
+                self.sockets = DhcpSockets(loop, self.on_dhcp_batch, direct, port=self.dhcp_port)
+        log.info("configuration applied: %d change(s)", len(diff.changes))
+        self._after_vrrp()
+
+    def _apply_vrrp(self, diff, now: float) -> None:
+        for change in diff.of("vrrp_groups"):
+            key = change.key
+            if change.kind == "deleted":
+                router = self.vrrp.pop(key)
+                was_master = router.state is State.MASTER
+                router.shutdown(now)
+                self._vrrp_output_of(key, router)
+                virtual = self._virtual.pop(key, None)
+                if virtual is not None and was_master:
+                    virtual.remove(router.virtual_addresses)
+            elif change.kind == "created":
+                interface = self.config.interface(change.new.interface)
+                router = VrrpRouter(change.new, int(interface.address.ip))
+                self.vrrp[key] = router
+                self._ensure_link(asyncio.get_running_loop(), key, router)
+                if self.emulated_lan or link_is_up(self.linux_name[change.new.interface]):
+                    router.startup(now)
+            else:
+                router = self.vrrp[key]
+                old_addresses = router.virtual_addresses
+                router.reconfigure(change.new, now)
+                virtual = self._virtual.get(key)
+                if virtual is not None and router.state is State.MASTER and \
+                        old_addresses != router.virtual_addresses:
+                    virtual.remove(tuple(set(old_addresses) - set(router.virtual_addresses)))
+                    virtual.add(tuple(set(router.virtual_addresses) - set(old_addresses)))
+
+    def _rebuild_backup(self, now: float) -> None:
+        for connector in self.connectors.values():
+            connector.close()
+        self.connectors.clear()
+        self.dhcp.silent_pools.clear()
+        self.dhcp.lease_time_limit = None
+        self.backup = HotBackup(self.config, self.dhcp, self.vrrp, started=now)
+        loop = asyncio.get_running_loop()
+        for name, channel in self.backup.channels.items():
+            connector = ChannelConnector(loop, self.config.rbs_service(name), channel,
+                                         self.on_channel_activity, self.clock)
+            self.connectors[name] = connector
+            loop.create_task(connector.start())
+
+
+def with_defaults(explicit: dict) -> dict:
+    """The configuration with every default filled in (report-all)."""
+    from yangson.enumerations import ContentType
+
+    from nefeature.datastore.schema import data_model
+
+    return data_model().from_raw(explicit).add_defaults(ContentType.config).raw_value()

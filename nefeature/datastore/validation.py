@@ -89,10 +89,15 @@ _SEMANTIC_MESSAGES = {
 
 @dataclass(frozen=True)
 class ValidatedConfig:
-    """A configuration that passed validation: raw JSON form, defaults added."""
+    """A configuration that passed validation.
+
+    ``explicit`` is what was configured (JSON form, no defaults); ``raw`` the
+    same with defaults added; ``root`` the yangson instance of ``raw``.
+    """
 
     raw: dict[str, Any]
     root: RootNode
+    explicit: dict[str, Any]
 
 
 def parse_config_xml(data: str | bytes) -> etree._Element:
@@ -118,9 +123,33 @@ def parse_config_xml(data: str | bytes) -> etree._Element:
 
 def validate_config(config: etree._Element) -> ValidatedConfig:
     """Validate a ``<config>`` element's children as a complete configuration."""
-    model = data_model()
     try:
-        instance = model.from_xml(config).add_defaults(ContentType.config)
+        instance = data_model().from_xml(config)
+    except MissingModuleNamespace as error:
+        namespace = error.args[0] if error.args else None
+        raise NetconfError(
+            "application",
+            "unknown-namespace",
+            f"no module of this device has the namespace {namespace}",
+            info=(ErrorInfo("bad-namespace", str(namespace)),),
+        ) from None
+    except RawDataError as error:
+        raise _raw_error(config, error) from None
+    return _validate_instance(instance)
+
+
+def validate_raw(explicit: dict[str, Any]) -> ValidatedConfig:
+    """Validate a configuration in JSON form (no defaults needed)."""
+    try:
+        instance = data_model().from_raw(explicit)
+    except YangsonException as error:
+        raise NetconfError("application", "invalid-value", f"invalid data: {error}") from None
+    return _validate_instance(instance)
+
+
+def _validate_instance(explicit_instance: RootNode) -> ValidatedConfig:
+    try:
+        instance = explicit_instance.add_defaults(ContentType.config)
         # Structure and types first, so a missing mandatory leaf is reported
         # as such rather than as a 'must' that could not see it.
         try:
@@ -133,21 +162,12 @@ def validate_config(config: etree._Element) -> ValidatedConfig:
                 raise
             raise error from None
         instance.validate(ValidationScope.semantics, ContentType.config)
-    except MissingModuleNamespace as error:
-        namespace = error.args[0] if error.args else None
-        raise NetconfError(
-            "application",
-            "unknown-namespace",
-            f"no module of this device has the namespace {namespace}",
-            info=(ErrorInfo("bad-namespace", str(namespace)),),
-        ) from None
-    except RawDataError as error:
-        raise _raw_error(config, error) from None
     except ValidationError as error:
         raise _validation_error(error) from None
     except YangsonException as error:
-        raise NetconfError("application", "invalid-value", f"invalid data: {error!r}") from None
-    return ValidatedConfig(raw=instance.raw_value(), root=instance)
+        raise NetconfError("application", "invalid-value", f"invalid data: {error}") from None
+    return ValidatedConfig(raw=instance.raw_value(), root=instance,
+                           explicit=explicit_instance.raw_value())
 
 
 def validate_config_text(data: str | bytes) -> ValidatedConfig:
@@ -191,12 +211,15 @@ _YANGSON_DEFAULT_MESSAGES = ("not in range", "invalid length", "pattern '", "exp
 
 
 def _type_message(error: YangTypeError) -> str:
+    return type_error_message(error.instance.schema_node.type, error.instance.value,
+                              error.message)
+
+
+def type_error_message(data_type: Any, value: Any, message: str | None) -> str:
     """The model's error-message if it has one, else what is allowed."""
-    value = error.instance.value
-    message = (error.message or "").removesuffix(f": {value}")
+    message = (message or "").removesuffix(f": {value}")
     if message and not message.startswith(_YANGSON_DEFAULT_MESSAGES):
         return message
-    data_type = error.instance.schema_node.type
     if message == "not in range":
         detail = f"the allowed range is {data_type.range}"
     elif message == "invalid length":

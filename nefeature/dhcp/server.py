@@ -234,6 +234,29 @@ class DhcpServer:
         self._store(state, lease)
         return True
 
+    def reset_addresses(self, pool: str, start: int | None = None, end: int | None = None,
+                        state: str | None = None) -> int:
+        """RPC reset-address-state: return addresses to idle; how many were reset.
+
+        ``state`` is all | conflict | expired | used; without it, the range
+        start..end (one address when end is absent).  Offers are left alone.
+        """
+        if pool not in self.pools:
+            return 0
+        wanted = {"conflict": {LeaseState.DECLINED}, "expired": {LeaseState.EXPIRED,
+                                                                 LeaseState.RELEASED},
+                  "used": {LeaseState.BOUND}}.get(state or "", set(LeaseState) - {
+                      LeaseState.OFFERED})
+        last = start if end is None else end
+        count = 0
+        for lease in list(self.table.by_address.values()):
+            in_range = start is None or start <= lease.address <= last
+            if lease.pool == pool and in_range and lease.state in wanted:
+                self.table.remove(lease.address)
+                self.pools[pool].addresses.free(lease.address)
+                count += 1
+        return count
+
     # --- input ---
 
     def receive(self, packet: Received, now: float) -> list[Reply]:

@@ -180,6 +180,24 @@ class VrrpRouter:
         elif self.state is State.BACKUP:
             self._consider_preempting(now)
 
+    def reconfigure(self, group: VrrpGroup, now: float) -> None:
+        """Take a changed configuration without leaving the current state.
+
+        A master advertises its new priority at once; a backup reconsiders
+        preempting.  (Virtual address changes are the device's to apply.)
+        """
+        self.group = group
+        self.virtual_addresses = tuple(int(a) for a in group.virtual_addresses)
+        self.is_owner = self.primary_address in self.virtual_addresses
+        self.tracks = {t.interface: t.priority_change for t in group.tracks}
+        self.links_down &= set(self.tracks)
+        self.last_event = "reconfigured"
+        if self.state is State.MASTER:
+            self._send(self.priority)
+            self.adver_timer = now + self.advertisement_interval / 100
+        elif self.state is State.BACKUP:
+            self._consider_preempting(now)
+
     def set_preempt_allowed(self, allowed: bool, now: float) -> None:
         """Open or close the device's preemption gate."""
         self.preempt_allowed = allowed

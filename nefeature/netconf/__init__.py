@@ -1,0 +1,1 @@
+"""NETCONF: the server (over the PyPI netconf package) and its fixes."""
