@@ -38,6 +38,7 @@ from nefeature.datastore.errors import NetconfError
 from nefeature.datastore.validation import ValidatedConfig, validate_config_text
 from nefeature.datastore.xmlform import to_xml
 from lxml import etree
+from nefeature.dhcp.events import PoolThresholdExceeded
 from nefeature.dhcp.journal import LeaseJournal
 from nefeature.dhcp.server import SERVER_PORT, DhcpServer, Received
 from nefeature.dhcp.transport import DhcpSockets
@@ -124,6 +125,7 @@ class Device:
         for packet in batch:
             replies.extend(self.dhcp.receive(packet, now))
         leaving = self.backup.route_replies(replies, self.dhcp.events, now)
+        self._dhcp_notifications()
         self.dhcp.events.clear()
         self._commit()
         self._flush_channels()
@@ -134,6 +136,18 @@ class Device:
         if self.sockets is not None:
             for reply in replies:
                 self.sockets.send(reply)
+
+    def _dhcp_notifications(self) -> None:
+        for event in self.dhcp.events:
+            if isinstance(event, PoolThresholdExceeded):
+                log.warning("pool %s: %d of %d addresses in use (threshold %d)", event.pool,
+                            event.allocated, event.total, event.threshold_addresses)
+                self._notify("nefeature-dhcp-server",
+                             "address-pool-utilization-threshold-exceeded", [
+                                 ("pool-name", event.pool),
+                                 ("total-pool-addresses", str(event.total)),
+                                 ("max-allocated-addresses", str(event.threshold_addresses)),
+                                 ("allocated-address-count", str(event.allocated))])
 
     # --- remote backup ---
 

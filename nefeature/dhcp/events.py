@@ -34,3 +34,13 @@ class LeaseExpired(LeaseEvent):
 @dataclass(frozen=True, slots=True)
 class LeaseDeclined(LeaseEvent):
     """The client sent DHCPDECLINE: the address is in conflict."""
+
+
+@dataclass(frozen=True, slots=True)
+class PoolThresholdExceeded:
+    """A pool's use reached its warning-threshold (sent once per crossing)."""
+
+    pool: str
+    total: int
+    threshold_addresses: int
+    allocated: int

@@ -49,7 +49,13 @@ from nefeature.dhcp.codec import (
     encode,
     encode_options,
 )
-from nefeature.dhcp.events import LeaseCommitted, LeaseDeclined, LeaseExpired, LeaseReleased
+from nefeature.dhcp.events import (
+    LeaseCommitted,
+    LeaseDeclined,
+    LeaseExpired,
+    LeaseReleased,
+    PoolThresholdExceeded,
+)
 from nefeature.dhcp.leases import HOLDING, Lease, LeaseState, LeaseTable, client_key
 from nefeature.dhcp.pool import AddressPool
 
@@ -141,6 +147,7 @@ class _PoolState:
         self.encoded_options = encode_options(options)  # the same in every OFFER and ACK
         self.encoded_lease_options = encode_options(_lease_time_options(pool.lease_time))
         self.server_id: int | None = None  # without a receiving interface; set by the server
+        self.over_threshold = False
 
 
 class DhcpServer:
@@ -460,7 +467,22 @@ class DhcpServer:
                                 None if lease_time is None else now + lease_time, existing)
         self._store(state, lease)
         self.events.append(LeaseCommitted(lease))
+        self._check_threshold(state)
         return [self._reply(message, MessageType.ACK, state, server_id, interface, lease)]
+
+    def _check_threshold(self, state: _PoolState) -> None:
+        """address-pool-utilization-threshold-exceeded, once each time use crosses it."""
+        threshold = state.config.warning_threshold
+        if threshold is None or not state.addresses.size:
+            return
+        limit = -(-state.addresses.size * threshold // 100)
+        allocated = state.addresses.in_use
+        if allocated >= limit and not state.over_threshold:
+            state.over_threshold = True
+            self.events.append(PoolThresholdExceeded(state.config.name, state.addresses.size,
+                                                     limit, allocated))
+        elif allocated < limit:
+            state.over_threshold = False
 
     def _nak(self, message, state, server_id, interface, reason: str):
         return [self._reply(message, MessageType.NAK, state, server_id, interface, None,

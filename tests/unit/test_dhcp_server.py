@@ -431,3 +431,14 @@ def test_journal_round_trip_and_restart_keeps_addresses(tmp_path):
     assert Client(restarted, mac=5, giaddr=RELAY).dora(now=10) == second
     assert Client(restarted, mac=2).dora(now=10) not in (first, second)
     journal.close()
+
+
+def test_pool_threshold_event_once_per_crossing():
+    from nefeature.dhcp.events import PoolThresholdExceeded
+
+    server = DhcpServer(single_config("<warning-threshold>2</warning-threshold>"))  # of 245
+    for n in range(1, 8):
+        Client(server, mac=n).dora()
+    crossings = [e for e in server.events if isinstance(e, PoolThresholdExceeded)]
+    assert [(e.pool, e.total, e.threshold_addresses, e.allocated) for e in crossings] == [
+        ("pool1", 245, 5, 5)]
