@@ -1,0 +1,374 @@
+"""Configuration and state as VRP prints them.
+
+``render_configuration`` turns the explicit configuration (what was set,
+in yangson's JSON form) back into the commands that set it, in VRP's
+layout: ``#`` between sections, one space of indent inside a view,
+``return`` at the end.  Replaying the output into an empty device gives the
+same configuration (tests/cli/test_round_trip.py).  The pool is written in
+the dialect it was configured in: ``gateway`` pools in the NE form
+(``ip pool X server``, ``lease D H M``, ``dns-server``), ``network`` pools
+in the CE/AR form.
+
+The display functions format operational state (from <get>) with the
+field names of Huawei's documented output.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address
+
+IF = "nefeature-interfaces:"
+VRRP = "nefeature-vrrp:"
+DHCP = "nefeature-dhcp-server:"
+RBS = "nefeature-rbs:"
+
+
+def _mac_vrp(mac: str) -> str:
+    digits = mac.replace(":", "")
+    return "-".join(digits[i:i + 4] for i in range(0, 12, 4))
+
+
+def _flag(value: bool, on: str, off: str | None) -> list[str]:
+    return [on] if value else ([off] if off else [])
+
+
+def pool_lines(entry: dict) -> list[str]:
+    ne = "gateway" in entry
+    lines = [f"ip pool {entry['ip-pool-name']}" + (" server" if ne else "")]
+    if ne:
+        lines.append(f" gateway {entry['gateway']['ip-address']} {entry['gateway']['mask']}")
+    if "network" in entry:
+        lines.append(f" network {entry['network']['ip-address']} mask {entry['network']['mask']}")
+    if entry.get("gateway-list"):
+        lines.append(" gateway-list " + " ".join(entry["gateway-list"]))
+    for section in sorted(entry.get("sections", {}).get("section", []),
+                          key=lambda s: s["section-index"]):
+        lines.append(f" section {section['section-index']} {section['start-ip']} "
+                     f"{section['end-ip']}")
+    for excluded in entry.get("excluded-ip-addresses", {}).get("excluded-ip-address", []):
+        start, end = excluded["start-ip-address"], excluded["end-ip-address"]
+        lines.append(f" excluded-ip-address {start}" + ("" if start == end else f" {end}"))
+    for bind in sorted(entry.get("static-binds", {}).get("static-bind", []),
+                       key=lambda b: int(IPv4Address(b["ip-address"]))):
+        lines.append(f" static-bind ip-address {bind['ip-address']} mac-address "
+                     f"{_mac_vrp(bind['mac-address'])}"
+                     + (f" description {bind['description']}" if "description" in bind else ""))
+    lease = entry.get("lease-time")
+    if lease is not None:
+        if "unlimited" in lease:
+            lines.append(" lease unlimited")
+        elif ne:
+            lines.append(f" lease {lease.get('day', 1)} {lease.get('hour', 0)} "
+                         f"{lease.get('minute', 0)}")
+        else:
+            lines.append(f" lease day {lease.get('day', 1)} hour {lease.get('hour', 0)} "
+                         f"minute {lease.get('minute', 0)}")
+    if entry.get("dns-list"):
+        lines.append((" dns-server " if ne else " dns-list ") + " ".join(entry["dns-list"]))
+    if "domain-name" in entry:
+        lines.append(f" domain-name {entry['domain-name']}")
+    for option in sorted(entry.get("user-options", {}).get("user-option", []),
+                         key=lambda o: o["option-code"]):
+        if "ascii" in option:
+            value = f"ascii {option['ascii']}"
+        elif "hex" in option:
+            value = f"hex {option['hex']}"
+        elif "ip-address" in option:
+            value = "ip-address " + " ".join(option["ip-address"])
+        else:
+            continue  # sub-options have no VRP command here: NETCONF only
+        lines.append(f" option {option['option-code']} {value}")
+    if "identifier-ip" in entry:
+        lines.append(f" server identifier ip {entry['identifier-ip']}")
+    if "remote-backup-profile" in entry:
+        lines.append(f" remote-backup-profile {entry['remote-backup-profile']}")
+    if "warning-threshold" in entry:
+        lines.append(f" warning-threshold {entry['warning-threshold']}")
+    return lines
+
+
+def service_lines(entry: dict) -> list[str]:
+    lines = [f"remote-backup-service {entry['name']}"]
+    if "peer-ip" in entry:
+        lines.append(f" peer {entry['peer-ip']} source {entry['source-ip']} port "
+                     f"{entry['tcp-port']}")
+    if "shared-key" in entry:
+        lines.append(f" shared-key {entry['shared-key']}")
+    if "shut-down" in entry:
+        lines += _flag(entry["shut-down"], " shutdown", " undo shutdown")
+    return lines
+
+
+def profile_lines(entry: dict) -> list[str]:
+    lines = [f"remote-backup-profile {entry['name']}"]
+    for kind in entry.get("service-type", []):
+        lines.append(f" service-type {kind}")
+    if "backup-id" in entry:
+        lines.append(f" backup-id {entry['backup-id']} remote-backup-service "
+                     f"{entry['service-name']}")
+    if "mode" in entry:
+        lines.append(f" peer-backup {entry['mode']}")
+    for group in entry.get("vrrps", {}).get("vrrp", []):
+        lines.append(f" vrrp-id {group['id']} interface {group['if-name']}")
+    if "sync-mode" in entry:
+        lines.append(f" sync-mode {entry['sync-mode']}")
+    if "mclt" in entry:
+        lines.append(f" mclt {entry['mclt']}")
+    return lines
+
+
+def _advertise(vrid: int, centiseconds: int) -> str:
+    if centiseconds % 100 == 0:
+        return f" vrrp vrid {vrid} timer advertise {centiseconds // 100}"
+    return f" vrrp vrid {vrid} timer advertise millisecond {centiseconds * 10}"
+
+
+def interface_lines(entry: dict) -> list[str]:
+    lines = [f"interface {entry['name']}"]
+    if "description" in entry:
+        lines.append(f" description {entry['description']}")
+    if "linux-name" in entry:
+        lines.append(f" linux-name {entry['linux-name']}")
+    if "shutdown" in entry:
+        lines += _flag(entry["shutdown"], " shutdown", " undo shutdown")
+    ipv4 = entry.get("ipv4", {})
+    if "address" in ipv4:
+        lines.append(f" ip address {ipv4['address']} {ipv4['mask']}")
+    vrrp = ipv4.get(VRRP + "vrrp", {})
+    for instance in sorted(vrrp.get("vrrp-instance", []), key=lambda i: i["vrid"]):
+        vrid = instance["vrid"]
+        for address in instance.get("virtual-ipv4-addresses", {}).get("virtual-ipv4-address", []):
+            lines.append(f" vrrp vrid {vrid} virtual-ip {address['ipv4-address']}")
+        if "priority" in instance:
+            lines.append(f" vrrp vrid {vrid} priority {instance['priority']}")
+        preempt = instance.get("preempt", {})
+        if preempt.get("enabled") is False:
+            lines.append(f" vrrp vrid {vrid} preempt-mode disable")
+        if "hold-time" in preempt:
+            lines.append(f" vrrp vrid {vrid} preempt-mode timer delay {preempt['hold-time']}")
+        if "advertise-interval-centi-sec" in instance:
+            lines.append(_advertise(vrid, instance["advertise-interval-centi-sec"]))
+        for track in instance.get("track", {}).get("interfaces", {}).get("interface", []):
+            change = ""
+            if "priority-decrement" in track:
+                change = f" reduced {track['priority-decrement']}"
+            elif "priority-increment" in track:
+                change = f" increased {track['priority-increment']}"
+            lines.append(f" vrrp vrid {vrid} track interface {track['interface']}{change}")
+    if "recover-delay" in vrrp:
+        lines.append(f" vrrp recover-delay {vrrp['recover-delay']}")
+    dhcp = entry.get(DHCP + "dhcp", {})
+    if "server-enable" in dhcp:
+        lines.append(f" dhcp server {dhcp['server-enable']}")
+    if "select" in dhcp:
+        lines.append(f" dhcp select {dhcp['select']}")
+    return lines
+
+
+def render_configuration(tree: dict) -> str:
+    """The whole configuration as VRP commands."""
+    sections: list[list[str]] = []
+    dhcp = tree.get(DHCP + "dhcp", {})
+    if "enable" in dhcp:
+        sections.append(["dhcp enable" if dhcp["enable"] else "undo dhcp enable"])
+    for entry in dhcp.get("server", {}).get("ip-pools", {}).get("ip-pool", []):
+        sections.append(pool_lines(entry))
+    rbs = tree.get(RBS + "rbs", {})
+    for entry in rbs.get("services", {}).get("service", []):
+        sections.append(service_lines(entry))
+    for entry in rbs.get("profiles", {}).get("profile", []):
+        sections.append(profile_lines(entry))
+    for entry in tree.get(IF + "interfaces", {}).get("interface", []):
+        sections.append(interface_lines(entry))
+    out = ["#"]
+    for section in sections:
+        out += section + ["#"]
+    out.append("return")
+    return "\n".join(out)
+
+
+def render_view(tree: dict, view: str, key: str) -> str:
+    """``display this``: the section of the current view."""
+    from nefeature_cli.commands import INTERFACE, POOL, PROFILE, SERVICE
+
+    finders = {
+        POOL: (lambda: tree.get(DHCP + "dhcp", {}).get("server", {}).get("ip-pools", {})
+               .get("ip-pool", []), "ip-pool-name", pool_lines),
+        SERVICE: (lambda: tree.get(RBS + "rbs", {}).get("services", {}).get("service", []),
+                  "name", service_lines),
+        PROFILE: (lambda: tree.get(RBS + "rbs", {}).get("profiles", {}).get("profile", []),
+                  "name", profile_lines),
+        INTERFACE: (lambda: tree.get(IF + "interfaces", {}).get("interface", []), "name",
+                    interface_lines),
+    }
+    if view not in finders:
+        return render_configuration(tree)
+    entries, key_name, lines = finders[view]
+    for entry in entries():
+        if entry.get(key_name) == key:
+            return "\n".join(["#"] + lines(entry) + ["#", "return"])
+    return "#\nreturn"
+
+
+# --- displays of operational state (JSON form of <get>) ---
+
+
+def display_dhcp_statistics(tree: dict) -> str:
+    stats = tree.get(DHCP + "dhcp", {}).get("server", {}).get("statistics", {})
+
+    def value(name):
+        return int(stats.get(name, 0))
+
+    rows = [("Client Request", "client-request", 1), ("DHCP Discover", "discover", 3),
+            ("DHCP Request", "request", 3), ("DHCP Decline", "decline", 3),
+            ("DHCP Release", "release", 3), ("DHCP Inform", "inform", 3),
+            ("Server Reply", "server-reply", 1), ("DHCP Offer", "offer", 3),
+            ("DHCP Ack", "ack", 3), ("DHCP Nak", "nak", 3),
+            ("DHCP Force Renew", "force-renew", 3), ("Bad Messages", "bad-messages", 1)]
+    lines = ["DHCP Server Statistics:"]
+    for label, name, indent in rows:
+        lines.append(" " * indent + f"{label:<{24 - indent}}: {value(name)}")
+    return "\n".join(lines)
+
+
+def display_ip_pool(tree: dict, name: str | None = None, used: bool = False) -> str:
+    pools = tree.get(DHCP + "dhcp", {}).get("server", {}).get("ip-pools", {}).get("ip-pool", [])
+    users = tree.get(DHCP + "dhcp", {}).get("server", {}).get("ip-pool-user-infos", {}) \
+        .get("ip-pool-user-info", [])
+    out = []
+    for index, entry in enumerate(pools):
+        if name is not None and entry["ip-pool-name"] != name:
+            continue
+        usage = entry.get("ip-pool-usage", {})
+        gateway = entry.get("gateway", {}).get("ip-address") or \
+            " ".join(entry.get("gateway-list", [])) or "-"
+        mask = entry.get("gateway", entry.get("network", {})).get("mask", "-")
+        out += [
+            f"  Pool-Name      : {entry['ip-pool-name']}",
+            f"  Pool-No        : {index}",
+            "  Position       : Local           Status           : Unlocked",
+            f"  Gateway-0      : {gateway}",
+            f"  Mask           : {mask}",
+            "  ----------------------------------------------------------------------",
+            "  IP address Statistic",
+            f"    Total       :{usage.get('total', 0):<8}",
+            f"    Used        :{usage.get('used', 0):<8}  Idle        :{usage.get('idle', 0):<8}",
+            f"    Expired     :{usage.get('expired', 0):<8}  Conflict    :"
+            f"{usage.get('conflict', 0):<8}  Disable   :{usage.get('disable', 0):<8}",
+            f"    Ratio       :{usage.get('ratio', 0)}%",
+        ]
+        if used or name is not None:
+            out += ["", "  Index   IP               MAC              Lease       Status    Origin"]
+            for row, user in enumerate(u for u in users if u["pool-name"] == entry["ip-pool-name"]):
+                if used and user.get("status") not in ("used", "static-bind-used"):
+                    continue
+                mac = _mac_vrp(user["mac-address"]) if "mac-address" in user else "-"
+                out.append(f"  {row:<7} {user['ip-address']:<16} {mac:<16} "
+                           f"{user.get('lease-expire', 'unlimited')[:19]:<11} "
+                           f"{user.get('status', '-'):<9} {user.get('origin', '-')}")
+        out.append("")
+    return "\n".join(out).rstrip() or "Info: No pool is configured."
+
+
+def _instances(tree: dict):
+    for entry in tree.get(IF + "interfaces", {}).get("interface", []):
+        vrrp = entry.get("ipv4", {}).get(VRRP + "vrrp", {})
+        for instance in vrrp.get("vrrp-instance", []):
+            yield entry, instance
+
+
+def display_vrrp(tree: dict, mode: str = "verbose") -> str:
+    instances = list(_instances(tree))
+    if mode == "brief":
+        states = [i.get("state", {}).get("state", "initialize") for _, i in instances]
+        out = [f"Total:{len(instances)}     Master:{states.count('master')}     "
+               f"Backup:{states.count('backup')}     Non-active:{states.count('initialize')}",
+               "VRID  State        Interface                Type     Virtual IP",
+               "----------------------------------------------------------------"]
+        for entry, instance in instances:
+            vips = [a["ipv4-address"] for a in instance.get("virtual-ipv4-addresses", {})
+                    .get("virtual-ipv4-address", [])]
+            out.append(f"{instance['vrid']:<5} {instance.get('state', {}).get('state', '-').title():<12} "
+                       f"{entry['name']:<24} Normal   {' '.join(vips)}")
+        return "\n".join(out)
+    out = []
+    for entry, instance in instances:
+        state = instance.get("state", {})
+        vips = [a["ipv4-address"] for a in instance.get("virtual-ipv4-addresses", {})
+                .get("virtual-ipv4-address", [])]
+        preempt = instance.get("preempt", {})
+        interval = instance.get("advertise-interval-centi-sec", 100)
+        out += [
+            f"  {entry['name']} | Virtual Router {instance['vrid']}",
+            f"    State           : {state.get('state', 'initialize').title()}",
+            f"    Virtual IP      : {' '.join(vips)}",
+            f"    Master IP       : {state.get('master-ip-address', '0.0.0.0')}",
+            f"    Local IP        : {entry.get('ipv4', {}).get('address', '-')}",
+            f"    PriorityRun     : {state.get('running-priority', '-')}",
+            f"    PriorityConfig  : {instance.get('priority', 100)}",
+            f"    MasterPriority  : {state.get('master-priority', '-')}",
+            f"    Preempt         : {'YES' if preempt.get('enabled', True) else 'NO'}   "
+            f"Delay Time : {preempt.get('hold-time', 0)} s   "
+            f"Remain : {state.get('preempt-remaining', '--')}",
+            f"    TimerRun        : {state.get('master-advertise-interval', interval) / 100:g} s",
+            f"    TimerConfig     : {interval / 100:g} s",
+            f"    Virtual MAC     : 0000-5e00-01{instance['vrid']:02x}",
+            f"    Check TTL       : YES",
+            f"    Config Type     : normal-vrrp",
+            f"    Create Time     : {state.get('up-datetime', '--')}",
+            f"    Last Change     : {state.get('last-event', '--')}",
+            "",
+        ]
+    return "\n".join(out).rstrip() or "Info: The VRRP does not exist."
+
+
+def display_rbs(tree: dict, name: str | None = None) -> str:
+    out = []
+    services = tree.get(RBS + "rbs", {}).get("services", {}).get("service", [])
+    for index, entry in enumerate(services, start=1):
+        if name is not None and entry["name"] != name:
+            continue
+        state = entry.get("state", {})
+        out += [
+            " " + "-" * 58,
+            f" Service-Index    : {index}",
+            f" Service-Name     : {entry['name']}",
+            f" TCP-State        : {state.get('tcp-state', 'initial').title()}",
+            f" Peer-ip          : {entry.get('peer-ip', '--')}",
+            f" Source-ip        : {entry.get('source-ip', '--')}",
+            f" TCP-Port         : {entry.get('tcp-port', '--')}",
+            " Track-BFD        : --",
+            " SSL-Policy-Name  : --",
+            " SSL-State        : --",
+            f" Last-Down-Reason : {state.get('last-down-reason', '--')}",
+            f" Pending-Updates  : {state.get('statistics', {}).get('pending-updates', 0)}",
+        ]
+    return "\n".join(out + [" " + "-" * 58]) if out else "Info: No remote backup service."
+
+
+def display_rbp(tree: dict, name: str | None = None) -> str:
+    out = []
+    profiles = tree.get(RBS + "rbs", {}).get("profiles", {}).get("profile", [])
+    for index, entry in enumerate(profiles, start=1):
+        if name is not None and entry["name"] != name:
+            continue
+        state = entry.get("state", {})
+        vrrps = entry.get("vrrps", {}).get("vrrp", [{}])
+        batch = state.get("batch-backup", {})
+        out += [
+            " " + "-" * 47,
+            f" Profile-Index        : 0x{0x1000 + index - 1:x}",
+            f" Profile-Name         : {entry['name']}",
+            f" Service              : {' '.join(entry.get('service-type', [])) or '--'}",
+            f" Remote-backup-service: {entry.get('service-name', '--')}",
+            f" Backup-ID            : {entry.get('backup-id', '--')}",
+            " track protocol       : VRRP",
+            f" VRRP-ID              : {vrrps[0].get('id', '--')}",
+            f" VRRP-Interface       : {vrrps[0].get('if-name', '--')}",
+            f" State                : {state.get('local-state', 'init').title()}",
+            f" Peer State           : {state.get('peer-state', '--').title()}",
+            f" Backup mode          : {entry.get('mode', 'hot')}",
+            f" Sync mode            : {entry.get('sync-mode', 'strict')}",
+            f" Batch backup         : {batch.get('status', 'idle')}",
+        ]
+    return "\n".join(out) if out else "Info: No remote backup profile."
