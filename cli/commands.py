@@ -213,8 +213,8 @@ def _interface() -> list[Command]:
         C("undo vrrp vrid <vrid:1-255> priority", (INTERFACE,), with_if(lambda v: [
             Edit(vi(v, leaf("priority", operation="remove")))]), ""),
         C("vrrp vrid <vrid:1-255> preempt-mode timer delay <delay:0-10800>", (INTERFACE,),
-          with_if(lambda v: [Edit(vi(v, "<preempt>" + leaf("enabled", "true")
-                                     + leaf("hold-time", v["delay"]) + "</preempt>"))]),
+          with_if(lambda v: [Edit(vi(v, "<preempt>" + leaf("hold-time", v["delay"])
+                                     + "</preempt>"))]),
           "Preemption delay"),
         C("undo vrrp vrid <vrid:1-255> preempt-mode timer delay", (INTERFACE,), with_if(
             lambda v: [Edit(vi(v, "<preempt>" + leaf("hold-time", operation="remove")

@@ -226,9 +226,11 @@ class Shell:
         """Run a NETCONF call; its rpc-error becomes a CLI error in plain words."""
         from ncclient.operations import RPCError
 
+        from nefeature.datastore.errors import NetconfError
+
         try:
             call()
-        except RPCError as error:
+        except (RPCError, NetconfError) as error:  # remote, or an in-process backend
             where = location(error.path)
             raise CliError(f"Error: {error.message}" + (f" ({where})" if where else "")) \
                 from None

@@ -1,0 +1,280 @@
+"""The VRP shell without a network: grammar, carets, views, edits, round trip."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from lxml import etree
+
+from nefeature.datastore.validation import validate_config_text
+from nefeature_cli.grammar import Failure, match, parse_pattern, tokenize
+from nefeature_cli.render import render_configuration
+from nefeature_cli.shell import CliError, Exit, Shell
+from tests.cli.conftest import LocalBackend
+from tests.conftest import EXAMPLES
+
+
+def shell(running: dict | None = None) -> Shell:
+    return Shell(LocalBackend(running))
+
+
+def run(sh: Shell, *lines: str) -> list[str]:
+    return [sh.execute(line) for line in lines]
+
+
+# --- grammar ---
+
+
+def test_interface_type_and_number_become_one_token():
+    assert [t.text for t in tokenize("interface Vlanif 100")] == ["interface", "Vlanif100"]
+    assert [t.text for t in tokenize("vrrp-id 1 interface GigabitEthernet 0/1/1")][-1] == \
+        "GigabitEthernet0/1/1"
+
+
+def test_abbreviations_and_optional_parts():
+    pattern = parse_pattern("lease day <day:0-999> [ hour <hour:0-23> [ minute <minute:0-59> ] ]")
+    [(used, found)] = match(pattern, tokenize("le da 2 ho 3"))
+    assert found.values == {"day": 2, "hour": 3}
+    failure = match(pattern, tokenize("lease day 2 minute 5"))
+    assert isinstance(failure, Failure) and failure.position == 3
+
+
+@pytest.mark.parametrize("line, column, message", [
+    ("ip pooll x", 3, "Unrecognized"),
+    ("dhcp enablee", 5, "Unrecognized"),
+    ("ip", 3, "Incomplete"),
+    ("remote-backup-service", 22, "Incomplete"),
+])
+def test_caret_under_the_offending_word(line, column, message):
+    sh = shell()
+    sh.execute("system-view")
+    with pytest.raises(CliError) as caught:
+        sh.execute(line)
+    assert caught.value.column == column
+    assert caught.value.message == f"Error: {message} command found at '^' position."
+
+
+def test_wrong_parameter_names_the_range():
+    sh = shell()
+    run(sh, "sys", "interface Vlanif100")
+    with pytest.raises(CliError) as caught:
+        sh.execute("vrrp vrid 1 priority 255")
+    assert caught.value.message == "Error: Wrong parameter found at '^' position."
+    assert caught.value.column == len("vrrp vrid 1 priority ")
+    help_text = sh.execute("vrrp vrid 1 priority ?")
+    assert "INTEGER<1-254>" in help_text
+
+
+def test_help_lists_keywords_and_cr():
+    sh = shell()
+    sh.execute("system-view")
+    words = [line.split()[0] for line in sh.execute("dhcp ?").splitlines()]
+    assert words == ["enable", "server"]  # dhcp enable, dhcp server backup enable
+    assert "<cr>" in sh.execute("dhcp enable ?")
+    top = sh.execute("?")
+    assert "interface" in top and "remote-backup-service" in top and "commit" in top
+
+
+def test_tab_candidates_complete_a_prefix():
+    sh = shell()
+    sh.execute("system-view")
+    assert [w for w, _ in sh.candidates("remote-backup-p")] == ["remote-backup-profile"]
+
+
+# --- views and prompts ---
+
+
+def test_prompts_follow_views_and_the_candidate():
+    sh = shell()
+    assert sh.prompt() == "<HUAWEI>"
+    sh.execute("sys")
+    assert sh.prompt() == "[~HUAWEI]"
+    sh.execute("ip pool pool1")
+    assert sh.prompt() == "[*HUAWEI-ip-pool-pool1]"
+    sh.execute("quit")
+    sh.execute("remote-backup-service service1")
+    assert sh.prompt() == "[*HUAWEI-rm-backup-srv-service1]"
+    sh.execute("remote-backup-profile p1")  # a system command from a sub-view
+    assert sh.prompt() == "[*HUAWEI-rm-backup-prf-p1]"
+    sh.execute("clear configuration candidate")
+    assert sh.prompt() == "[~HUAWEI-rm-backup-prf-p1]"
+    sh.execute("return")
+    assert sh.prompt() == "<HUAWEI>"
+    with pytest.raises(Exit):
+        sh.execute("quit")
+
+
+# --- command -> edit ---
+
+NCA = 'xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0"'
+
+
+@pytest.mark.parametrize("view, line, expected", [
+    ("interface Vlanif100", "vrrp vrid 1 priority 200",
+     '<interfaces xmlns="urn:nefeature:yang:nefeature-interfaces"><interface><name>Vlanif100'
+     '</name><ipv4><vrrp xmlns="urn:nefeature:yang:nefeature-vrrp"><vrrp-instance><vrid>1</vrid>'
+     "<priority>200</priority></vrrp-instance></vrrp></ipv4></interface></interfaces>"),
+    ("interface Vlanif100", "vrrp vrid 1 timer advertise millisecond 500",
+     "<advertise-interval-centi-sec>50</advertise-interval-centi-sec>"),
+    ("interface Vlanif100", "vrrp vrid 1 track interface GigabitEthernet 0/1/2 reduced 110",
+     '<interface nc:operation="replace"><interface>GigabitEthernet0/1/2</interface>'
+     "<priority-decrement>110</priority-decrement></interface>"),
+    ("interface Vlanif100", "undo vrrp vrid 1 priority",
+     '<priority nc:operation="remove"></priority>'),
+    ("ip pool p1", "lease 3 12 30",
+     "<lease-time><day>3</day><hour>12</hour><minute>30</minute></lease-time>"),
+    ("ip pool p1", "lease day 2 hour 1",
+     "<lease-time><day>2</day><hour>1</hour><minute>0</minute></lease-time>"),
+    ("ip pool p1", "static-bind ip-address 10.1.1.5 mac-address 00e0-fc12-3456",
+     "<mac-address>00:e0:fc:12:34:56</mac-address>"),
+    ("ip pool p1", "network 10.1.1.0 mask 24",
+     "<network><ip-address>10.1.1.0</ip-address><mask>255.255.255.0</mask></network>"),
+    ("ip pool p1", "dns-list 10.1.1.53 10.1.1.54",
+     "<dns-list>10.1.1.53</dns-list><dns-list>10.1.1.54</dns-list>"),
+    ("remote-backup-service s1", "peer 10.1.1.2 source 10.1.1.1 port 10000",
+     "<peer-ip>10.1.1.2</peer-ip><source-ip>10.1.1.1</source-ip><tcp-port>10000</tcp-port>"),
+    ("remote-backup-profile p1", "vrrp-id 1 interface Vlanif 100",
+     '<vrrps><vrrp nc:operation="replace"><id>1</id><if-name>Vlanif100</if-name></vrrp></vrrps>'),
+    ("remote-backup-profile p1", "dhcp server backup enable",
+     "<service-type>dhcp-server</service-type>"),
+])
+def test_command_becomes_one_edit(view, line, expected):
+    sh = shell()
+    run(sh, "system-view", view)
+    backend = sh.backend
+    backend.edits.clear()
+    sh.execute(line)
+    assert len(backend.edits) == 1
+    assert expected in backend.edits[0]
+
+
+def test_backup_enable_shorthand_picks_the_only_profile_or_refuses_to_guess():
+    sh = shell()
+    run(sh, "system-view", "remote-backup-profile p1", "quit")
+    assert "p1" in sh.execute("dhcp server backup enable")
+    run(sh, "remote-backup-profile p2", "quit")
+    with pytest.raises(CliError) as caught:
+        sh.execute("dhcp server backup enable")
+    assert "p1, p2" in caught.value.message
+
+
+def test_batch_backup_is_an_rpc():
+    sh = shell()
+    run(sh, "system-view", "remote-backup-service service1",
+        "batch-backup service-type dhcp-server now")
+    assert "<batch-backup-now" in sh.backend.rpcs[0]
+    assert "<rbs-name>service1</rbs-name>" in sh.backend.rpcs[0]
+
+
+def test_commit_reports_the_models_message_in_cli_words():
+    sh = shell()
+    run(sh, "system-view", "remote-backup-service s1", "peer 10.1.1.2 source 10.1.1.2 port 10000")
+    with pytest.raises(CliError) as caught:
+        sh.execute("commit")
+    assert "The peer and source addresses must differ" in caught.value.message
+
+
+# --- round trip ---
+
+
+def replay(text: str) -> dict:
+    sh = shell()
+    sh.execute("system-view")
+    for line in text.splitlines():
+        if line not in ("#", "return"):
+            sh.execute(line)
+    sh.execute("commit")
+    return sh.backend.running
+
+
+@pytest.mark.parametrize("name", ["pair/deviceA.xml", "pair/deviceB.xml", "single/server.xml"])
+def test_examples_round_trip(name):
+    explicit = validate_config_text((EXAMPLES / name).read_bytes()).explicit
+    assert replay(render_configuration(explicit)) == explicit
+
+
+def test_rendered_pair_matches_huaweis_layout():
+    explicit = validate_config_text((EXAMPLES / "pair" / "deviceB.xml").read_bytes()).explicit
+    text = render_configuration(explicit)
+    assert text.splitlines()[:6] == ["#", "dhcp enable", "#", "ip pool pool1 server",
+                                     " gateway 10.10.10.100 255.255.255.0",
+                                     " section 0 10.10.10.1 10.10.10.100"]
+    assert "remote-backup-service service1\n peer 10.10.10.1 source 10.10.10.2 port 10000" \
+        in text
+    assert "remote-backup-profile service1\n service-type dhcp-server\n backup-id 1 " \
+           "remote-backup-service service1\n peer-backup hot\n vrrp-id 1 interface Vlanif100" \
+        in text
+    assert text.endswith("#\nreturn")
+
+
+addresses = st.integers(2, 250).map(lambda n: f"10.10.10.{n}")
+
+
+@st.composite
+def configurations(draw) -> str:
+    """CLI scripts for random but valid pools, VRRP groups and backup settings."""
+    lines = ["interface Vlanif100", " ip address 10.10.10.1 255.255.255.0"]
+    vip = draw(addresses)
+    lines.append(f" vrrp vrid 7 virtual-ip {vip}")
+    if draw(st.booleans()):
+        lines.append(f" vrrp vrid 7 priority {draw(st.integers(1, 254))}")
+    if draw(st.booleans()):
+        lines.append(f" vrrp vrid 7 preempt-mode timer delay {draw(st.integers(0, 10800))}")
+    if draw(st.booleans()):
+        lines.append(" vrrp vrid 7 preempt-mode disable")
+    lines.append(draw(st.sampled_from([" vrrp vrid 7 timer advertise 2",
+                                       " vrrp vrid 7 timer advertise millisecond 250", ""])))
+    if draw(st.booleans()):
+        lines.append(f" description {draw(st.sampled_from(['lan side', 'users']))}")
+    lines.append(draw(st.sampled_from([" dhcp server enable", " dhcp select global",
+                                       " dhcp server disable"])))
+    lines.append("dhcp enable")
+    ne = draw(st.booleans())
+    lines.append("ip pool p1" + (" server" if ne else ""))
+    if ne:
+        lines.append(" gateway 10.10.10.254 255.255.255.0")
+        lines.append(f" section 0 10.10.10.10 10.10.10.{draw(st.integers(10, 99))}")
+        lines.append(f" lease {draw(st.integers(0, 9))} {draw(st.integers(1, 23))} 0")
+    else:
+        lines.append(" network 10.10.10.0 mask 255.255.255.0")
+        lines.append(" gateway-list 10.10.10.254")
+        lines.append(f" lease day {draw(st.integers(1, 9))} hour 0 minute 5")
+    if draw(st.booleans()):
+        lines.append(" excluded-ip-address 10.10.10.100 10.10.10.110")
+    if draw(st.booleans()):
+        lines.append(" static-bind ip-address 10.10.10.200 mac-address 00e0-fc00-0001")
+    if draw(st.booleans()):
+        lines.append(" domain-name example.net")
+    if draw(st.booleans()):
+        lines.append(" option 66 ascii tftp.example.net")
+    if draw(st.booleans()):
+        lines += [" server identifier ip " + vip, " remote-backup-profile rbp1",
+                  "remote-backup-service rbs1", " peer 10.10.10.2 source 10.10.10.1 port 10000",
+                  "remote-backup-profile rbp1", " service-type dhcp-server",
+                  " backup-id 3 remote-backup-service rbs1", " vrrp-id 7 interface Vlanif100"]
+        if draw(st.booleans()):
+            lines.append(" sync-mode lazy")
+    return "\n".join(line for line in lines if line)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(configurations())
+def test_display_current_configuration_replays_to_the_same_config(script):
+    configured = replay(script)
+    assert replay(render_configuration(configured)) == configured
+
+
+def test_display_this_shows_the_view_section():
+    sh = shell()
+    run(sh, "system-view", "ip pool p1", "network 10.9.0.0 mask 255.255.0.0", "commit")
+    text = sh.execute("display this")
+    assert text.splitlines()[1:3] == ["ip pool p1", " network 10.9.0.0 mask 255.255.0.0"]
+
+
+def test_display_candidate_changes_shows_a_diff():
+    sh = shell()
+    run(sh, "system-view", "dhcp enable", "commit", "ip pool p1")
+    diff = sh.execute("display configuration candidate changes")
+    assert "+ip pool p1" in diff
+    assert etree  # lxml is used by the backend
