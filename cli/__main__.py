@@ -96,7 +96,8 @@ def run_interactive(shell) -> int:
         event.app.exit(result="return")
 
     session = PromptSession(history=FileHistory(str(Path.home() / ".nefeature_cli_history")),
-                            completer=VrpCompleter(), key_bindings=keys)
+                            completer=VrpCompleter(), key_bindings=keys,
+                            complete_while_typing=False)  # Tab completes, as on VRP
     while True:
         try:
             line = session.prompt(shell.prompt())
