@@ -8,9 +8,6 @@ from pathlib import Path
 
 from nefeature.datastore.errors import NetconfError
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
-
-
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check instance files against the YANG model; print `file: path: message`."""
     from nefeature.config import load_config_file
@@ -33,28 +30,10 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    """For now: load the example pair and say what each device is set up to do."""
-    from nefeature.config import load_config_file
+    """Two devices on loopback, clients, a failure, the switchover (nefeature.demo)."""
+    from nefeature.demo import main as demo_main
 
-    for device in ("deviceA", "deviceB"):
-        config = load_config_file(EXAMPLES / "pair" / f"{device}.xml")
-        print(f"{device}:")
-        for group in config.vrrp_groups:
-            tracks = ", ".join(f"{t.interface} {t.priority_change:+d}" for t in group.tracks)
-            print(f"  VRRP {group.interface} vrid {group.vrid}: priority {group.priority},"
-                  f" virtual IP {', '.join(map(str, group.virtual_addresses))},"
-                  f" preempt delay {group.preempt_hold_time} s"
-                  + (f", tracking {tracks}" if tracks else ""))
-        for pool in config.pools:
-            size = sum(len(section) for section in pool.sections)
-            print(f"  pool {pool.name}: {pool.network}, {size} addresses in sections,"
-                  f" identifier {pool.identifier}, backup profile {pool.backup_profile}")
-        for service in config.rbs_services:
-            print(f"  remote backup {service.name}: {service.source} -> {service.peer}"
-                  f" port {service.port}")
-    print("\nThe live two-device demo (DHCP, VRRP, hot backup) is not built yet;"
-          " see the status table in README.md.")
-    return 0
+    return demo_main(args.demo_args)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -94,7 +73,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         group, _, port = args.emulate_lan.rpartition(":")
         emulated = (group, int(port))
     device = Device(validated, state_dir, dhcp_port=args.dhcp_port, emulated_lan=emulated,
-                    netconf=netconf)
+                    netconf=netconf, relay_port=args.relay_port)
     asyncio.run(device.run())
     return 0
 
@@ -155,7 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("-q", "--quiet", action="store_true", help="print errors only")
     validate.set_defaults(handler=cmd_validate)
 
-    demo = sub.add_parser("demo", help="the two-device demo on loopback")
+    demo = sub.add_parser("demo", help="the two-device demo on loopback (no root)",
+                          add_help=False)
+    demo.add_argument("demo_args", nargs=argparse.REMAINDER)
     demo.set_defaults(handler=cmd_demo)
 
     run = sub.add_parser("run", help="run one device in the foreground")
@@ -169,6 +150,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--netconf-password", metavar="PW", help="for tests; prefer the file")
     run.add_argument("--netconf-authorized-keys", metavar="FILE")
     run.add_argument("--dhcp-port", type=int, default=67, help=argparse.SUPPRESS)
+    run.add_argument("--relay-port", type=int, default=67, help=argparse.SUPPRESS)
     run.add_argument("--emulate-lan", metavar="GROUP:PORT",
                      help="carry VRRP over UDP multicast on loopback (no root; for the demo)")
     run.add_argument("-v", "--verbose", action="store_true")
@@ -181,6 +163,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["demo"]:  # the demo parses its own options
+        from nefeature.demo import main as demo_main
+
+        return demo_main(argv[1:])
     args = build_parser().parse_args(argv)
     return args.handler(args)
 

@@ -74,7 +74,8 @@ class Device:
 
     def __init__(self, validated: ValidatedConfig, state_dir: str | Path,
                  dhcp_port: int = SERVER_PORT, emulated_lan: tuple[str, int] | None = None,
-                 netconf: NetconfSettings | None = None, clock=time.time) -> None:
+                 netconf: NetconfSettings | None = None, relay_port: int = SERVER_PORT,
+                 clock=time.time) -> None:
         config = build_device_config(validated.raw)
         self.config = config
         self.state_dir = Path(state_dir)
@@ -89,6 +90,10 @@ class Device:
         self.emulated_lan = emulated_lan
         self.journal = LeaseJournal(self.state_dir / "leases.sqlite")
         self.dhcp = DhcpServer(config, self.journal.load())
+        self.dhcp.relay_port = relay_port
+        # On the emulated LAN links exist only here: all up, SIGUSR1 cuts the tracked
+        # ones and SIGUSR2 restores them (what `make demo` does to DeviceA's uplink).
+        self.emulated_links: dict[str, bool] = {}
         self.dhcp.handle_timer(self.clock())  # leases that ran out while we were down
         self._commit()
         self.dhcp_port = dhcp_port
@@ -198,7 +203,10 @@ class Device:
         self._virtual[key] = (NoVirtualAddresses() if self.emulated_lan else VirtualAddresses(
             linux, self.config.interface(key[0]).address))
         watched = {linux} | {self.linux_name[t.interface] for t in router.group.tracks}
-        if self._monitor is None:
+        if self.emulated_lan:
+            for name in watched:
+                self.emulated_links.setdefault(name, True)
+        elif self._monitor is None:
             self._monitor = LinkMonitor(loop, watched, self.on_link_change)
         else:
             self._monitor.watch(watched)
@@ -216,11 +224,25 @@ class Device:
         now = self.clock()
         for router in self.vrrp.values():
             for track in router.group.tracks:
-                if not link_is_up(self.linux_name[track.interface]):
+                if not self._link_up(self.linux_name[track.interface]):
                     router.link_changed(track.interface, False, now)
-            if self.emulated_lan or link_is_up(self.linux_name[router.group.interface]):
+            if self._link_up(self.linux_name[router.group.interface]):
                 router.startup(now)
         self._after_vrrp()
+
+    def _link_up(self, linux_name: str) -> bool:
+        if self.emulated_lan:
+            return self.emulated_links.get(linux_name, True)
+        return link_is_up(linux_name)
+
+    def set_emulated_tracked_links(self, up: bool) -> None:
+        """Emulated LAN only: every tracked link goes down (or up), as a cable would."""
+        tracked = {self.linux_name[t.interface] for r in self.vrrp.values()
+                   for t in r.group.tracks}
+        for name in sorted(tracked):
+            if self.emulated_links.get(name, True) != up:
+                self.emulated_links[name] = up
+                self.on_link_change(name, up)
 
     def on_vrrp_datagram(self, linux_name: str, datagram: bytes) -> None:
         try:
@@ -353,6 +375,9 @@ class Device:
             log.info("NETCONF over SSH on %s port %d", settings.host, self.netconf_server.port)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopped.set)
+        if self.emulated_lan:
+            loop.add_signal_handler(signal.SIGUSR1, self.set_emulated_tracked_links, False)
+            loop.add_signal_handler(signal.SIGUSR2, self.set_emulated_tracked_links, True)
         self._arm_timer()
         log.info("serving DHCP on port %d (direct on %s), %d leases loaded; %d VRRP group(s)",
                  self.dhcp_port, ", ".join(direct) or "no interface", len(self.dhcp.table),
@@ -566,7 +591,7 @@ class Device:
                 router = VrrpRouter(change.new, int(interface.address.ip))
                 self.vrrp[key] = router
                 self._ensure_link(asyncio.get_running_loop(), key, router)
-                if self.emulated_lan or link_is_up(self.linux_name[change.new.interface]):
+                if self._link_up(self.linux_name[change.new.interface]):
                     router.startup(now)
             else:
                 router = self.vrrp[key]

@@ -158,6 +158,7 @@ class DhcpServer:
         self.table = LeaseTable()
         self.events: list = []
         self.silent_pools: set[str] = set()  # the peer device serves these (VRRP backup)
+        self.relay_port = SERVER_PORT  # where relays listen (another port only on loopback)
         self.sync_conflicts = 0
         # Lazy hot backup caps lease times (MCLT rule): (pool, address, now, wanted) -> granted
         self.lease_time_limit: Callable[[str, int, float, int], int] | None = None
@@ -556,6 +557,8 @@ class DhcpServer:
         counter = _SENT_COUNTER[reply_type]
         setattr(self.statistics, counter, getattr(self.statistics, counter) + 1)
         address, port, mac = _destination(request, reply_type, reply.yiaddr)
+        if request.giaddr:
+            port = self.relay_port
         max_size = _client_max_size(request)
         direct = _is_direct(request, interface)
         return Reply(
