@@ -119,10 +119,10 @@ def netconf_settings(args: argparse.Namespace, state_dir):
     return NetconfSettings(host, int(port), passwords, keys)
 
 
-def cmd_not_yet(args: argparse.Namespace) -> int:
-    print(f"nefeature {args.command}: not implemented yet; see the status table in README.md",
-          file=sys.stderr)
-    return 2
+def cmd_lab(args: argparse.Namespace) -> int:
+    from nefeature.lab import main as lab_main
+
+    return lab_main(args.action, args.clients)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -157,8 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.set_defaults(handler=cmd_run)
 
     lab = sub.add_parser("lab", help="the Figure 4-10 lab in network namespaces (root)")
-    lab.add_argument("action", choices=("up", "status", "down"))
-    lab.set_defaults(handler=cmd_not_yet)
+    lab.add_argument("action", choices=("up", "status", "cut", "restore", "down"))
+    lab.add_argument("--clients", type=int, default=4)
+    lab.set_defaults(handler=cmd_lab)
     return parser
 
 
