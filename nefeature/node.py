@@ -221,6 +221,10 @@ class Device:
     def _start_vrrp(self, loop: asyncio.AbstractEventLoop) -> None:
         for key, router in self.vrrp.items():
             self._ensure_link(loop, key, router)
+            if not router.is_owner:
+                # A previous run that crashed as master left its virtual IPs behind;
+                # a router holds them only while it is master (as keepalived does).
+                self._virtual[key].remove(router.virtual_addresses)
         now = self.clock()
         for router in self.vrrp.values():
             for track in router.group.tracks:
