@@ -159,6 +159,7 @@ class DhcpServer:
         self.events: list = []
         self.silent_pools: set[str] = set()  # the peer device serves these (VRRP backup)
         self.relay_port = SERVER_PORT  # where relays listen (another port only on loopback)
+        self._reply_heads: dict[tuple[MessageType, int], bytes] = {}
         self.sync_conflicts = 0
         # Lazy hot backup caps lease times (MCLT rule): (pool, address, now, wanted) -> granted
         self.lease_time_limit: Callable[[str, int, float, int], int] | None = None
@@ -291,7 +292,8 @@ class DhcpServer:
             return []
         server_id = self._server_id(state, interface)
         handler = getattr(self, "_on_" + counter)
-        return handler(message, state, server_id, interface, packet.unicast, now)
+        client = client_key(message.options.get(Option.CLIENT_ID), message.hardware_address)
+        return handler(message, state, server_id, interface, packet.unicast, now, client)
 
     def next_deadline(self) -> float | None:
         return self.table.next_expiry()
@@ -337,10 +339,6 @@ class DhcpServer:
                 return int(candidate.address.ip)
         return next((int(i.address.ip) for i in self.interfaces.values() if i.address), 0)
 
-    @staticmethod
-    def _client(message: DhcpMessage) -> bytes:
-        return client_key(message.options.get(Option.CLIENT_ID), message.hardware_address)
-
     def _static_address(self, state: _PoolState, message: DhcpMessage) -> int | None:
         binds = state.addresses.static_binds
         if not binds or message.htype != 1 or message.hlen != 6:
@@ -372,13 +370,13 @@ class DhcpServer:
 
     def _new_lease(self, message: DhcpMessage, state: _PoolState, address: int,
                    lease_state: LeaseState, start: float, expiry: float | None,
-                   previous: Lease | None) -> Lease:
+                   previous: Lease | None, client: bytes) -> Lease:
         hostname = message.options.get(Option.HOSTNAME)
         option82 = message.options.get(Option.RELAY_AGENT_INFORMATION)
         return Lease(
             address=address,
             pool=state.config.name,
-            client=self._client(message),
+            client=client,
             hardware_address=message.hardware_address,
             state=lease_state,
             start=start,
@@ -392,8 +390,7 @@ class DhcpServer:
 
     # --- message handlers (RFC 2131 section 4.3) ---
 
-    def _on_discover(self, message, state, server_id, interface, unicast, now):
-        client = self._client(message)
+    def _on_discover(self, message, state, server_id, interface, unicast, now, client):
         existing = self.table.for_client(state.config.name, client)
         address = self._offer_address(state, message, client, existing)
         if address is None:
@@ -402,7 +399,7 @@ class DhcpServer:
             lease = existing  # offer what the client already holds
         else:
             lease = self._new_lease(message, state, address, LeaseState.OFFERED, now,
-                                    now + OFFER_HOLD_TIME, existing)
+                                    now + OFFER_HOLD_TIME, existing, client)
             self._store(state, lease)
         return [self._reply(message, MessageType.OFFER, state, server_id, interface, lease)]
 
@@ -419,8 +416,7 @@ class DhcpServer:
             return requested
         return state.addresses.allocate()
 
-    def _on_request(self, message, state, server_id, interface, unicast, now):
-        client = self._client(message)
+    def _on_request(self, message, state, server_id, interface, unicast, now, client):
         existing = self.table.for_client(state.config.name, client)
         chosen_server = message.address_option(Option.SERVER_ID)
         requested = message.address_option(Option.REQUESTED_ADDRESS)
@@ -432,7 +428,7 @@ class DhcpServer:
                 return []
             if (existing is not None and existing.address == requested
                     and existing.state in (LeaseState.OFFERED, LeaseState.BOUND)):
-                return self._bind(message, state, server_id, interface, existing, now)
+                return self._bind(message, state, server_id, interface, existing, now, client)
             return self._nak(message, state, server_id, interface, "offer not found")
         if not message.ciaddr:  # INIT-REBOOT
             if requested is None:
@@ -444,28 +440,30 @@ class DhcpServer:
                 return []  # no record of this client: stay silent (RFC 2131 4.3.2)
             if existing.address == requested and existing.state is not LeaseState.DECLINED \
                     and self._available_to(state, requested, client):
-                return self._bind(message, state, server_id, interface, existing, now)
+                return self._bind(message, state, server_id, interface, existing, now, client)
             return self._nak(message, state, server_id, interface, "address not leased to client")
         # RENEWING (unicast) or REBINDING (broadcast)
         address = message.ciaddr
         if (existing is not None and existing.address == address
                 and existing.state is not LeaseState.DECLINED
                 and self._available_to(state, address, client)):
-            return self._bind(message, state, server_id, interface, existing, now)
+            return self._bind(message, state, server_id, interface, existing, now, client)
         if state.addresses.in_subnet(address) and self._available_to(
                 state, address, client, static=address == self._static_address(state, message)):
-            return self._bind(message, state, server_id, interface, existing, now, address)
+            return self._bind(message, state, server_id, interface, existing, now, client,
+                              address)
         if unicast or state.addresses.in_subnet(address):
             return self._nak(message, state, server_id, interface, "address not available")
         return []
 
-    def _bind(self, message, state, server_id, interface, existing, now, address=None):
+    def _bind(self, message, state, server_id, interface, existing, now, client, address=None):
         address = existing.address if address is None else address
         lease_time = state.config.lease_time
         if self.lease_time_limit is not None and lease_time is not None:
             lease_time = self.lease_time_limit(state.config.name, address, now, lease_time)
         lease = self._new_lease(message, state, address, LeaseState.BOUND, now,
-                                None if lease_time is None else now + lease_time, existing)
+                                None if lease_time is None else now + lease_time, existing,
+                                client)
         self._store(state, lease)
         self.events.append(LeaseCommitted(lease))
         self._check_threshold(state)
@@ -489,11 +487,11 @@ class DhcpServer:
         return [self._reply(message, MessageType.NAK, state, server_id, interface, None,
                             reason=reason)]
 
-    def _on_release(self, message, state, server_id, interface, unicast, now):
+    def _on_release(self, message, state, server_id, interface, unicast, now, client):
         chosen_server = message.address_option(Option.SERVER_ID)
         if chosen_server is not None and chosen_server != server_id:
             return []
-        existing = self.table.for_client(state.config.name, self._client(message))
+        existing = self.table.for_client(state.config.name, client)
         if existing is not None and existing.address == message.ciaddr \
                 and existing.state is LeaseState.BOUND:
             released = existing.with_changes(state=LeaseState.RELEASED, expiry=now)
@@ -501,12 +499,12 @@ class DhcpServer:
             self.events.append(LeaseReleased(released))
         return []
 
-    def _on_decline(self, message, state, server_id, interface, unicast, now):
+    def _on_decline(self, message, state, server_id, interface, unicast, now, client):
         chosen_server = message.address_option(Option.SERVER_ID)
         if chosen_server is not None and chosen_server != server_id:
             return []
         address = message.address_option(Option.REQUESTED_ADDRESS)
-        existing = self.table.for_client(state.config.name, self._client(message))
+        existing = self.table.for_client(state.config.name, client)
         if address is None or existing is None or existing.address != address \
                 or existing.state not in (LeaseState.OFFERED, LeaseState.BOUND):
             return []
@@ -520,7 +518,7 @@ class DhcpServer:
         self.events.append(LeaseDeclined(declined))
         return []
 
-    def _on_inform(self, message, state, server_id, interface, unicast, now):
+    def _on_inform(self, message, state, server_id, interface, unicast, now, client):
         return [self._reply(message, MessageType.ACK, state, server_id, interface, None)]
 
     # --- replies (RFC 2131 section 4.1 and table 3) ---
@@ -528,27 +526,27 @@ class DhcpServer:
     def _reply(self, request: DhcpMessage, reply_type: MessageType, state: _PoolState,
                server_id: int, interface: Interface | None, lease: Lease | None,
                reason: str | None = None) -> Reply:
-        options: dict[int, bytes] = {
-            Option.MESSAGE_TYPE: bytes((reply_type,)),
-            Option.SERVER_ID: struct.pack("!I", server_id),
-        }
-        trailer = b""
+        head = self._reply_heads.get((reply_type, server_id))
+        if head is None:  # options 53 and 54, the same for every reply of a kind
+            head = self._reply_heads[(reply_type, server_id)] = encode_options({
+                Option.MESSAGE_TYPE: bytes((reply_type,)),
+                Option.SERVER_ID: struct.pack("!I", server_id)})
         if reply_type is MessageType.NAK:
-            options[Option.MESSAGE] = (reason or "").encode()
+            trailer = head + encode_options({Option.MESSAGE: (reason or "").encode()})
         elif lease is not None:
             granted = None if lease.expiry is None else round(lease.expiry - lease.start)
             lease_options = state.encoded_lease_options
             if reply_type is MessageType.ACK and granted != state.config.lease_time:
                 lease_options = encode_options(_lease_time_options(granted))  # capped (lazy)
-            trailer = lease_options + state.encoded_options
+            trailer = head + lease_options + state.encoded_options
         else:
-            trailer = state.encoded_options
+            trailer = head + state.encoded_options
         relay_info = request.options.get(Option.RELAY_AGENT_INFORMATION)
         if relay_info is not None:  # RFC 3046 2.2: echoed, as the last option
             trailer += encode_options({Option.RELAY_AGENT_INFORMATION: relay_info})
         reply = DhcpMessage(
             op=BOOTREPLY, htype=request.htype, hlen=request.hlen, xid=request.xid,
-            flags=request.flags, giaddr=request.giaddr, chaddr=request.chaddr, options=options,
+            flags=request.flags, giaddr=request.giaddr, chaddr=request.chaddr, options={},
             ciaddr=request.ciaddr if reply_type is MessageType.ACK else 0,
             yiaddr=lease.address if lease is not None and reply_type is not MessageType.NAK else 0,
         )

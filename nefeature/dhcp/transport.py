@@ -107,6 +107,8 @@ class DhcpSockets:
         self._on_batch = on_batch
         self._raw: dict[str, tuple[socket.socket, bytes]] = {}
         self._raw_ifindexes: set[int] = set()
+        self._interface_names: dict[int, str] = {}
+        self._pktinfo: dict[int, bytes] = {}
         self.udp = self._open_udp(listen_address, port)
         loop.add_reader(self.udp.fileno(), self._read_udp)
         for name in direct_interfaces:
@@ -158,14 +160,22 @@ class DhcpSockets:
             giaddr_set = len(data) >= 28 and data[24:28] != b"\x00\x00\x00\x00"
             if not giaddr_set and ifindex in self._raw_ifindexes:
                 continue  # a direct client: its raw socket has the same packet
-            try:
-                interface = socket.if_indextoname(ifindex) if ifindex else None
-            except OSError:
-                interface = None
-            unicast = destination != b"\xff\xff\xff\xff"
-            batch.append(Received(data, interface, unicast))
+            interface = self._interface_names.get(ifindex)
+            if interface is None and ifindex:
+                interface = self._interface_name(ifindex)
+            batch.append(Received(data, interface, destination != b"\xff\xff\xff\xff"))
         if batch:
             self._on_batch(batch)
+
+    def _interface_name(self, ifindex: int) -> str | None:
+        """ifindex -> name, looked up once (an ioctl per datagram would cost more than
+        the DHCP logic)."""
+        try:
+            name = socket.if_indextoname(ifindex)
+        except OSError:
+            return None
+        self._interface_names[ifindex] = name
+        return name
 
     def _read_raw(self, name: str, sock: socket.socket) -> None:
         batch = []
@@ -200,11 +210,14 @@ class DhcpSockets:
                         socket.inet_ntoa(struct.pack("!I", reply.address)), error)
 
     def _send_udp(self, reply: Reply) -> None:
-        destination = (socket.inet_ntoa(struct.pack("!I", reply.address)), reply.port)
+        destination = (socket.inet_ntoa(reply.address.to_bytes(4, "big")), reply.port)
         if reply.address == BROADCAST or reply.port == CLIENT_PORT:
             self.udp.sendto(reply.data, destination)
             return
-        pktinfo = PKTINFO.pack(0, struct.pack("!I", reply.source), b"\x00" * 4)
+        pktinfo = self._pktinfo.get(reply.source)
+        if pktinfo is None:
+            pktinfo = self._pktinfo[reply.source] = PKTINFO.pack(
+                0, reply.source.to_bytes(4, "big"), b"\x00" * 4)
         try:  # answer from the server identifier (the VRRP virtual IP in a pair)
             self.udp.sendmsg([reply.data], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], 0,
                              destination)
