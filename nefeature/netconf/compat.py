@@ -5,7 +5,8 @@ each fix below has a regression test in tests/conformance/test_compat.py.
 
 1. base:1.0 framing spins at 100 % CPU after the peer disconnects
    (``_receive_10`` loops on empty reads): replaced by a version that raises
-   ChannelClosed on EOF.
+   ChannelClosed on EOF.  Both framings refuse a message over MAX_MESSAGE
+   (the package buffered anything, so one client could exhaust memory).
 2. The server binds every address (``::``); ``NetconfServer`` binds the one
    address it is given.
 3. The session's RPC dispatch (lock/unlock reply, kill-session killing the
@@ -30,12 +31,12 @@ import netconf.base as netconf_base
 import netconf.server as netconf_server
 from lxml import etree
 from netconf import NSMAP
-from netconf.error import ChannelClosed, SessionError
+from netconf.error import ChannelClosed, FramingError, SessionError
 from sshutil.server import SSHServerSocket
 
 log = logging.getLogger(__name__)
 
-MAX_MESSAGE = 64 * 1024 * 1024
+MAX_MESSAGE = 32 * 1024 * 1024  # far above a 100,000-lease <get> reply
 
 
 def _receive_10(self):
@@ -56,7 +57,48 @@ def _receive_10(self):
     return message.decode("utf-8")
 
 
+def _receive_chunk(self):
+    """One RFC 6242 chunk ('\\n#<len>\\n<data>'), or None at '\\n##\\n'; bounded."""
+    def fill(size: int) -> None:
+        while len(self.rbuffer) < size:
+            data = self.stream.recv(self.max_chunk)
+            if not data:
+                raise ChannelClosed(self)
+            self.rbuffer += data
+
+    fill(4)
+    if self.rbuffer[:2] != b"\n#":
+        raise FramingError(self.rbuffer[:20])
+    while b"\n" not in self.rbuffer[2:13]:
+        if len(self.rbuffer) > 13:
+            raise FramingError(self.rbuffer[:20])
+        fill(len(self.rbuffer) + 1)
+    end = self.rbuffer.index(b"\n", 2)
+    header, self.rbuffer = self.rbuffer[2:end], self.rbuffer[end + 1:]
+    if header == b"#":
+        return None
+    if not header.isdigit() or not 0 < int(header) <= MAX_MESSAGE:
+        raise FramingError(b"chunk length " + header[:12])
+    length = int(header)
+    fill(length)
+    chunk, self.rbuffer = self.rbuffer[:length], self.rbuffer[length:]
+    return chunk
+
+
+def _receive_11(self):
+    """Chunked framing with the same size cap as EOM framing (a 100 MB message is refused)."""
+    total, chunks = 0, []
+    for chunk in self._iter_receive_chunks():
+        total += len(chunk)
+        if total > MAX_MESSAGE:
+            raise ChannelClosed(self)
+        chunks.append(chunk)
+    return b"".join(chunks).decode("utf-8")
+
+
 netconf_base.NetconfFramingTransport._receive_10 = _receive_10
+netconf_base.NetconfFramingTransport._receive_11 = _receive_11
+netconf_base.NetconfFramingTransport._receive_chunk = _receive_chunk
 
 
 def receive_hello(transport) -> str:
