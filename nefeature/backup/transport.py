@@ -96,6 +96,13 @@ class ChannelConnector:
         return connection.initiated_by_us == ours
 
     def adopt(self, connection: _Connection) -> None:
+        if not connection.initiated_by_us:
+            remote = connection.transport.get_extra_info("peername")
+            if remote is None or remote[0] != str(self.service.peer):
+                log.warning("remote backup %s: refused a connection from %s (not the peer)",
+                            self.service.name, remote[0] if remote else "?")
+                connection.transport.close()
+                return
         current = self.current
         if current is not None:
             up = self.channel.state is ChannelState.UP
