@@ -39,13 +39,50 @@ def _mreqn(group: int, address: int, ifindex: int) -> bytes:
     return struct.pack("!II", group, address) + struct.pack("=i", ifindex)
 
 
-class RawVrrpLink:
+class _Link:
+    """A socket carrying whole IPv4 VRRP datagrams, read on the loop."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, sock: socket.socket, primary: int,
+                 on_datagram: Callable[[bytes], None]) -> None:
+        self._loop = loop
+        self.sock = sock
+        self.primary = primary
+        self._own_source = struct.pack("!I", primary)
+        self._on_datagram = on_datagram
+        sock.setblocking(False)
+        loop.add_reader(sock.fileno(), self._read)
+
+    def _read(self) -> None:
+        for _ in range(64):
+            try:
+                datagram = self.sock.recv(2048)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as error:
+                log.warning("VRRP receive failed: %s", error)
+                return
+            if datagram[12:16] != self._own_source:  # our own, looped back
+                self._on_datagram(datagram)
+
+    def send(self, advertisement: Advertisement) -> None:
+        try:
+            self._send(advertisement)
+        except OSError as error:
+            log.warning("VRRP send failed: %s", error)
+
+    def _send(self, advertisement: Advertisement) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        self._loop.remove_reader(self.sock.fileno())
+        self.sock.close()
+
+
+class RawVrrpLink(_Link):
     """Sends and receives advertisements on one interface."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, linux_name: str, primary: int,
                  on_datagram: Callable[[bytes], None]) -> None:
-        self._loop = loop
-        self.primary = primary
         ifindex = socket.if_nametoindex(linux_name)
         sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, VRRP_PROTOCOL)
         sock.setsockopt(socket.SOL_SOCKET, SO_BINDTODEVICE, linux_name.encode())
@@ -58,40 +95,17 @@ class RawVrrpLink:
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, 0xC0)
         # No bind(): a raw socket bound to an address only receives datagrams for that
         # address.  IP_MULTICAST_IF above makes the primary address the source.
-        sock.setblocking(False)
-        self.sock = sock
-        self._on_datagram = on_datagram
-        loop.add_reader(sock.fileno(), self._read)
+        super().__init__(loop, sock, primary, on_datagram)
 
-    def _read(self) -> None:
-        for _ in range(64):
-            try:
-                datagram = self.sock.recv(2048)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as error:
-                log.warning("VRRP receive failed: %s", error)
-                return
-            self._on_datagram(datagram)
-
-    def send(self, advertisement: Advertisement) -> None:
-        try:
-            self.sock.sendto(encode(advertisement, self.primary), (str(IPv4Address(VRRP_GROUP)), 0))
-        except OSError as error:
-            log.warning("VRRP send failed: %s", error)
-
-    def close(self) -> None:
-        self._loop.remove_reader(self.sock.fileno())
-        self.sock.close()
+    def _send(self, advertisement: Advertisement) -> None:
+        self.sock.sendto(encode(advertisement, self.primary), (str(IPv4Address(VRRP_GROUP)), 0))
 
 
-class EmulatedVrrpLink:
+class EmulatedVrrpLink(_Link):
     """The same datagrams over UDP multicast on loopback (no root needed)."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, group: str, port: int, primary: int,
                  on_datagram: Callable[[bytes], None]) -> None:
-        self._loop = loop
-        self.primary = primary
         self.destination = (group, port)
         sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -102,29 +116,10 @@ class EmulatedVrrpLink:
                         socket.inet_aton(group) + loopback)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, loopback)
         sock.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 1)
-        sock.setblocking(False)
-        self.sock = sock
-        self._on_datagram = on_datagram
-        loop.add_reader(sock.fileno(), self._read)
+        super().__init__(loop, sock, primary, on_datagram)
 
-    def _read(self) -> None:
-        for _ in range(64):
-            try:
-                datagram = self.sock.recv(2048)
-            except (BlockingIOError, InterruptedError):
-                return
-            if datagram[12:16] != struct.pack("!I", self.primary):  # not our own
-                self._on_datagram(datagram)
-
-    def send(self, advertisement: Advertisement) -> None:
-        try:
-            self.sock.sendto(ipv4_datagram(advertisement, self.primary), self.destination)
-        except OSError as error:
-            log.warning("emulated VRRP send failed: %s", error)
-
-    def close(self) -> None:
-        self._loop.remove_reader(self.sock.fileno())
-        self.sock.close()
+    def _send(self, advertisement: Advertisement) -> None:
+        self.sock.sendto(ipv4_datagram(advertisement, self.primary), self.destination)
 
 
 class VirtualAddresses:
