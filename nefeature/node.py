@@ -89,6 +89,7 @@ class Device:
         self.datastores.commit_listeners.append(self._config_changed)
         self.emulated_lan = emulated_lan
         self.journal = LeaseJournal(self.state_dir / "leases.sqlite")
+        self.journal.checkpoint_in_background()
         self.dhcp = DhcpServer(config, self.journal.load())
         self.dhcp.relay_port = relay_port
         # On the emulated LAN links exist only here: all up, SIGUSR1 cuts the tracked

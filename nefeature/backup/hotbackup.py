@@ -15,7 +15,10 @@ decline, expiry) becomes a record on the profile's channel.  In ``strict``
 mode a DHCPACK is parked until the peer acknowledges its record (the peer
 acknowledges after its own journal commit), for at most ``STRICT_WAIT``
 seconds; with the peer unreachable the master serves alone and the queue
-is sent when it returns.  In ``lazy`` mode the reply leaves at once and the
+is sent when it returns.  When the channel drops, parked ACKs are dropped
+(the clients retransmit) and bound pools pause for two advertisement
+intervals: the peer may have dropped the channel because it has just taken
+over from a master that stalled, and VRRP must get to say so first.  In ``lazy`` mode the reply leaves at once and the
 lease time is capped so that it never runs more than MCLT past what the
 peer has acknowledged (the ISC failover rule).
 
@@ -48,6 +51,7 @@ from nefeature.vrrp.router import State, VrrpRouter
 
 STRICT_WAIT = 0.5  # seconds a DHCPACK waits for the peer before it leaves anyway
 CHANNEL_GRACE = 10.0  # seconds after start before an unreachable peer counts as gone
+SERVE_ALONE_MIN = 0.5  # seconds a master pauses bound pools after losing its peer
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +89,7 @@ class ProfileRuntime:
     batch_received: int = 0
     batch_status: str = "idle"
     last_batch_time: float | None = None
+    alone_from: float = 0.0  # after losing the peer, serve again from this time
 
 
 @dataclass
@@ -125,6 +130,7 @@ class HotBackup:
         self.records_applied = 0
         self.channel_times: dict[str, dict] = {}
         self._grace_over = not self.channels
+        self._last_now = self.started
         if any(p.sync_mode == "lazy" for p in self.profiles.values()):
             self.dhcp.lease_time_limit = self._lazy_lease_time
         self.update_roles(self.started)
@@ -137,6 +143,7 @@ class HotBackup:
 
     def update_roles(self, now: float) -> None:
         """Follow VRRP: serve where master, keep silent elsewhere; gate preemption."""
+        self._last_now = now
         for profile in self.profiles.values():
             router = self.vrrp.get(profile.vrrp_key)
             state = {State.MASTER: "master", State.BACKUP: "slave"}.get(
@@ -145,12 +152,19 @@ class HotBackup:
                 self.events.append(RbpStateChanged(profile.name, profile.local_state, state,
                                                    "vrrp"))
                 profile.local_state = state
+            serving = state == "master" and now >= profile.alone_from
             for pool in profile.pools:
-                self.dhcp.set_serving(pool, state == "master")
+                self.dhcp.set_serving(pool, serving)
             if router is not None:
                 router.set_preempt_allowed(self._may_preempt(profile, now), now)
         for name, channel in self.channels.items():
             channel.set_profiles(self._profile_infos(name), now)
+
+    def _serve_alone_delay(self, profile: ProfileRuntime) -> float:
+        """Two advertisement intervals: long enough to hear a new master's advertisement."""
+        router = self.vrrp.get(profile.vrrp_key)
+        interval = router.group.advertise_interval / 100 if router else 1.0
+        return max(SERVE_ALONE_MIN, 2 * interval)
 
     def _may_preempt(self, profile: ProfileRuntime, now: float) -> bool:
         channel = self.channels[profile.service]
@@ -260,7 +274,13 @@ class HotBackup:
                 self.channel_times.setdefault(service, {}).update(
                     {"last-down-time": now, "last-down-reason": event.reason})
                 self.events.append(ProtectDown(service, False, event.reason))
-                leaving += self._release(service, None, now)  # serve alone
+                # The peer may have gone down because it took over from us (we stalled):
+                # acknowledge nothing it has not confirmed, and serve alone only after
+                # VRRP had time to tell us who is master.
+                self.parked[service] = []
+                for profile in self.profiles.values():
+                    if profile.service == service:
+                        profile.alone_from = now + self._serve_alone_delay(profile)
                 for profile in self.profiles.values():
                     if profile.service == service and profile.batch_status == "running":
                         profile.batch_status = "failed"
@@ -328,6 +348,7 @@ class HotBackup:
         deadlines += [p.deadline for parked in self.parked.values() for p in parked[:1]]
         if not self._grace_over:
             deadlines.append(self.started + CHANNEL_GRACE)
+        deadlines += [p.alone_from for p in self.profiles.values() if p.alone_from > self._last_now]
         return min((d for d in deadlines if d is not None), default=None)
 
     def handle_timer(self, now: float) -> list[Reply]:

@@ -134,7 +134,8 @@ class VirtualAddresses:
             ["ip", "-4", "addr", action, f"{IPv4Address(address)}/{self.prefix_length}",
              "dev", self.linux_name],
             capture_output=True, text=True, timeout=5)
-        quiet = ("File exists", "Cannot assign", "Address not found")
+        # Already there (add) or already gone (del): the state we wanted, not an error.
+        quiet = ("File exists", "already assigned", "Cannot assign", "Address not found")
         if result.returncode != 0 and not any(text in result.stderr for text in quiet):
             log.warning("ip addr %s %s on %s: %s", action, IPv4Address(address), self.linux_name,
                         result.stderr.strip())

@@ -328,3 +328,22 @@ def test_rbs_state_fits_the_model():
     assert (profile["local-state"], profile["peer-state"]) == ("slave", "master")
     service = state["nefeature-rbs:rbs"]["services"]["service"][0]["state"]
     assert service["last-down-reason"] == "cut" and service["statistics"]["updates-received"] == "1"
+
+
+def test_losing_the_peer_drops_parked_acks_and_pauses_before_serving_alone():
+    """The peer may have dropped the channel because it took over from us: wait for VRRP."""
+    pair = Pair()
+    pair.start()
+    client = Client(pair.a.dhcp, mac=4)
+    out = pair.a.dhcp.receive(_received(client.message(MessageType.DISCOVER)), pair.now)
+    offer = _decode(out[0].data)
+    out = pair.a.dhcp.receive(_received(client.message(
+        MessageType.REQUEST, requested_address=offer.yiaddr.to_bytes(4, "big"),
+        server_id=offer.options[54])), pair.now)
+    assert pair.a.backup.route_replies(out, pair.a.dhcp.events, pair.now) == []  # parked
+    pair.a.dhcp.events.clear()
+    pair.cut()
+    assert pair.a.sent == []  # the unconfirmed ACK was not sent
+    assert "pool1" in pair.a.dhcp.silent_pools  # paused, though still VRRP master
+    pair.advance(pair.now + 2.1)
+    assert pair.a.router.state is State.MASTER and "pool1" not in pair.a.dhcp.silent_pools
