@@ -1,11 +1,23 @@
 """Helpers for system tests in network namespaces (DESIGN.md section 8).
 
-Everything a test builds here is its own: namespaces with a random suffix, a
-veth pair whose ends live only inside them, processes started as direct
-children (``ip netns exec`` execs in place, so the PID we hold is the
-program's) and stopped by that PID.  DHCP clients run with :func:`write_hook`
-as their script, never their stock one, which would rewrite the host's
-/etc/resolv.conf (research/tooling.md section 3).
+Everything a test builds here is its own: namespaces with a random suffix
+(:class:`Namespaces` deletes exactly the ones it created, and with them every
+link inside), and processes started as direct children (``ip netns exec``
+execs in place, so the PID we hold is the program's) and stopped by that PID.
+DHCP clients run with :func:`write_hook` as their script, never their stock
+one, which would rewrite the host's /etc/resolv.conf (research/tooling.md
+section 3).
+
+Two labs are built from these pieces:
+
+* :class:`Lab` (:func:`make_lab`): two namespaces joined by one veth whose
+  server end is ``Vlanif100`` (test_dhcp_clients.py);
+* :class:`Lan`: a switch namespace whose Linux bridge joins one namespace per
+  host; routers have ``Vlanif100`` and maybe the tracked uplink, and who is
+  VRRP master is read from the kernel (test_vrrp.py, test_hot_backup.py).
+
+:class:`Nefeature` is ``nefeature run`` in either, restartable on its state
+dir; :func:`journal_rows` reads its lease journal.
 
 Every wait is bounded; every resource is released in a ``finally``.
 """
@@ -13,6 +25,7 @@ Every wait is bounded; every resource is released in a ``finally``.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -20,10 +33,9 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import IO, TypeVar
 
@@ -33,46 +45,72 @@ ROOT = Path(__file__).resolve().parents[2]
 VENV_BIN = ROOT / ".venv" / "bin"
 NEFEATURE = VENV_BIN / "nefeature"
 PYTHON = VENV_BIN / "python"
-SERVER_INTERFACE = "Vlanif100"  # the Linux interface named in examples/single/server.xml
+PAIR = ROOT / "examples" / "pair"  # deviceA.xml, deviceB.xml: the hot backup pair
+LAN_IF = "Vlanif100"  # the Linux interface the example configs name
+VIP = "10.10.10.100"  # the pair's VRRP virtual IP
 READY_LINE = "serving DHCP"
+START_TIMEOUT = 30.0  # seconds for nefeature's start (imports) on a busy 2-core box
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
 
 T = TypeVar("T")
+N = TypeVar("N", bound="Namespaces")
+
+Arg = str | os.PathLike
 
 
 # --- prerequisites (the only reasons a system test may skip) ---
 
-def require_root() -> None:
+def require_root(needs: str = "network namespaces, port 67, raw sockets") -> None:
     if os.geteuid() != 0:
-        pytest.skip("system test needs root (network namespaces, port 67, raw sockets)")
+        pytest.skip(f"system test needs root ({needs})")
 
 
 def require_tool(name: str, package: str) -> str:
     """Absolute path of a program, or skip naming what is missing."""
-    path = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin")
+    path = shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/bin")
     if path is None:
         pytest.skip(f"`{name}` is not installed (Debian package {package};"
                     " `make test` installs it when run as root)")
     return path
 
 
-# --- waiting ---
+# --- waiting, and saying why ---
 
-def wait_for(predicate: Callable[[], T], timeout: float, what: str,
+def wait_for(predicate: Callable[[], T], timeout: float, what: str | Callable[[], str],
              interval: float = 0.05) -> T:
-    """Poll until ``predicate()`` is truthy and return it; fail after ``timeout``."""
+    """Poll until ``predicate()`` is truthy and return it; fail after ``timeout`` seconds.
+
+    ``what`` may be a callable, evaluated only on failure (to show the state then).
+    """
     deadline = time.monotonic() + timeout
     while True:
         value = predicate()
         if value:
             return value
         if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+            text = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {text}")
         time.sleep(interval)
 
 
-def run(args: list[str], timeout: float = 15.0, check: bool = True) -> subprocess.CompletedProcess:
+@contextmanager
+def explain_failure(describe: Callable[[], str]) -> Iterator[None]:
+    """Append ``describe()`` (logs, state) to an AssertionError raised in the block."""
+    try:
+        yield
+    except AssertionError as error:
+        raise AssertionError(f"{error}\n{describe()}") from None
+
+
+def logs_of(*programs) -> Callable[[], str]:
+    """For failure messages: the logs of programs that have a ``logs()`` method."""
+    return lambda: "\n".join(program.logs() for program in programs)
+
+
+def run(args: Sequence[Arg], timeout: float = 15.0,
+        check: bool = True) -> subprocess.CompletedProcess:
     """Run a short command to completion (bounded), capturing its output."""
+    args = [str(arg) for arg in args]
     result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
     if check and result.returncode != 0:
         raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n"
@@ -85,13 +123,13 @@ def run(args: list[str], timeout: float = 15.0, check: bool = True) -> subproces
 class Process:
     """A direct child with its output in a file; stopped by PID, SIGKILL as a last resort."""
 
-    def __init__(self, args: list[str], log: Path, name: str) -> None:
-        self.args = args
+    def __init__(self, args: Sequence[Arg], log: Path, name: str) -> None:
+        self.args = [str(arg) for arg in args]
         self.log = log
         self.name = name
-        self._out: IO[bytes] = open(log, "ab")
+        self._out: IO[bytes] = open(log, "ab")  # noqa: SIM115 - closed by stop() or kill()
         try:
-            self.popen = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._out,
+            self.popen = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=self._out,
                                           stderr=subprocess.STDOUT)
         except BaseException:
             self._out.close()
@@ -107,9 +145,25 @@ class Process:
     def output(self) -> str:
         return self.log.read_text(errors="replace")
 
+    def logs(self) -> str:
+        """The output under a heading, for failure messages."""
+        return f"--- {self.name} ({self.log})\n{self.output()}"
+
     def signal(self, signum: int) -> None:
         if self.running():
             os.kill(self.pid, signum)
+
+    def wait_output(self, text: str, timeout: float, interval: float = 0.05) -> None:
+        """Wait until the output contains ``text``; fail at once if the program exits first."""
+
+        def seen() -> bool:
+            if text in self.output():
+                return True
+            assert self.running(), \
+                f"{self.name} exited {self.popen.returncode} before {text!r}:\n{self.output()}"
+            return False
+
+        wait_for(seen, timeout, f"{text!r} from {self.name}", interval)
 
     def wait(self, timeout: float) -> int:
         """Wait for a process expected to end by itself; SIGKILL it if it does not."""
@@ -119,6 +173,17 @@ class Process:
             self.stop()
             raise AssertionError(f"{self.name} (pid {self.pid}) did not exit within {timeout} s;"
                                  f" output:\n{self.output()}") from None
+
+    def terminate(self, timeout: float = STOP_GRACE) -> int:
+        """SIGTERM and wait; SIGKILL and fail if it does not end in time."""
+        self.signal(signal.SIGTERM)
+        try:
+            return self.popen.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.kill(self.pid, signal.SIGKILL)
+            self.popen.wait(STOP_GRACE)
+            raise AssertionError(f"{self.name} (pid {self.pid}) ignored SIGTERM for"
+                                 f" {timeout} s:\n{self.output()}") from None
 
     def stop(self, grace: float = STOP_GRACE) -> int:
         """SIGTERM, then SIGKILL after ``grace`` seconds; always reaps. Returns the status."""
@@ -134,7 +199,7 @@ class Process:
             self._out.close()
 
     def kill(self) -> int:
-        """SIGKILL (a crash), and reap."""
+        """SIGKILL, and reap."""
         try:
             if self.running():
                 os.kill(self.pid, signal.SIGKILL)
@@ -142,34 +207,111 @@ class Process:
         finally:
             self._out.close()
 
+    def crash(self) -> int:
+        """Freeze (SIGSTOP), then SIGKILL, and reap: no chance to say goodbye."""
+        self.signal(signal.SIGSTOP)
+        return self.kill()
 
-# --- namespaces and the link between them ---
 
-@dataclass
-class Lab:
-    """Two namespaces joined by a veth: the server end is ``Vlanif100``."""
+def stop_all(programs: Iterable) -> list[str]:
+    """``stop()`` each program (anything with ``name`` and ``stop()``); the errors, if any."""
+    errors = []
+    for program in programs:
+        try:
+            program.stop()
+        except Exception as error:  # noqa: BLE001 - keep tearing down
+            errors.append(f"{program.name}: {error!r}")
+    return errors
 
-    ip: str
-    server_ns: str
-    client_ns: str
-    client_if: str
-    client_mac: str
-    server_if: str = SERVER_INTERFACE
-    processes: list[Process] = field(default_factory=list)
 
-    def exec_args(self, namespace: str, *args: str | os.PathLike) -> list[str]:
+# --- namespaces, and the processes in them ---
+
+class Namespaces:
+    """The namespaces a test created and the processes it started in them.
+
+    Names end in this lab's random :attr:`suffix`; :meth:`close` stops every
+    process by its PID, then deletes exactly the namespaces :meth:`add_namespace`
+    created, and with them every link inside.
+    """
+
+    def __init__(self, ip: str, poll: float = 0.05) -> None:
+        self.ip = ip
+        self.poll = poll  # seconds between two looks in this lab's waits
+        self.suffix = secrets.token_hex(3)
+        self.created: list[str] = []
+        self.processes: list[Process] = []
+
+    def add_namespace(self, name: str) -> str:
+        run([self.ip, "netns", "add", name])
+        self.created.append(name)
+        run([self.ip, "-n", name, "link", "set", "lo", "up"])
+        return name
+
+    def exec_args(self, namespace: str, *args: Arg) -> list[str]:
         return [self.ip, "netns", "exec", namespace, *map(str, args)]
 
-    def in_client(self, *args: str | os.PathLike, timeout: float = 15.0,
-                  check: bool = True) -> subprocess.CompletedProcess:
-        return run(self.exec_args(self.client_ns, *args), timeout=timeout, check=check)
-
-    def start(self, namespace: str, args: list[str | os.PathLike], log: Path,
-              name: str) -> Process:
-        """Start a direct child inside a namespace; the lab stops it at teardown."""
+    def start(self, namespace: str, args: Sequence[Arg], log: Path, name: str) -> Process:
+        """Start a direct child inside a namespace; :meth:`close` stops it."""
         process = Process(self.exec_args(namespace, *args), log, name)
         self.processes.append(process)
         return process
+
+    def close(self) -> list[str]:
+        """Stop every process (newest first), delete every namespace we made; the errors."""
+        errors = stop_all(reversed(self.processes))
+        for namespace in reversed(self.created):
+            result = run([self.ip, "netns", "del", namespace], check=False)
+            if result.returncode != 0:
+                errors.append(f"ip netns del {namespace}: {result.stderr.strip()}")
+        return errors
+
+
+@contextmanager
+def torn_down(lab: N) -> Iterator[N]:
+    """Yield ``lab``, then close it; teardown errors fail, unless the block already failed."""
+    try:
+        yield lab
+    finally:
+        errors = lab.close()
+        if errors and sys.exc_info()[0] is None:  # never hide the test's own failure
+            raise AssertionError("teardown: " + "; ".join(errors))
+
+
+def mac_bytes(mac: str) -> bytes:
+    return bytes.fromhex(mac.replace(":", ""))
+
+
+# --- lab 1: two namespaces and a veth ---
+
+class Lab(Namespaces):
+    """Two namespaces joined by a veth: the server end is ``Vlanif100``."""
+
+    def __init__(self, ip: str) -> None:
+        super().__init__(ip)
+        suffix = self.suffix
+        self.server_ns = f"nft-srv-{suffix}"
+        self.client_ns = f"nft-cli-{suffix}"
+        self.client_if = f"nftc{suffix}"  # unique: dhcpcd names global files after it
+        self.client_mac = "02:4e:46:" + ":".join(suffix[i:i + 2] for i in (0, 2, 4))
+        self.server_if = LAN_IF
+
+    def build(self, server_address: str) -> None:
+        ip = self.ip
+        for ns in (self.server_ns, self.client_ns):
+            self.add_namespace(ns)
+        veth_server = f"nfts{self.suffix}"  # renamed to Vlanif100 inside the server namespace
+        run([ip, "-n", self.server_ns, "link", "add", veth_server, "type", "veth", "peer",
+             "name", self.client_if, "netns", self.client_ns])
+        run([ip, "-n", self.server_ns, "link", "set", veth_server, "name", self.server_if])
+        run([ip, "-n", self.client_ns, "link", "set", self.client_if, "address",
+             self.client_mac])
+        for ns, link in ((self.server_ns, self.server_if), (self.client_ns, self.client_if)):
+            run([ip, "-n", ns, "link", "set", link, "up"])
+        self.add_address(self.server_ns, server_address, self.server_if)
+
+    def in_client(self, *args: Arg, timeout: float = 15.0,
+                  check: bool = True) -> subprocess.CompletedProcess:
+        return run(self.exec_args(self.client_ns, *args), timeout=timeout, check=check)
 
     def client_addresses(self) -> list[str]:
         out = run([self.ip, "-n", self.client_ns, "-4", "-o", "addr", "show", "dev",
@@ -178,7 +320,7 @@ class Lab:
 
     @property
     def client_mac_bytes(self) -> bytes:
-        return bytes.fromhex(self.client_mac.replace(":", ""))
+        return mac_bytes(self.client_mac)
 
     def add_address(self, namespace: str, address: str, device: str) -> None:
         run([self.ip, "-n", namespace, "addr", "add", address, "dev", device])
@@ -190,81 +332,169 @@ def make_lab(ip: str, server_address: str = "10.10.10.1/24") -> Iterator[Lab]:
 
     Deleting a namespace destroys the veth end inside it, and with it the pair.
     """
-    suffix = secrets.token_hex(3)
-    lab = Lab(ip=ip, server_ns=f"nft-srv-{suffix}", client_ns=f"nft-cli-{suffix}",
-              client_if=f"nftc{suffix}",  # unique: dhcpcd names global files after it
-              client_mac="02:4e:46:" + ":".join(suffix[i:i + 2] for i in (0, 2, 4)))
-    created: list[str] = []
-    try:
-        for ns in (lab.server_ns, lab.client_ns):
-            run([ip, "netns", "add", ns])
-            created.append(ns)
-        veth_server = f"nfts{suffix}"  # renamed to Vlanif100 inside the server namespace
-        run([ip, "-n", lab.server_ns, "link", "add", veth_server, "type", "veth", "peer", "name",
-             lab.client_if, "netns", lab.client_ns])
-        run([ip, "-n", lab.server_ns, "link", "set", veth_server, "name", lab.server_if])
-        run([ip, "-n", lab.client_ns, "link", "set", lab.client_if, "address", lab.client_mac])
-        for ns, link in ((lab.server_ns, lab.server_if), (lab.client_ns, lab.client_if)):
-            run([ip, "-n", ns, "link", "set", "lo", "up"])
-            run([ip, "-n", ns, "link", "set", link, "up"])
-        run([ip, "-n", lab.server_ns, "addr", "add", server_address, "dev", lab.server_if])
+    with torn_down(Lab(ip)) as lab:
+        lab.build(server_address)
         yield lab
-    finally:
-        errors = []
-        for process in reversed(lab.processes):
-            try:
-                process.stop()
-            except Exception as error:  # keep tearing down
-                errors.append(f"{process.name}: {error!r}")
-        for ns in created:
-            result = run([ip, "netns", "del", ns], check=False)
-            if result.returncode != 0:
-                errors.append(f"ip netns del {ns}: {result.stderr.strip()}")
-        if errors and sys.exc_info()[0] is None:  # never hide the test's own failure
-            raise AssertionError("teardown: " + "; ".join(errors))
+
+
+# --- lab 2: hosts on a bridge, routers sharing the virtual IP ---
+
+class Lan(Namespaces):
+    """A switch namespace ``<prefix>-sw-<suffix>`` whose bridge ``br0`` joins hosts, each in
+    its own namespace ``<prefix>-<label>-<suffix>`` behind a veth (``p<label>`` on the
+    switch side).  Routers have ``Vlanif100`` and maybe the tracked ``uplink0``; who
+    is VRRP master is read from the kernel: which routers hold :data:`VIP`."""
+
+    def __init__(self, ip: str, workdir: Path, prefix: str, poll: float) -> None:
+        super().__init__(ip, poll)
+        self.dir = workdir
+        self.prefix = prefix
+        self.switch = f"{prefix}-sw-{self.suffix}"
+        self.ns: dict[str, str] = {}  # label -> namespace
+        self.ifname: dict[str, str] = {}  # label -> its interface on the bridge
+        self.macs: dict[str, str] = {}  # label -> that interface's MAC
+        self.address: dict[str, str] = {}  # router label -> its address on Vlanif100
+        self.routers: list[str] = []
+
+    def build(self) -> None:
+        self.add_namespace(self.switch)
+        run([self.ip, "-n", self.switch, "link", "add", "br0", "type", "bridge", "stp_state",
+             "0", "mcast_snooping", "0"])
+        run([self.ip, "-n", self.switch, "link", "set", "br0", "up"])
+
+    def attach(self, label: str, ifname: str, mac: str | None = None,
+               join: bool = True) -> str:
+        """A namespace for ``label`` with ``ifname`` plugged into the bridge (with ``join``
+        false, the port stays out of the bridge until :meth:`join`)."""
+        namespace = self.add_namespace(f"{self.prefix}-{label.lower()}-{self.suffix}")
+        self.ns[label] = namespace
+        self.ifname[label] = ifname
+        port = f"p{label.lower()}"
+        run([self.ip, "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name",
+             ifname, "netns", namespace])
+        if mac is not None:
+            self.link(label, ifname, "address", mac)
+        run([self.ip, "-n", self.switch, "link", "set", port, "up"])
+        self.link(label, ifname, "up")
+        if join:
+            self.join(label)
+        out = run([self.ip, "-n", namespace, "-o", "link", "show", "dev", ifname]).stdout
+        self.macs[label] = re.search(r"link/ether ([0-9a-f:]{17})", out).group(1)
+        return namespace
+
+    def join(self, label: str) -> None:
+        run([self.ip, "-n", self.switch, "link", "set", f"p{label.lower()}", "master", "br0"])
+
+    def add_router(self, label: str, address: str, uplink: bool = True,
+                   joined: bool = True) -> str:
+        """``Vlanif100`` with ``address``/24 on the bridge; with ``uplink``, also ``uplink0``,
+        a veth whose peer ``uplink0p`` stays in the namespace: ``link(label, "uplink0p",
+        "down")`` takes its carrier away."""
+        namespace = self.attach(label, LAN_IF, join=joined)
+        self.address[label] = address
+        self.routers.append(label)
+        self.addr(label, f"{address}/24")
+        if uplink:
+            run([self.ip, "-n", namespace, "link", "add", "uplink0", "type", "veth", "peer",
+                 "name", "uplink0p"])
+            self.link(label, "uplink0", "up")
+            self.link(label, "uplink0p", "up")
+        return namespace
+
+    def addr(self, label: str, address: str, ifname: str | None = None) -> None:
+        run([self.ip, "-n", self.ns[label], "addr", "add", address, "dev",
+             ifname or self.ifname[label]])
+
+    def link(self, label: str, ifname: str, *settings: str) -> None:
+        run([self.ip, "-n", self.ns[label], "link", "set", ifname, *settings])
+
+    # the virtual IP: who holds it, and where the LAN sends to it
+
+    def has_vip(self, label: str) -> bool:
+        out = run([self.ip, "-n", self.ns[label], "-4", "-o", "addr", "show", "dev",
+                   LAN_IF]).stdout
+        return f"inet {VIP}/" in out
+
+    def holders(self) -> set[str]:
+        return {label for label in self.routers if self.has_vip(label)}
+
+    def wait_holders(self, expected: set[str], timeout: float, what: str,
+                     context: Callable[[], str] = lambda: "") -> float:
+        """Wait until exactly ``expected`` hold the VIP; return when (monotonic)."""
+        with explain_failure(context):
+            wait_for(lambda: self.holders() == expected, timeout,
+                     lambda: f"{what}: VIP holders {sorted(expected)}"
+                             f" (now {sorted(self.holders())})", self.poll)
+        return time.monotonic()
+
+    def assert_steady(self, expected: set[str], seconds: float, what: str) -> None:
+        """The holders stay exactly ``expected`` for ``seconds`` (no flapping, no 2 masters)."""
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            now = self.holders()
+            assert now == expected, f"{what}: VIP holders became {sorted(now)}," \
+                                    f" expected {sorted(expected)}"
+            time.sleep(self.poll)
+
+    def touch_vip(self, label: str) -> None:
+        """Make a host's kernel resolve the VIP (as a client sending to it would)."""
+        run(self.exec_args(self.ns[label], sys.executable, "-c",
+                           f"import socket; socket.socket(2, 2).sendto(b'x', ('{VIP}', 9))"))
+
+    def neighbour(self, label: str) -> str | None:
+        """The MAC a host's kernel has for the VIP: where the LAN sends unicast to it."""
+        out = run([self.ip, "-n", self.ns[label], "neigh", "show", VIP, "dev",
+                   self.ifname[label]]).stdout
+        match = re.search(r"lladdr ([0-9a-f:]{17})", out)
+        return match.group(1) if match else None
+
+    def wait_neighbour(self, label: str, router: str, timeout: float, why: str) -> None:
+        wait_for(lambda: self.neighbour(label) == self.macs[router], timeout,
+                 lambda: f"{label}'s ARP entry for {VIP} to move to {router}"
+                         f" ({self.macs[router]}) {why}; it is {self.neighbour(label)}",
+                 self.poll)
 
 
 # --- the server under test ---
 
-class Server:
-    """``nefeature run`` in the lab's server namespace."""
+class Nefeature:
+    """``nefeature run`` in one namespace of a lab, restartable on its state dir.
 
-    def __init__(self, lab: Lab, config: Path, state_dir: Path, log_dir: Path) -> None:
+    Each run logs to a file no earlier run wrote (``<name>-<n>.log``), so a
+    ready line is always this run's.
+    """
+
+    def __init__(self, lab: Namespaces, namespace: str, config: Path, state_dir: Path,
+                 log_dir: Path, name: str) -> None:
         self.lab = lab
+        self.namespace = namespace
         self.config = config
         self.state_dir = state_dir
         self.log_dir = log_dir
+        self.name = name
         self.process: Process | None = None
-        self.starts = 0
-        self.log_paths: list[Path] = []
+        self.runs: list[Process] = []
+        self.started_at = 0.0  # wall clock of the latest start
 
     @property
     def journal(self) -> Path:
         return self.state_dir / "leases.sqlite"
 
-    def start(self, timeout: float = 20.0) -> Process:
-        assert self.process is None or not self.process.running(), "server already running"
-        self.starts += 1
-        log = self.log_dir / f"server-{self.starts}.log"
-        while log.exists():  # never read another run's "serving DHCP" as ours
-            self.starts += 1
-            log = self.log_dir / f"server-{self.starts}.log"
-        self.log_paths.append(log)
-        process = self.lab.start(self.lab.server_ns, [
+    def start(self) -> Process:
+        assert self.process is None or not self.process.running(), f"{self.name} already running"
+        number = len(self.runs) + 1
+        stem = self.name.replace(" ", "-")
+        while (log := self.log_dir / f"{stem}-{number}.log").exists():
+            number += 1
+        self.started_at = time.time()
+        self.process = self.lab.start(self.namespace, [
             NEFEATURE, "run", "--startup", self.config, "--state-dir", self.state_dir], log,
-            f"nefeature run #{self.starts}")
-        self.process = process
+            f"{self.name} run {number}")
+        self.runs.append(self.process)
+        return self.process
 
-        def ready() -> bool:
-            if READY_LINE in process.output():
-                return True
-            if not process.running():
-                raise AssertionError(f"nefeature run exited {process.popen.returncode}"
-                                     f" before serving:\n{process.output()}")
-            return False
-
-        wait_for(ready, timeout, f"'{READY_LINE}' from nefeature run")
-        return process
+    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
+        self.process.wait_output(READY_LINE, timeout, self.lab.poll)
 
     def stop(self) -> int:
         assert self.process is not None
@@ -274,31 +504,116 @@ class Server:
         assert self.process is not None
         return self.process.kill()
 
-    def logs(self) -> str:
-        return "\n".join(
-            f"--- {path.name}\n{path.read_text(errors='replace')}"
-            for path in self.log_paths if path.exists())
+    def output(self) -> str:
+        """The latest run's log."""
+        return self.process.output() if self.process else ""
 
-    def assert_healthy(self) -> None:
-        """No traceback, warning or error in any of the server's logs so far."""
-        text = self.logs()
-        bad = [line for line in text.splitlines()
-               if "Traceback" in line or any(f" {level} " in line for level in
-                                             ("WARNING", "ERROR", "CRITICAL"))]
-        assert not bad, f"the server logged warnings or errors:\n{text}"
+    def logs(self) -> str:
+        """Every run's log, each under a heading."""
+        return "\n".join(process.logs() for process in self.runs)
+
+    def lines(self, needle: str) -> list[str]:
+        return [line for line in self.output().splitlines() if needle in line]
+
+    def wait_log(self, needle: str, timeout: float, count: int = 1) -> str:
+        """The ``count``-th line of the latest run's log that contains ``needle``."""
+        def seen() -> str | None:
+            found = self.lines(needle)
+            return found[count - 1] if len(found) >= count else None
+
+        with explain_failure(self.logs):
+            return wait_for(seen, timeout, f"{self.name} to log {needle!r}", self.lab.poll)
+
+    def transitions(self) -> list[tuple[str, str, str]]:
+        return re.findall(r"VRRP Vlanif100 vrid 1: (\w+) -> (\w+) \(([\w-]+)\)", self.output())
+
+    def problems(self, levels: Sequence[str] = ("ERROR", "CRITICAL", "WARNING")) -> list[str]:
+        """Lines of any run's log with a traceback or a record of one of ``levels``."""
+        return [line for process in self.runs for line in process.output().splitlines()
+                if "Traceback" in line or any(f" {level} " in line for level in levels)]
+
+    def warnings(self) -> list[str]:
+        return self.problems(("WARNING",))
+
+    def assert_healthy(self, levels: Sequence[str] = ("ERROR", "CRITICAL", "WARNING")) -> None:
+        """No traceback, and no record of ``levels`` (by default: not even a warning)."""
+        bad = self.problems(levels)
+        assert not bad, f"{self.name} logged problems:\n" + "\n".join(bad) + f"\n{self.logs()}"
+
+    def rows(self) -> list[dict]:
+        return journal_rows(self.journal)
+
+
+class Server(Nefeature):
+    """The server of a :class:`Lab`: ``start`` returns once it serves."""
+
+    def __init__(self, lab: Lab, config: Path, state_dir: Path, log_dir: Path) -> None:
+        super().__init__(lab, lab.server_ns, config, state_dir, log_dir, "server")
+
+    def start(self, timeout: float = 20.0) -> Process:
+        process = super().start()
+        self.wait_ready(timeout)
+        return process
+
+
+# --- configurations derived from the examples ---
+
+def replace_once(text: str, old: str, new: str) -> str:
+    assert text.count(old) == 1, f"{old!r} is not unique in the example config"
+    return text.replace(old, new)
+
+
+def ip_pool(name: str, network: IPv4Network, gateway: str, identifier: str | None = None,
+            backup_profile: str | None = None) -> str:
+    """One ``<ip-pool>`` of the DHCP server model, to insert before ``</ip-pools>``."""
+    optional = "".join(f"        <{leaf}>{value}</{leaf}>\n" for leaf, value in (
+        ("identifier-ip", identifier), ("remote-backup-profile", backup_profile)) if value)
+    return (f"      <ip-pool>\n"
+            f"        <ip-pool-name>{name}</ip-pool-name>\n"
+            f"        <network>\n"
+            f"          <ip-address>{network.network_address}</ip-address>\n"
+            f"          <mask>{network.netmask}</mask>\n"
+            f"        </network>\n"
+            f"        <gateway-list>{gateway}</gateway-list>\n"
+            f"{optional}"
+            f"      </ip-pool>\n")
+
+
+def add_pools(text: str, *pools: str) -> str:
+    return replace_once(text, "    </ip-pools>", "".join(pools) + "    </ip-pools>")
+
+
+def write_config(path: Path, text: str) -> Path:
+    """Write a derived config and check it with ``nefeature validate``."""
+    path.write_text(text)
+    result = run([NEFEATURE, "validate", path], check=False)
+    assert result.returncode == 0, f"generated config {path} is invalid:\n{result.stdout}" \
+                                   f"{result.stderr}\n{text}"
+    return path
 
 
 # --- the lease journal, read-only ---
 
 def journal_rows(path: Path) -> list[dict]:
-    """All rows of DIR/leases.sqlite, opened read-only (the server may hold it open)."""
+    """All rows of DIR/leases.sqlite, opened read-only (the server may hold it open);
+    none while it does not exist yet."""
+    if not Path(path).exists():
+        return []
     db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
     try:
         db.row_factory = sqlite3.Row
         rows = db.execute("SELECT * FROM leases ORDER BY address").fetchall()
-        return [dict(row) | {"ip": str(IPv4Address(row["address"]))} for row in rows]
     finally:
         db.close()
+    result = []
+    for row in rows:
+        entry = dict(row)
+        for column in ("client", "hardware_address", "client_id", "option82"):
+            if entry.get(column) is not None:
+                entry[column] = bytes(entry[column])
+        entry["ip"] = str(IPv4Address(entry["address"]))
+        result.append(entry)
+    return result
 
 
 def journal_row(path: Path, address: str) -> dict | None:
@@ -352,8 +667,8 @@ BOUND_EVENTS = frozenset({"BOUND", "RENEW", "REBIND", "REBOOT", "bound", "renew"
 
 
 def wait_for_event(log: Path, names: set[str] | frozenset[str], after: int = 0,
-                   timeout: float = 20.0, what: str = "", process: Process | None = None
-                   ) -> dict[str, str]:
+                   timeout: float = 20.0, what: str = "", process: Process | None = None,
+                   interval: float = 0.05) -> dict[str, str]:
     """The first hook event named in ``names`` past the first ``after`` events."""
 
     def found() -> dict[str, str] | None:
@@ -370,4 +685,9 @@ def wait_for_event(log: Path, names: set[str] | frozenset[str], after: int = 0,
                                  f"hook log: {hook_events(log)}")
         return None
 
-    return wait_for(found, timeout, what or f"hook event {sorted(names)} in {log}")
+    def state() -> str:
+        output = process.output() if process is not None else ""
+        return f"{output}\nhook: {hook_events(log)}"
+
+    with explain_failure(state):
+        return wait_for(found, timeout, what or f"hook event {sorted(names)} in {log}", interval)

@@ -33,7 +33,10 @@ from tests.system.netns import (
     Lab,
     Process,
     Server,
+    add_pools,
+    explain_failure,
     hook_events,
+    ip_pool,
     journal_row,
     journal_rows,
     make_lab,
@@ -302,10 +305,8 @@ def wait_for_journal_state(server: Server, address: str, state: str,
         found = journal_row(server.journal, address)
         return found if found is not None and found["state"] == state else None
 
-    try:
+    with explain_failure(lambda: f"journal: {journal_rows(server.journal)}"):
         return wait_for(row, timeout, f"journal row {address} in state {state!r}")
-    except AssertionError as error:
-        raise AssertionError(f"{error}; journal: {journal_rows(server.journal)}") from None
 
 
 # --- 1. real clients: obtain, renew, release ---
@@ -344,15 +345,6 @@ CIRCUIT_ID = b"eth0/1/2:100"
 REMOTE_ID = b"relay-a"
 OPTION_82 = (bytes((1, len(CIRCUIT_ID))) + CIRCUIT_ID
              + bytes((2, len(REMOTE_ID))) + REMOTE_ID)
-RELAY_POOL = """        <ip-pool>
-          <ip-pool-name>relay-pool</ip-pool-name>
-          <network>
-            <ip-address>10.20.0.0</ip-address>
-            <mask>255.255.255.0</mask>
-          </network>
-          <gateway-list>10.20.0.1</gateway-list>
-        </ip-pool>
-"""
 
 # Runs in the client namespace: a relay agent for one client, DISCOVER to ACK.  It
 # sends from RELAY_ADDRESS:67 and receives on GIADDR:67, where the server must reply;
@@ -392,10 +384,9 @@ print(json.dumps({"xid": xid, "offer": offer, "ack": ack}))
 
 def relay_config(tmp_path: Path) -> Path:
     """examples/single/server.xml plus relay-pool (10.20.0.0/24, gateway 10.20.0.1)."""
-    text = SINGLE_CONFIG.read_text()
-    assert text.count("    </ip-pools>") == 1
     config = tmp_path / "relay-server.xml"
-    config.write_text(text.replace("    </ip-pools>", RELAY_POOL + "    </ip-pools>"))
+    config.write_text(add_pools(SINGLE_CONFIG.read_text(),
+                                ip_pool("relay-pool", RELAY_NETWORK, GIADDR)))
     return config
 
 

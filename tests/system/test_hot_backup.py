@@ -57,6 +57,10 @@ Tests:
    began must be in that read), and the journals agree.  The counts are
    printed (run pytest with ``-s`` to see them).
 
+The bridge, the namespaces, the processes, the hook script and ``nefeature
+run`` come from tests/system/netns.py (:class:`netns.Lan`,
+:class:`netns.Nefeature`), shared with test_vrrp.py.
+
 Timings are never assertions here except protocol semantics with generous
 slack (A does not preempt before its hold-time).  Needs root, iproute2,
 udhcpc, dhclient, perfdhcp (kea-admin) and scapy in the virtualenv; skips
@@ -66,33 +70,50 @@ naming what is missing.
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import shutil
 import signal
 import sqlite3
 import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
-from typing import IO, TypeVar
 
 import pytest
 
+from tests.system.netns import (
+    BOUND_EVENTS,
+    LAN_IF,
+    NEFEATURE,
+    PAIR,
+    PYTHON,
+    VIP,
+    Lan,
+    Nefeature,
+    Process,
+    add_pools,
+    explain_failure,
+    hook_events,
+    ip_pool,
+    logs_of,
+    mac_bytes,
+    replace_once,
+    require_root,
+    require_tool,
+    run,
+    torn_down,
+    wait_for,
+    wait_for_event,
+    write_config,
+    write_hook,
+)
+
 pytestmark = pytest.mark.system
 
-ROOT = Path(__file__).resolve().parents[2]
-VENV_PYTHON = ROOT / ".venv" / "bin" / "python"
-NEFEATURE = ROOT / ".venv" / "bin" / "nefeature"
-PAIR = ROOT / "examples" / "pair"
-
-VIP = "10.10.10.100"
-LAN_IF = "Vlanif100"
 CLIENT_IF = "lan0"
 ADDRESS = {"A": "10.10.10.1", "B": "10.10.10.2"}
 POOL1 = IPv4Network("10.10.10.0/24")
@@ -105,168 +126,35 @@ PERF = IPv4Network("10.30.0.0/20")
 HOLD_TIME = 5  # A's preempt hold-time in the test configs (600 in Huawei's example)
 ONE_DAY = 86400
 
-READY_LINE = "serving DHCP"
 CHANNEL_UP = "remote backup service1: protected: peer connected"
-STOP_GRACE = 5.0
-START_TIMEOUT = 30.0  # imports on a busy 2-core box
 ELECTION_TIMEOUT = 25.0  # master-down interval (3.6 s) or hold-time, plus a lot of margin
 POLL = 0.02
 
-EXTRA_POOLS = f"""      <ip-pool>
-        <ip-pool-name>relayed</ip-pool-name>
-        <network>
-          <ip-address>{RELAYED.network_address}</ip-address>
-          <mask>{RELAYED.netmask}</mask>
-        </network>
-        <gateway-list>{GIADDR}</gateway-list>
-        <identifier-ip>{VIP}</identifier-ip>
-        <remote-backup-profile>service1</remote-backup-profile>
-      </ip-pool>
-      <ip-pool>
-        <ip-pool-name>perf</ip-pool-name>
-        <network>
-          <ip-address>{PERF.network_address}</ip-address>
-          <mask>{PERF.netmask}</mask>
-        </network>
-        <gateway-list>{PERF_GIADDR}</gateway-list>
-        <identifier-ip>{VIP}</identifier-ip>
-        <remote-backup-profile>service1</remote-backup-profile>
-      </ip-pool>
-"""
-
-T = TypeVar("T")
+# Two more pools bound to service1: behind the relay, and perfdhcp's.
+EXTRA_POOLS = (ip_pool("relayed", RELAYED, GIADDR, identifier=VIP, backup_profile="service1"),
+               ip_pool("perf", PERF, PERF_GIADDR, identifier=VIP, backup_profile="service1"))
 
 
 # --- prerequisites: the only reasons to skip ---
 
-def _which(name: str) -> str | None:
-    return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/bin")
-
-
-def _tool(name: str, package: str) -> str:
-    path = _which(name)
-    if path is None:
-        pytest.skip(f"`{name}` is not installed (Debian package {package};"
-                    " `make test` installs it when run as root)")
-    return path
-
-
 @pytest.fixture(scope="module")
 def tools() -> dict[str, str]:
-    if os.geteuid() != 0:
-        pytest.skip("hot backup system tests need root (network namespaces, port 67, raw sockets)")
-    if not NEFEATURE.exists() or not VENV_PYTHON.exists():
+    require_root()
+    if not NEFEATURE.exists() or not PYTHON.exists():
         pytest.skip(f"{NEFEATURE} is missing: run `make venv`")
-    check = subprocess.run([str(VENV_PYTHON), "-c", "import scapy.layers.dhcp"],
+    check = subprocess.run([str(PYTHON), "-c", "import scapy.layers.dhcp"],
                            capture_output=True, timeout=60)
     if check.returncode != 0:
         pytest.skip("scapy is not installed in the virtualenv")
-    return {"ip": _tool("ip", "iproute2"), "udhcpc": _tool("udhcpc", "udhcpc"),
-            "dhclient": _tool("dhclient", "isc-dhcp-client"),
-            "perfdhcp": _tool("perfdhcp", "kea-admin")}
+    return {"ip": require_tool("ip", "iproute2"), "udhcpc": require_tool("udhcpc", "udhcpc"),
+            "dhclient": require_tool("dhclient", "isc-dhcp-client"),
+            "perfdhcp": require_tool("perfdhcp", "kea-admin")}
 
 
 # --- small helpers ---
 
-def run(args: list, timeout: float = 15.0, check: bool = True) -> subprocess.CompletedProcess:
-    args = [str(a) for a in args]
-    result = subprocess.run(args, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n"
-                             f"{result.stdout}{result.stderr}")
-    return result
-
-
-def wait_for(predicate: Callable[[], T], timeout: float, what: str | Callable[[], str],
-             interval: float = POLL) -> T:
-    """Poll until ``predicate()`` is truthy and return it; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            text = what() if callable(what) else what
-            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {text}")
-        time.sleep(interval)
-
-
-class Proc:
-    """A direct child (``ip netns exec`` execs in place) with its output in a file."""
-
-    def __init__(self, args: list, log: Path, name: str) -> None:
-        self.args = [str(a) for a in args]
-        self.log = log
-        self.name = name
-        self._out: IO[bytes] = open(log, "wb")
-        try:
-            self.popen = subprocess.Popen(self.args, stdin=subprocess.DEVNULL, stdout=self._out,
-                                          stderr=subprocess.STDOUT)
-        except BaseException:
-            self._out.close()
-            raise
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def running(self) -> bool:
-        return self.popen.poll() is None
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def signal(self, signum: int) -> None:
-        if self.running():
-            os.kill(self.pid, signum)
-
-    def wait(self, timeout: float) -> int:
-        """Wait for a process that ends by itself; kill it and fail if it does not."""
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.cleanup()
-            raise AssertionError(f"{self.name} (pid {self.pid}) did not exit within"
-                                 f" {timeout} s:\n{self.output()}") from None
-
-    def crash(self) -> None:
-        """Freeze, then SIGKILL, and reap: no chance to say goodbye."""
-        if self.running():
-            os.kill(self.pid, signal.SIGSTOP)
-            os.kill(self.pid, signal.SIGKILL)
-        self.popen.wait(STOP_GRACE)
-
-    def terminate(self, timeout: float = STOP_GRACE) -> int:
-        """SIGTERM and wait; SIGKILL and fail if it ignores it."""
-        if self.running():
-            os.kill(self.pid, signal.SIGTERM)
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(self.pid, signal.SIGKILL)
-            self.popen.wait(STOP_GRACE)
-            raise AssertionError(f"{self.name} (pid {self.pid}) ignored SIGTERM for"
-                                 f" {timeout} s:\n{self.output()}") from None
-
-    def cleanup(self) -> None:
-        try:
-            if self.running():
-                os.kill(self.pid, signal.SIGTERM)
-                try:
-                    self.popen.wait(STOP_GRACE)
-                except subprocess.TimeoutExpired:
-                    os.kill(self.pid, signal.SIGKILL)
-                    self.popen.wait(STOP_GRACE)
-        finally:
-            self._out.close()
-
-
 def random_mac() -> str:
     return "02:" + ":".join(f"{b:02x}" for b in secrets.token_bytes(5))
-
-
-def mac_bytes(mac: str) -> bytes:
-    return bytes.fromhex(mac.replace(":", ""))
 
 
 def log_time(line: str) -> float:
@@ -276,148 +164,31 @@ def log_time(line: str) -> float:
 
 # --- the topology ---
 
-class Lab:
+class Lab(Lan):
     """The switch, the two devices and the client namespaces; everything is ours."""
 
     def __init__(self, tools: dict[str, str], workdir: Path) -> None:
+        super().__init__(tools["ip"], workdir, "nhb", POLL)
         self.tools = tools
-        self.ip = tools["ip"]
-        self.dir = workdir
-        self.suffix = secrets.token_hex(3)
-        self.switch = f"nhb-sw-{self.suffix}"
-        self.ns: dict[str, str] = {}
-        self.created: list[str] = []
-        self.processes: list[Proc] = []
-        self.macs: dict[str, str] = {}
-        self._ports = 0
-
-    def _add_ns(self, name: str) -> str:
-        run([self.ip, "netns", "add", name])
-        self.created.append(name)
-        run([self.ip, "-n", name, "link", "set", "lo", "up"])
-        return name
-
-    def build(self) -> None:
-        self._add_ns(self.switch)
-        run([self.ip, "-n", self.switch, "link", "add", "br0", "type", "bridge", "stp_state",
-             "0", "mcast_snooping", "0"])
-        run([self.ip, "-n", self.switch, "link", "set", "br0", "up"])
-
-    def attach(self, label: str, ifname: str, mac: str | None = None) -> str:
-        """A namespace for ``label`` with ``ifname`` plugged into the bridge."""
-        namespace = self._add_ns(f"nhb-{label.lower()}-{self.suffix}")
-        self.ns[label] = namespace
-        self._ports += 1
-        port = f"p{self._ports}-{label.lower()}"[:15]
-        run([self.ip, "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name",
-             ifname, "netns", namespace])
-        if mac is not None:
-            run([self.ip, "-n", namespace, "link", "set", ifname, "address", mac])
-        run([self.ip, "-n", self.switch, "link", "set", port, "master", "br0"])
-        run([self.ip, "-n", self.switch, "link", "set", port, "up"])
-        run([self.ip, "-n", namespace, "link", "set", ifname, "up"])
-        out = run([self.ip, "-n", namespace, "-o", "link", "show", "dev", ifname]).stdout
-        self.macs[label] = re.search(r"link/ether ([0-9a-f:]{17})", out).group(1)
-        return namespace
 
     def add_device(self, label: str) -> None:
-        namespace = self.attach(label, LAN_IF)
-        self.addr(label, f"{ADDRESS[label]}/24", LAN_IF)
+        """Vlanif100 with the device's address; A also gets its tracked uplink."""
+        self.add_router(label, ADDRESS[label], uplink=label == "A")
         self.routes(label)
-        if label == "A":
-            run([self.ip, "-n", namespace, "link", "add", "uplink0", "type", "veth", "peer",
-                 "name", "uplink0p"])
-            run([self.ip, "-n", namespace, "link", "set", "uplink0", "up"])
-            run([self.ip, "-n", namespace, "link", "set", "uplink0p", "up"])
 
     def routes(self, label: str) -> None:
         """A device's static routes to the relayed subnets (gone when Vlanif100 goes down)."""
         for network, via in ((RELAYED, RELAY_LAN), (PERF, PERF_LAN)):
             run([self.ip, "-n", self.ns[label], "route", "replace", str(network), "via", via])
 
-    def addr(self, label: str, address: str, ifname: str = CLIENT_IF) -> None:
-        run([self.ip, "-n", self.ns[label], "addr", "add", address, "dev", ifname])
-
-    def link(self, label: str, ifname: str, *settings: str) -> None:
-        run([self.ip, "-n", self.ns[label], "link", "set", ifname, *settings])
-
-    def exec_args(self, label: str, *args) -> list:
-        return [self.ip, "netns", "exec", self.ns[label], *args]
-
-    def start(self, label: str, args: list, log: Path, name: str) -> Proc:
-        process = Proc(self.exec_args(label, *args), log, name)
-        self.processes.append(process)
-        return process
-
-    def has_vip(self, label: str) -> bool:
-        out = run([self.ip, "-n", self.ns[label], "-4", "-o", "addr", "show", "dev",
-                   LAN_IF]).stdout
-        return f"inet {VIP}/" in out
-
-    def holders(self) -> set[str]:
-        return {label for label in ("A", "B") if self.has_vip(label)}
-
-    def neighbour(self, label: str) -> str | None:
-        """The MAC a host's kernel has for the VIP: where the LAN sends unicast to it."""
-        out = run([self.ip, "-n", self.ns[label], "neigh", "show", VIP, "dev",
-                   CLIENT_IF]).stdout
-        match = re.search(r"lladdr ([0-9a-f:]{17})", out)
-        return match.group(1) if match else None
-
-    def touch_vip(self, label: str) -> None:
-        """Make a host's kernel resolve the VIP (as sending to it does)."""
-        run(self.exec_args(label, sys.executable, "-c",
-                           f"import socket; socket.socket(2, 2).sendto(b'x', ('{VIP}', 9))"))
-
-    def wait_neighbour(self, label: str, device: str, timeout: float, why: str) -> None:
-        wait_for(lambda: self.neighbour(label) == self.macs[device], timeout,
-                 lambda: f"{label}'s ARP entry for {VIP} to move to {device}"
-                         f" ({self.macs[device]}) {why}; it is {self.neighbour(label)}")
-
-    def wait_holders(self, expected: set[str], timeout: float, what: str,
-                     context: Callable[[], str] = lambda: "") -> float:
-        """Wait until exactly ``expected`` hold the VIP; return when (monotonic)."""
-        try:
-            wait_for(lambda: self.holders() == expected, timeout,
-                     lambda: f"{what}: VIP holders {sorted(expected)}"
-                             f" (now {sorted(self.holders())})")
-        except AssertionError as error:
-            raise AssertionError(f"{error}\n{context()}") from None
-        return time.monotonic()
-
-    def assert_steady(self, expected: set[str], seconds: float, what: str) -> None:
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            now = self.holders()
-            assert now == expected, f"{what}: VIP holders became {sorted(now)}," \
-                                    f" expected {sorted(expected)}"
-            time.sleep(0.05)
-
-    def close(self) -> list[str]:
-        errors = []
-        for process in reversed(self.processes):
-            try:
-                process.cleanup()
-            except Exception as error:  # keep tearing down
-                errors.append(f"{process.name}: {error!r}")
-        for namespace in reversed(self.created):
-            result = run([self.ip, "netns", "del", namespace], check=False)
-            if result.returncode != 0:
-                errors.append(f"ip netns del {namespace}: {result.stderr.strip()}")
-        return errors
-
 
 @pytest.fixture
 def lab(tools: dict[str, str], tmp_path: Path) -> Iterator[Lab]:
-    built = Lab(tools, tmp_path)
-    try:
+    with torn_down(Lab(tools, tmp_path)) as built:
         built.build()
         built.add_device("A")
         built.add_device("B")
         yield built
-    finally:
-        errors = built.close()
-    assert not errors, "teardown: " + "; ".join(errors)
 
 
 # --- the devices ---
@@ -426,108 +197,18 @@ def device_config(path: Path, label: str) -> Path:
     """examples/pair/device{A,B}.xml with hold-time 5 s and the relayed and perf pools."""
     text = (PAIR / f"device{label}.xml").read_text()
     if label == "A":
-        assert text.count("<hold-time>600</hold-time>") == 1
-        text = text.replace("<hold-time>600</hold-time>", f"<hold-time>{HOLD_TIME}</hold-time>")
-    assert text.count("    </ip-pools>") == 1
-    text = text.replace("    </ip-pools>", EXTRA_POOLS + "    </ip-pools>")
-    path.write_text(text)
-    result = run([NEFEATURE, "validate", path], check=False)
-    assert result.returncode == 0, f"generated config {path} is invalid:\n{result.stdout}" \
-                                   f"{result.stderr}\n{text}"
-    return path
+        text = replace_once(text, "<hold-time>600</hold-time>",
+                            f"<hold-time>{HOLD_TIME}</hold-time>")
+    return write_config(path, add_pools(text, *EXTRA_POOLS))
 
 
-class Device:
+class Device(Nefeature):
     """``nefeature run`` in a device namespace; restartable on the same state dir."""
 
     def __init__(self, lab: Lab, label: str) -> None:
-        self.lab = lab
+        super().__init__(lab, lab.ns[label], device_config(lab.dir / f"device{label}.xml", label),
+                         lab.dir / f"state-{label}", lab.dir, f"Device{label}")
         self.label = label
-        self.config = device_config(lab.dir / f"device{label}.xml", label)
-        self.state = lab.dir / f"state-{label}"
-        self.journal = self.state / "leases.sqlite"
-        self.process: Proc | None = None
-        self.runs: list[Proc] = []
-        self.started_at = 0.0  # wall clock of the latest start
-
-    @property
-    def name(self) -> str:
-        return f"Device{self.label}"
-
-    def start(self) -> None:
-        assert self.process is None or not self.process.running()
-        self.started_at = time.time()
-        self.process = self.lab.start(
-            self.label, [NEFEATURE, "run", "--startup", self.config, "--state-dir", self.state],
-            self.lab.dir / f"device{self.label}-{len(self.runs) + 1}.log",
-            f"{self.name} run {len(self.runs) + 1}")
-        self.runs.append(self.process)
-
-    def wait_ready(self) -> None:
-        process = self.process
-
-        def ready() -> bool:
-            if READY_LINE in process.output():
-                return True
-            assert process.running(), \
-                f"{self.name} exited {process.popen.returncode}:\n{process.output()}"
-            return False
-
-        wait_for(ready, START_TIMEOUT, f"'{READY_LINE}' from {self.name}")
-
-    def output(self) -> str:
-        return self.process.output() if self.process else ""
-
-    def all_output(self) -> str:
-        return "\n".join(f"--- {p.name} ({p.log})\n{p.output()}" for p in self.runs)
-
-    def lines(self, needle: str) -> list[str]:
-        return [line for line in self.output().splitlines() if needle in line]
-
-    def wait_log(self, needle: str, timeout: float, count: int = 1) -> str:
-        def seen():
-            found = self.lines(needle)
-            return found[count - 1] if len(found) >= count else None
-        try:
-            return wait_for(seen, timeout, f"{self.name} to log {needle!r}")
-        except AssertionError as error:
-            raise AssertionError(f"{error}\n{self.all_output()}") from None
-
-    def transitions(self) -> list[tuple[str, str, str]]:
-        return re.findall(r"VRRP Vlanif100 vrid 1: (\w+) -> (\w+) \(([\w-]+)\)", self.output())
-
-    def problems(self) -> list[str]:
-        """Tracebacks and errors in any run's log (warnings are reported, not failed on)."""
-        return [line for p in self.runs for line in p.output().splitlines()
-                if "Traceback" in line or re.search(r" (ERROR|CRITICAL) ", line)]
-
-    def warnings(self) -> list[str]:
-        return [line for p in self.runs for line in p.output().splitlines()
-                if " WARNING " in line]
-
-    def rows(self) -> list[dict]:
-        return journal_rows(self.journal)
-
-
-def journal_rows(path: Path) -> list[dict]:
-    """All rows of a lease journal, opened read-only (the device may hold it open)."""
-    if not path.exists():
-        return []
-    db = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=5.0)
-    try:
-        db.row_factory = sqlite3.Row
-        rows = db.execute("SELECT * FROM leases ORDER BY address").fetchall()
-    finally:
-        db.close()
-    result = []
-    for row in rows:
-        entry = dict(row)
-        for column in ("client", "hardware_address", "client_id", "option82"):
-            if entry.get(column) is not None:
-                entry[column] = bytes(entry[column])
-        entry["ip"] = str(IPv4Address(entry["address"]))
-        result.append(entry)
-    return result
 
 
 def bound(rows: list[dict]) -> dict[str, dict]:
@@ -570,10 +251,8 @@ def wait_journals_agree(a: Device, b: Device, timeout: float = 15.0) -> None:
         ok, last[0] = journals_agree(a, b)
         return ok
 
-    try:
+    with explain_failure(lambda: last[0]):
         wait_for(agree, timeout, "both journals to agree on the bound leases", interval=0.2)
-    except AssertionError as error:
-        raise AssertionError(f"{error}\n{last[0]}") from None
 
 
 def duplicate_addresses(*journals: dict[str, dict]) -> dict[str, set]:
@@ -593,14 +272,9 @@ def clients_with_several_addresses(rows: dict[str, dict]) -> dict[tuple, list[st
 
 
 def assert_healthy(*devices: Device) -> None:
+    """No traceback or error in any run's log (warnings are reported, not failed on)."""
     for device in devices:
-        bad = device.problems()
-        assert not bad, f"{device.name} logged errors:\n" + "\n".join(bad) + \
-            f"\n{device.all_output()}"
-
-
-def context(*devices: Device) -> Callable[[], str]:
-    return lambda: "\n".join(d.all_output() for d in devices)
+        device.assert_healthy(("ERROR", "CRITICAL"))
 
 
 def start_pair(lab: Lab) -> tuple[Device, Device]:
@@ -611,7 +285,7 @@ def start_pair(lab: Lab) -> tuple[Device, Device]:
     a.wait_ready()
     b.wait_ready()
     lab.wait_holders({"A"}, ELECTION_TIMEOUT, "A (priority 200) becomes master",
-                     context(a, b))
+                     logs_of(a, b))
     a.wait_log(CHANNEL_UP, ELECTION_TIMEOUT)
     b.wait_log(CHANNEL_UP, ELECTION_TIMEOUT)
     lab.assert_steady({"A"}, 1.0, "A stays the only master")
@@ -620,31 +294,6 @@ def start_pair(lab: Lab) -> tuple[Device, Device]:
 
 
 # --- clients ---
-
-HOOK = """#!/bin/sh
-# Test hook for dhclient (-sf) and udhcpc (-s): logs what the client learned
-# and sets the address; never touches resolv.conf, routes or anything else.
-event="${{reason:-$1}}"
-addr="${{new_ip_address:-$ip}}"
-mask="${{new_subnet_mask:-$subnet}}"
-printf 'event=%s\\tip=%s\\tmask=%s\\trouter=%s\\tlease=%s\\tserver=%s\\n' \\
-  "$event" "$addr" "$mask" "${{new_routers:-$router}}" \\
-  "${{new_dhcp_lease_time:-$lease}}" "${{new_dhcp_server_identifier:-$serverid}}" >> {log}
-case "$event" in
-  BOUND|RENEW|REBIND|REBOOT|bound|renew)
-    if [ -n "$addr" ] && [ -n "$mask" ] && [ -n "$interface" ]; then
-      {ip} addr replace "$addr/$mask" dev "$interface"
-    fi;;
-esac
-exit 0
-"""
-
-BOUND_EVENTS = frozenset({"BOUND", "RENEW", "REBIND", "REBOOT", "bound", "renew"})
-
-
-def _quote(text: str) -> str:
-    return "'" + text.replace("'", "'\\''") + "'"
-
 
 class RealClient:
     """One dhclient or udhcpc in its own namespace, with our hook script."""
@@ -658,46 +307,25 @@ class RealClient:
         self.dir = lab.dir / label
         self.dir.mkdir()
         self.hook_log = self.dir / "hook.log"
-        self.hook = self.dir / "hook.sh"
-        self.hook.write_text(HOOK.format(log=_quote(str(self.hook_log)), ip=_quote(lab.ip)))
-        self.hook.chmod(0o755)
-        self.process: Proc | None = None
+        self.hook = write_hook(self.dir / "hook.sh", self.hook_log, lab.ip)
+        self.process: Process | None = None
         self.runs = 0
         self.address: str | None = None
 
     def events(self) -> list[dict[str, str]]:
-        if not self.hook_log.exists():
-            return []
-        return [dict(item.split("=", 1) for item in line.split("\t") if "=" in item)
-                for line in self.hook_log.read_text().splitlines()]
+        return hook_events(self.hook_log)
 
-    def _start(self, args: list) -> Proc:
+    def _start(self, args: list) -> Process:
         self.runs += 1
-        self.process = self.lab.start(self.label, args, self.dir / f"{self.kind}-{self.runs}.log",
+        self.process = self.lab.start(self.lab.ns[self.label], args,
+                                      self.dir / f"{self.kind}-{self.runs}.log",
                                       f"{self.kind} {self.label} #{self.runs}")
         return self.process
 
     def wait_event(self, names: set[str] | frozenset[str], after: int,
                    timeout: float = 30.0) -> dict[str, str]:
-        process = self.process
-
-        def found():
-            for event in self.events()[after:]:
-                if event.get("event") in names:
-                    return event
-            if not process.running():
-                for event in self.events()[after:]:
-                    if event.get("event") in names:
-                        return event
-                raise AssertionError(
-                    f"{process.name} exited {process.popen.returncode} without {sorted(names)};"
-                    f" output:\n{process.output()}\nhook log: {self.events()}")
-            return None
-
-        try:
-            return wait_for(found, timeout, f"{self.kind} {self.label}: {sorted(names)}")
-        except AssertionError as error:
-            raise AssertionError(f"{error}\n{process.output()}\nhook: {self.events()}") from None
+        return wait_for_event(self.hook_log, names, after, timeout,
+                              f"{self.kind} {self.label}: {sorted(names)}", self.process, POLL)
 
     def stop(self) -> None:
         if self.process is not None and self.process.running():
@@ -1001,18 +629,18 @@ class ScapyClients:
             new.append(client)
         return new
 
-    def start(self, op: str, clients: list[dict]) -> Proc:
+    def start(self, op: str, clients: list[dict]) -> Process:
         spec = {"server": VIP, "mode": "relay" if self.relayed else "direct",
                 "ifname": CLIENT_IF, "relay": RELAY_LAN, "giaddr": GIADDR, "clients": [
                     {"mac": c["mac"], "op": op, "ciaddr": c["address"],
                      "option82": c.get("option82")} for c in clients]}
         self.runs += 1
-        return self.lab.start(self.label, [VENV_PYTHON, self.script, json.dumps(spec)],
+        return self.lab.start(self.lab.ns[self.label], [PYTHON, self.script, json.dumps(spec)],
                               self.lab.dir / f"{self.label}-{self.runs}.log",
                               f"scapy clients {self.label} #{self.runs}")
 
     @staticmethod
-    def results(process: Proc, timeout: float = 90.0) -> list[dict]:
+    def results(process: Process, timeout: float = 90.0) -> list[dict]:
         status = process.wait(timeout)
         output = process.output()
         assert status == 0, f"{process.name} exited {status}:\n{output}"
@@ -1234,7 +862,7 @@ def test_uplink_failure_moves_clients_to_b_with_their_leases(lab: Lab) -> None:
         switch = time.time()
         lab.link("A", "uplink0p", "down")
         lab.wait_holders({"B"}, ELECTION_TIMEOUT, "B master, A without the VIP after A's"
-                         " uplink went down", context(a, b))
+                         " uplink went down", logs_of(a, b))
         assert ("master", "backup", "higher-priority-advertisement") in a.transitions(), \
             a.output()
         assert ("backup", "master", "preempted") in b.transitions(), b.output()
@@ -1255,7 +883,7 @@ def test_uplink_failure_moves_clients_to_b_with_their_leases(lab: Lab) -> None:
         back = time.monotonic()
         lab.link("A", "uplink0p", "up")
         lab.wait_holders({"A"}, HOLD_TIME + ELECTION_TIMEOUT, "A master again after its"
-                         " uplink returned", context(a, b))
+                         " uplink returned", logs_of(a, b))
         assert time.monotonic() - back >= HOLD_TIME - 1.0, \
             f"A preempted before its {HOLD_TIME} s hold-time:\n{a.output()}"
         lab.assert_steady({"A"}, 1.0, "A stays the only master")
@@ -1292,7 +920,7 @@ def test_crash_takeover_and_rejoin_with_batch_backup(lab: Lab) -> None:
         a.process.crash()
         run([lab.ip, "-n", lab.ns["A"], "addr", "del", f"{VIP}/24", "dev", LAN_IF])
         lab.link("A", LAN_IF, "down")
-        lab.wait_holders({"B"}, ELECTION_TIMEOUT, "B master after A's crash", context(a, b))
+        lab.wait_holders({"B"}, ELECTION_TIMEOUT, "B master after A's crash", logs_of(a, b))
         took = time.monotonic() - t0
         assert ("backup", "master", "no-response") in b.transitions(), b.output()
 
@@ -1323,12 +951,12 @@ def test_crash_takeover_and_rejoin_with_batch_backup(lab: Lab) -> None:
                 master_seen = time.time()
                 assert synced_at is not None, (
                     f"A holds the VIP but its journal lacks B's leases"
-                    f" {sorted(want - have)}:\n{show_rows(rows)}\n{a.all_output()}")
+                    f" {sorted(want - have)}:\n{show_rows(rows)}\n{a.logs()}")
                 break
             time.sleep(POLL)
-        assert master_seen is not None, f"A never became master again:\n{a.all_output()}" \
-                                        f"\n{b.all_output()}"
-        lab.wait_holders({"A"}, ELECTION_TIMEOUT, "B gives the VIP back", context(a, b))
+        assert master_seen is not None, f"A never became master again:\n{a.logs()}" \
+                                        f"\n{b.logs()}"
+        lab.wait_holders({"A"}, ELECTION_TIMEOUT, "B gives the VIP back", logs_of(a, b))
         became = [line for line in a.lines("VRRP Vlanif100 vrid 1: backup -> master")]
         assert became and "(preempted)" in became[0], a.output()
         master_logged = log_time(became[0])
@@ -1370,14 +998,14 @@ def test_restarted_device_drops_leftover_vip_and_announces_takeover(lab: Lab) ->
 
     a.process.crash()
     lab.wait_holders({"A", "B"}, ELECTION_TIMEOUT, "B takes over; A's kernel still has the"
-                     " address the killed process added", context(a, b))
+                     " address the killed process added", logs_of(a, b))
     lab.wait_neighbour("ob", "B", 5, "after B took over (gratuitous ARP)")
 
     a.start()
     a.wait_ready()
     lab.wait_holders({"B"}, 3.0, f"restarted A, a backup for its {HOLD_TIME} s hold-time,"
-                     " to drop the leftover VIP", context(a, b))
-    lab.wait_holders({"A"}, HOLD_TIME + ELECTION_TIMEOUT, "A master again", context(a, b))
+                     " to drop the leftover VIP", logs_of(a, b))
+    lab.wait_holders({"A"}, HOLD_TIME + ELECTION_TIMEOUT, "A master again", logs_of(a, b))
     lab.wait_neighbour("ob", "A", 5, "after A took the role back (gratuitous ARP)")
     assert_healthy(a, b)
     assert not [w for w in a.warnings() if "ip addr" in w], a.warnings()
@@ -1472,9 +1100,9 @@ def test_switchover_under_perfdhcp_load(lab: Lab) -> None:
     mac_a, mac_b = lab.macs["A"].replace(":", ""), lab.macs["B"].replace(":", "")
     sniffer_script = lab.dir / "dhcp_sniffer.py"
     sniffer_script.write_text(DHCP_SNIFFER)
-    sniffer = lab.start("pf", [sys.executable, "-u", sniffer_script, CLIENT_IF, PERF_GIADDR],
-                        lab.dir / "sniffer.log", "DHCP sniffer")
-    wait_for(lambda: "ready" in sniffer.output() or not sniffer.running(), 15, "the sniffer")
+    sniffer = lab.start(lab.ns["pf"], [sys.executable, "-u", sniffer_script, CLIENT_IF,
+                                       PERF_GIADDR], lab.dir / "sniffer.log", "DHCP sniffer")
+    sniffer.wait_output("ready", 15, POLL)
     assert sniffer.running(), sniffer.output()
     watch = VipWatch(lab)
     snapshots = JournalSnapshots(b)
@@ -1482,7 +1110,7 @@ def test_switchover_under_perfdhcp_load(lab: Lab) -> None:
     snapshots.start()
     try:
         started = time.time()
-        perf = lab.start("pf", [lab.tools["perfdhcp"], "-4", "-l", PERF_GIADDR,
+        perf = lab.start(lab.ns["pf"], [lab.tools["perfdhcp"], "-4", "-l", PERF_GIADDR,
                                 "-r", str(PERF_RATE), "-R", "2000", "-p", str(PERF_PERIOD),
                                 "-t", "1", VIP], lab.dir / "perfdhcp.log", "perfdhcp")
         time.sleep(PERF_PERIOD * 0.4)
@@ -1490,11 +1118,11 @@ def test_switchover_under_perfdhcp_load(lab: Lab) -> None:
         cut = time.time()
         lab.link("A", "uplink0p", "down")
         lab.wait_holders({"B"}, ELECTION_TIMEOUT, "B master after A's uplink went down"
-                         " under load", context(a, b))
+                         " under load", logs_of(a, b))
         switched = time.time()
         status = perf.wait(PERF_PERIOD + 30)
         time.sleep(1.0)  # the last replies reach the sniffer
-        sniffer.cleanup()
+        sniffer.stop()
         snapshots.stop()
         watch.stop()
         perf_out = perf.output()
@@ -1534,7 +1162,7 @@ def test_switchover_under_perfdhcp_load(lab: Lab) -> None:
                     for p in packets if p["yiaddr"] in addresses]
             return (f"\nA is {mac_a}, B is {mac_b}; times relative to the uplink cut"
                     f" ({cut:.3f}), B master at {switched - cut:+.3f}s\n" + "\n".join(wire)
-                    + f"\n--- perfdhcp\n{perf_out}\n{context(a, b)()}")
+                    + f"\n--- perfdhcp\n{perf_out}\n{logs_of(a, b)()}")
 
         assert not doubled, f"addresses ACKed to two clients: {doubled}" + evidence(doubled)
         moved: dict[str, set] = {}

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
-from tests.conftest import ROOT
+from tests.system.netns import ROOT, require_root, require_tool, run, wait_for
 
 pytestmark = pytest.mark.system
 
@@ -21,10 +20,8 @@ def lab(*args: str) -> subprocess.CompletedProcess:
 
 @pytest.fixture
 def clean_lab():
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    if not shutil.which("busybox"):
-        pytest.skip("busybox (udhcpc) is not installed")
+    require_root("network namespaces")
+    require_tool("busybox", "busybox")  # udhcpc
     if os.path.exists("/run/nefeature-lab"):
         pytest.skip("a lab is already up on this machine (nefeature lab down)")
     yield
@@ -37,14 +34,15 @@ def test_lab_up_status_cut_down(clean_lab):
     assert "DeviceA: running, VRRP master" in result.stdout
     assert result.stdout.count(": 10.10.10.") == 2  # both clients got an address
     assert lab("cut").returncode == 0
-    import time
+    last = [""]
 
-    deadline = time.monotonic() + 10
-    while "DeviceB: running, VRRP master" not in (status := lab("status").stdout):
-        assert time.monotonic() < deadline, status
-        time.sleep(0.2)
+    def b_master() -> str | None:
+        last[0] = lab("status").stdout
+        return last[0] if "DeviceB: running, VRRP master" in last[0] else None
+
+    status = wait_for(b_master, 10, lambda: f"DeviceB to be master; status:\n{last[0]}", 0.2)
     assert "2 bound leases" in status.split("DeviceB")[1]
     assert lab("down").returncode == 0
-    namespaces = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    namespaces = run(["ip", "netns", "list"], check=False).stdout
     assert "nfl-" not in namespaces
     assert not os.path.exists("/run/nefeature-lab")

@@ -20,7 +20,9 @@ Topology (one per test, every name with a random suffix, deleted at the end)::
   what the LAN sees: who advertises, with which priority, and whose MAC answers
   for 10.10.10.100.
 
-Who is master is read from the kernel: the virtual IP on ``Vlanif100``
+The bridge, the namespaces, the processes and ``nefeature run`` come from
+tests/system/netns.py (:class:`netns.Lan`, :class:`netns.Nefeature`).  Who is
+master is read from the kernel: the virtual IP on ``Vlanif100``
 (``ip -n NS -4 -o addr show dev Vlanif100``), polled every 15 ms up to a
 deadline.  A crash is SIGSTOP then SIGKILL (for keepalived, of both its
 processes first: its VRRP child treats the parent's death as a clean stop,
@@ -37,86 +39,60 @@ Needs root, iproute2 and keepalived; skips naming what is missing.
 from __future__ import annotations
 
 import os
-import re
-import secrets
-import shutil
 import signal
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TypeVar
 
 import pytest
 
+from tests.system import netns
+from tests.system.netns import (
+    LAN_IF,
+    PAIR,
+    STOP_GRACE,
+    VIP,
+    Nefeature,
+    Process,
+    explain_failure,
+    logs_of,
+    replace_once,
+    require_root,
+    require_tool,
+    run,
+    stop_all,
+    torn_down,
+    wait_for,
+    write_config,
+)
+
 pytestmark = pytest.mark.system
 
-ROOT = Path(__file__).resolve().parents[2]
-NEFEATURE = ROOT / ".venv" / "bin" / "nefeature"
-PAIR = ROOT / "examples" / "pair"
-VIP = "10.10.10.100"
-LAN_IF = "Vlanif100"
+OBSERVER = "C"  # the observer's label: namespace nfv-c-XXXX, bridge port pc
+OBSERVER_IF = "lan0"
 OBSERVER_ADDRESS = "10.10.10.50"
-READY_LINE = "serving DHCP"
 POLL = 0.015  # seconds between two looks at the virtual IP
-STOP_GRACE = 5.0
-START_TIMEOUT = 30.0  # nefeature's start (imports) on a busy 2-core box
 MARGIN = 2.0  # seconds added to every protocol-derived deadline
 # A rejoining nefeature device may preempt only after the batch backup from the
 # master, or, with no backup channel, 10 s after its start (hotbackup.CHANNEL_GRACE).
 PREEMPT_GATE = 10.0
 
-T = TypeVar("T")
-
 
 # --- prerequisites: the only reasons to skip ---
 
-def _which(name: str) -> str | None:
-    return shutil.which(name, path=os.environ.get("PATH", "") + ":/usr/sbin:/sbin:/usr/bin")
-
-
 @pytest.fixture(scope="module")
 def ip_tool() -> str:
-    if os.geteuid() != 0:
-        pytest.skip("VRRP system tests need root (network namespaces, raw sockets)")
-    path = _which("ip")
-    if path is None:
-        pytest.skip("`ip` is not installed (Debian package iproute2)")
-    return path
+    require_root("network namespaces, raw sockets")
+    return require_tool("ip", "iproute2")
 
 
 @pytest.fixture(scope="module")
 def keepalived_tool(ip_tool: str) -> str:
-    path = _which("keepalived")
-    if path is None:
-        pytest.skip("`keepalived` is not installed (Debian package keepalived;"
-                    " `make test` installs it when run as root)")
-    return path
+    return require_tool("keepalived", "keepalived")
 
 
 # --- small helpers ---
-
-def run(args: list[str], timeout: float = 15.0, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(args, check=False, capture_output=True, text=True, timeout=timeout)
-    if check and result.returncode != 0:
-        raise AssertionError(f"{' '.join(args)} exited {result.returncode}:\n"
-                             f"{result.stdout}{result.stderr}")
-    return result
-
-
-def wait_for(predicate: Callable[[], T], timeout: float, what: str,
-             interval: float = POLL) -> T:
-    """Poll until ``predicate()`` is truthy and return it; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"timed out after {timeout:.1f} s waiting for {what}")
-        time.sleep(interval)
-
 
 def interval_s(centiseconds: int) -> float:
     return centiseconds / 100
@@ -130,63 +106,6 @@ def master_down_s(centiseconds: int, priority: int) -> float:
 
 def skew_s(centiseconds: int, priority: int) -> float:
     return (((256 - priority) * centiseconds) // 256) / 100
-
-
-class Proc:
-    """A direct child with its output in a file, stopped by PID."""
-
-    def __init__(self, args: list[str], log: Path, name: str) -> None:
-        self.args = args
-        self.log = log
-        self.name = name
-        self._out: IO[bytes] = open(log, "wb")  # noqa: SIM115 - closed by cleanup()
-        try:
-            self.popen = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self._out,
-                                          stderr=subprocess.STDOUT)
-        except BaseException:
-            self._out.close()
-            raise
-
-    @property
-    def pid(self) -> int:
-        return self.popen.pid
-
-    def running(self) -> bool:
-        return self.popen.poll() is None
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def crash(self) -> None:
-        """Freeze, then SIGKILL, and reap: no chance to say goodbye."""
-        if self.running():
-            os.kill(self.pid, signal.SIGSTOP)
-            os.kill(self.pid, signal.SIGKILL)
-        self.popen.wait(STOP_GRACE)
-
-    def terminate(self, timeout: float = STOP_GRACE) -> int:
-        """SIGTERM and wait; SIGKILL and fail if it does not end in time."""
-        if self.running():
-            os.kill(self.pid, signal.SIGTERM)
-        try:
-            return self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            os.kill(self.pid, signal.SIGKILL)
-            self.popen.wait(STOP_GRACE)
-            raise AssertionError(f"{self.name} (pid {self.pid}) ignored SIGTERM for"
-                                 f" {timeout} s:\n{self.output()}") from None
-
-    def cleanup(self) -> None:
-        try:
-            if self.running():
-                os.kill(self.pid, signal.SIGTERM)
-                try:
-                    self.popen.wait(STOP_GRACE)
-                except subprocess.TimeoutExpired:
-                    os.kill(self.pid, signal.SIGKILL)
-                    self.popen.wait(STOP_GRACE)
-        finally:
-            self._out.close()
 
 
 def _pid_gone(pid: int) -> bool:
@@ -240,115 +159,25 @@ print(" ".join(sorted(seen)))
 """
 
 
-class Lan:
+class Lan(netns.Lan):
     """Routers A and B and an observer on one bridge, each in its own namespace."""
 
     def __init__(self, ip: str, workdir: Path) -> None:
-        self.ip = ip
-        self.dir = workdir
-        suffix = secrets.token_hex(3)
-        self.switch = f"nfv-sw-{suffix}"
-        self.observer = f"nfv-c-{suffix}"
-        self.ns: dict[str, str] = {}
-        self.ports: dict[str, str] = {}
-        self.address: dict[str, str] = {}
-        self.created: list[str] = []
-        self.processes: list[Proc] = []
+        super().__init__(ip, workdir, "nfv", POLL)
         self.keepaliveds: list[Keepalived] = []
-        self.suffix = suffix
-        self.sniffer: Proc | None = None
-
-    # building
-
-    def _ns(self, name: str) -> str:
-        run([self.ip, "netns", "add", name])
-        self.created.append(name)
-        run([self.ip, "-n", name, "link", "set", "lo", "up"])
-        return name
+        self.sniffer: Process | None = None
 
     def build(self) -> None:
-        self._ns(self.switch)
-        run([self.ip, "-n", self.switch, "link", "add", "br0", "type", "bridge", "stp_state", "0",
-             "mcast_snooping", "0"])
-        run([self.ip, "-n", self.switch, "link", "set", "br0", "up"])
-        self._ns(self.observer)
-        self._port("pc", self.observer, "lan0")
-        run([self.ip, "-n", self.observer, "addr", "add", f"{OBSERVER_ADDRESS}/24", "dev", "lan0"])
-        log = self.dir / "sniffer.log"
-        self.sniffer = self.start(self.observer, [sys.executable, "-u", "-c", SNIFFER, "lan0"],
-                                  log, "VRRP sniffer")
-        wait_for(lambda: "ready" in self.sniffer.output() or not self.sniffer.running(), 10,
-                 "the VRRP sniffer")
+        super().build()
+        self.attach(OBSERVER, OBSERVER_IF)
+        self.addr(OBSERVER, f"{OBSERVER_ADDRESS}/24")
+        self.sniffer = self.start(self.ns[OBSERVER], [sys.executable, "-u", "-c", SNIFFER,
+                                                      OBSERVER_IF],
+                                  self.dir / "sniffer.log", "VRRP sniffer")
+        self.sniffer.wait_output("ready", 10, POLL)
         assert self.sniffer.running(), self.sniffer.output()
 
-    def _port(self, port: str, namespace: str, name: str, join: bool = True) -> None:
-        run([self.ip, "-n", self.switch, "link", "add", port, "type", "veth", "peer", "name",
-             name, "netns", namespace])
-        run([self.ip, "-n", self.switch, "link", "set", port, "up"])
-        run([self.ip, "-n", namespace, "link", "set", name, "up"])
-        if join:
-            self.join_port(port)
-
-    def join_port(self, port: str) -> None:
-        run([self.ip, "-n", self.switch, "link", "set", port, "master", "br0"])
-
-    def add_router(self, label: str, address: str, uplink: bool = True,
-                   joined: bool = True) -> str:
-        """Namespace with Vlanif100 on the bridge (port ``p<label>``) and maybe uplink0."""
-        namespace = self._ns(f"nfv-{label.lower()}-{self.suffix}")
-        self.ns[label] = namespace
-        self.ports[label] = f"p{label.lower()}"
-        self.address[label] = address
-        self._port(self.ports[label], namespace, LAN_IF, join=joined)
-        run([self.ip, "-n", namespace, "addr", "add", f"{address}/24", "dev", LAN_IF])
-        if uplink:
-            run([self.ip, "-n", namespace, "link", "add", "uplink0", "type", "veth", "peer",
-                 "name", "uplink0p"])
-            run([self.ip, "-n", namespace, "link", "set", "uplink0", "up"])
-            run([self.ip, "-n", namespace, "link", "set", "uplink0p", "up"])
-        return namespace
-
-    def join(self, label: str) -> None:
-        self.join_port(self.ports[label])
-
-    def uplink_down(self, label: str) -> None:
-        run([self.ip, "-n", self.ns[label], "link", "set", "uplink0p", "down"])
-
-    # processes
-
-    def start(self, namespace: str, args: list, log: Path, name: str) -> Proc:
-        process = Proc([self.ip, "netns", "exec", namespace, *map(str, args)], log, name)
-        self.processes.append(process)
-        return process
-
     # observation
-
-    def has_vip(self, label: str) -> bool:
-        out = run([self.ip, "-n", self.ns[label], "-4", "-o", "addr", "show", "dev",
-                   LAN_IF]).stdout
-        return f"inet {VIP}/" in out
-
-    def holders(self) -> set[str]:
-        return {label for label in self.ns if self.has_vip(label)}
-
-    def wait_holders(self, expected: set[str], timeout: float, what: str) -> float:
-        """Wait until exactly ``expected`` hold the virtual IP; return when (monotonic)."""
-        wait_for(lambda: self.holders() == expected, timeout,
-                 f"{what}: VIP holders {sorted(expected)} (now {sorted(self.holders())})")
-        return time.monotonic()
-
-    def assert_steady(self, expected: set[str], seconds: float, what: str) -> None:
-        """The holders stay exactly ``expected`` for ``seconds`` (no flapping, no 2 masters)."""
-        end = time.monotonic() + seconds
-        while time.monotonic() < end:
-            now = self.holders()
-            assert now == expected, f"{what}: VIP holders became {sorted(now)}," \
-                                    f" expected {sorted(expected)}"
-            time.sleep(POLL)
-
-    def mac(self, label: str) -> str:
-        out = run([self.ip, "-n", self.ns[label], "-o", "link", "show", "dev", LAN_IF]).stdout
-        return re.search(r"link/ether ([0-9a-f:]{17})", out).group(1)
 
     def adverts(self, since: float = 0.0) -> list[dict]:
         """VRRP advertisements the observer saw (wall-clock ``t``), oldest first."""
@@ -370,50 +199,21 @@ class Lan:
 
     def arp_answers(self, seconds: float = 0.3) -> set[str]:
         """MACs that answer an ARP request for the VIP from the observer: the LAN's view."""
-        out = run([self.ip, "netns", "exec", self.observer, sys.executable, "-c", ARP_PROBE,
-                   "lan0", OBSERVER_ADDRESS, VIP, str(seconds)]).stdout
+        out = run(self.exec_args(self.ns[OBSERVER], sys.executable, "-c", ARP_PROBE,
+                                 OBSERVER_IF, OBSERVER_ADDRESS, VIP, str(seconds))).stdout
         return set(out.split())
-
-    def touch_vip(self) -> None:
-        """Make the observer's kernel resolve the VIP (as a client sending to it would)."""
-        run([self.ip, "netns", "exec", self.observer, sys.executable, "-c",
-             f"import socket; socket.socket(2, 2).sendto(b'x', ('{VIP}', 9))"])
-
-    def observer_neighbour(self) -> str | None:
-        out = run([self.ip, "-n", self.observer, "neigh", "show", VIP, "dev", "lan0"]).stdout
-        match = re.search(r"lladdr ([0-9a-f:]{17})", out)
-        return match.group(1) if match else None
 
     # teardown
 
     def close(self) -> list[str]:
-        errors = []
-        for keepalived in self.keepaliveds:
-            try:
-                keepalived.cleanup()
-            except Exception as error:  # noqa: BLE001 - keep tearing down
-                errors.append(f"{keepalived.name}: {error!r}")
-        for process in reversed(self.processes):
-            try:
-                process.cleanup()
-            except Exception as error:  # noqa: BLE001
-                errors.append(f"{process.name}: {error!r}")
-        for namespace in reversed(self.created):
-            result = run([self.ip, "netns", "del", namespace], check=False)
-            if result.returncode != 0:
-                errors.append(f"ip netns del {namespace}: {result.stderr.strip()}")
-        return errors
+        return stop_all(self.keepaliveds) + super().close()
 
 
 @pytest.fixture
 def lan(ip_tool: str, tmp_path: Path) -> Iterator[Lan]:
-    lan = Lan(ip_tool, tmp_path)
-    try:
-        lan.build()
-        yield lan
-    finally:
-        errors = lan.close()
-    assert not errors, "teardown: " + "; ".join(errors)
+    with torn_down(Lan(ip_tool, tmp_path)) as built:
+        built.build()
+        yield built
 
 
 # --- nefeature ---
@@ -427,68 +227,26 @@ def nefeature_config(path: Path, device: str, *, priority: int | None = None,
         extra += f"<advertise-interval-centi-sec>{interval_cs}</advertise-interval-centi-sec>"
     if device == "A":
         if priority is not None:
-            text = _replace_once(text, "<priority>200</priority>",
-                                 f"<priority>{priority}</priority>")
+            text = replace_once(text, "<priority>200</priority>",
+                                f"<priority>{priority}</priority>")
         if hold_time is not None:
-            text = _replace_once(text, "<hold-time>600</hold-time>",
-                                 f"<hold-time>{hold_time}</hold-time>")
+            text = replace_once(text, "<hold-time>600</hold-time>",
+                                f"<hold-time>{hold_time}</hold-time>")
     else:
         if priority is not None:
             extra += f"<priority>{priority}</priority>"
         if hold_time is not None:
             extra += f"<preempt><hold-time>{hold_time}</hold-time></preempt>"
-    text = _replace_once(text, "<vrid>1</vrid>", "<vrid>1</vrid>" + extra)
-    path.write_text(text)
-    result = run([str(NEFEATURE), "validate", str(path)], check=False)
-    assert result.returncode == 0, f"generated config {path} is invalid:\n{result.stdout}" \
-                                   f"{result.stderr}\n{text}"
-    return path
-
-
-def _replace_once(text: str, old: str, new: str) -> str:
-    assert text.count(old) == 1, f"{old!r} is not unique in the example config"
-    return text.replace(old, new)
-
-
-class Nefeature:
-    """``nefeature run`` in one router namespace."""
-
-    def __init__(self, lan: Lan, label: str, config: Path) -> None:
-        self.lan = lan
-        self.label = label
-        self.name = f"nefeature {label}"
-        state = lan.dir / f"state-{label}"
-        runs = len(list(lan.dir.glob(f"nefeature-{label}-*.log")))
-        self.process = lan.start(lan.ns[label], [NEFEATURE, "run", "--startup", config,
-                                                 "--state-dir", state],
-                                 lan.dir / f"nefeature-{label}-{runs + 1}.log", self.name)
-
-    def wait_ready(self, timeout: float = START_TIMEOUT) -> None:
-        def ready() -> bool:
-            if READY_LINE in self.process.output():
-                return True
-            assert self.process.running(), \
-                f"{self.name} exited {self.process.popen.returncode}:\n{self.process.output()}"
-            return False
-        wait_for(ready, timeout, f"'{READY_LINE}' from {self.name}")
-
-    def output(self) -> str:
-        return self.process.output()
-
-    def assert_healthy(self) -> None:
-        """No traceback, error or warning in the log."""
-        text = self.output()
-        bad = [line for line in text.splitlines()
-               if "Traceback" in line or re.search(r" (ERROR|CRITICAL|WARNING) ", line)]
-        assert not bad, f"{self.name} logged problems:\n" + "\n".join(bad) + \
-            f"\n--- full log:\n{text}"
-
-    def transitions(self) -> list[tuple[str, str, str]]:
-        return re.findall(r"VRRP Vlanif100 vrid 1: (\w+) -> (\w+) \(([\w-]+)\)", self.output())
+    text = replace_once(text, "<vrid>1</vrid>", "<vrid>1</vrid>" + extra)
+    return write_config(path, text)
 
 
 def start_nefeature(lan: Lan, label: str, config: Path) -> Nefeature:
-    return Nefeature(lan, label, config)
+    """``nefeature run`` in a router's namespace, on its state dir STATE-<label>."""
+    router = Nefeature(lan, lan.ns[label], config, lan.dir / f"state-{label}", lan.dir,
+                       f"nefeature {label}")
+    router.start()
+    return router
 
 
 # --- keepalived ---
@@ -522,8 +280,8 @@ class Keepalived:
             f"    {VIP}/24\n"
             "  }\n"
             "}\n")
-        check = run([lan.ip, "netns", "exec", lan.ns[label], tool, "-t", "-l", "-f",
-                     str(self.conf)], check=False)
+        check = run(lan.exec_args(lan.ns[label], tool, "-t", "-l", "-f", self.conf),
+                    check=False)
         assert check.returncode == 0, f"keepalived -t {self.conf}:\n{check.stdout}{check.stderr}"
         self.process = lan.start(lan.ns[label], [
             tool, "-n", "-l", "-D", "-P", "-f", self.conf, "-p", self.pidfile,
@@ -540,7 +298,7 @@ class Keepalived:
             except (OSError, ValueError):
                 return None
             return pid if not _pid_gone(pid) else None
-        self.vrrp_pid = wait_for(child, timeout, f"{self.name}'s VRRP child")
+        self.vrrp_pid = wait_for(child, timeout, f"{self.name}'s VRRP child", POLL)
 
     def crash(self) -> None:
         """SIGSTOP both processes, then SIGKILL both (perf-reference.md section 6)."""
@@ -551,16 +309,20 @@ class Keepalived:
             os.kill(pid, signal.SIGKILL)
         self.process.popen.wait(STOP_GRACE)
         if self.vrrp_pid:
-            wait_for(lambda: _pid_gone(self.vrrp_pid), STOP_GRACE, f"{self.name}'s VRRP child")
+            wait_for(lambda: _pid_gone(self.vrrp_pid), STOP_GRACE, f"{self.name}'s VRRP child",
+                     POLL)
 
-    def cleanup(self) -> None:
-        if self.process.running():
-            self.process.cleanup()
+    def stop(self) -> None:
+        """Teardown: the main process by its PID, then the VRRP child if it outlived it."""
+        self.process.stop()
         if self.vrrp_pid and not _pid_gone(self.vrrp_pid):
             os.kill(self.vrrp_pid, signal.SIGKILL)
 
     def output(self) -> str:
         return self.process.output()
+
+    def logs(self) -> str:
+        return self.process.logs()
 
 
 # --- shared scenario steps ---
@@ -577,8 +339,20 @@ def settle(lan: Lan, master: str, backup: str, interval_cs: int, timeout: float,
     assert backup not in lan.holders()
 
 
-def fail_context(*routers) -> str:
-    return "\n".join(f"--- {r.name}:\n{r.output()}" for r in routers)
+def a_master_then_b(lan: Lan, interval: int, what: str,
+                    a_config: Path | None = None) -> tuple[Nefeature, Nefeature]:
+    """A (tracked uplink; by default preempt hold-time 0) alone becomes master, then B
+    (no uplink) starts, and A must stay master (:func:`settle`, ``what``)."""
+    lan.add_router("A", "10.10.10.1")
+    lan.add_router("B", "10.10.10.2", uplink=False)
+    a = start_nefeature(lan, "A", a_config or nefeature_config(
+        lan.dir / "a.xml", "A", interval_cs=interval, hold_time=0))
+    a.wait_ready()
+    lan.wait_holders({"A"}, master_down_s(interval, 200) + MARGIN, "A alone becomes master")
+    b = start_nefeature(lan, "B", nefeature_config(lan.dir / "b.xml", "B", interval_cs=interval))
+    b.wait_ready()
+    settle(lan, "A", "B", interval, MARGIN, what)
+    return a, b
 
 
 # --- (a) election ---
@@ -594,11 +368,9 @@ def test_higher_priority_is_elected(lan: Lan) -> None:
     b = start_nefeature(lan, "B", nefeature_config(lan.dir / "b.xml", "B", interval_cs=interval))
     a.wait_ready()
     b.wait_ready()
-    try:
+    with explain_failure(logs_of(a, b)):
         settle(lan, "A", "B", interval, master_down_s(interval, 100) + PREEMPT_GATE + MARGIN,
                "election of the priority-200 router")
-    except AssertionError as error:
-        raise AssertionError(f"{error}\n{fail_context(a, b)}") from None
     priorities = {x["prio"] for x in lan.adverts() if x["src"] == "10.10.10.1"}
     assert priorities == {200}, f"A advertised priorities {priorities}"
     a.assert_healthy()
@@ -609,31 +381,18 @@ def test_higher_priority_is_elected(lan: Lan) -> None:
 
 def test_backup_takes_over_when_master_crashes(lan: Lan) -> None:
     interval = 10
-    lan.add_router("A", "10.10.10.1")
-    lan.add_router("B", "10.10.10.2", uplink=False)
-    a = start_nefeature(lan, "A", nefeature_config(lan.dir / "a.xml", "A", interval_cs=interval,
-                                                   hold_time=0))
-    a.wait_ready()
-    lan.wait_holders({"A"}, master_down_s(interval, 200) + MARGIN, "A alone becomes master")
-    b = start_nefeature(lan, "B", nefeature_config(lan.dir / "b.xml", "B", interval_cs=interval))
-    b.wait_ready()
-    settle(lan, "A", "B", interval, MARGIN, "A stays master when B joins")
-    lan.touch_vip()
-    wait_for(lambda: lan.observer_neighbour() == lan.mac("A"), 5,
-             "the observer to resolve the VIP to A's MAC")
+    a, b = a_master_then_b(lan, interval, "A stays master when B joins")
+    lan.touch_vip(OBSERVER)
+    lan.wait_neighbour(OBSERVER, "A", 5, "(A is master)")
 
     t0 = time.monotonic()
     a.process.crash()
     deadline = master_down_s(interval, 100) + MARGIN
-    try:
-        took = lan.wait_holders({"A", "B"}, deadline, "B takes over after A's crash") - t0
-    except AssertionError as error:
-        raise AssertionError(f"{error}\n{fail_context(a, b)}") from None
+    took = lan.wait_holders({"A", "B"}, deadline, "B takes over after A's crash",
+                            logs_of(a, b)) - t0
     # A's process is gone but its kernel keeps the address it was given: only
     # the LAN's view can move.  B's gratuitous ARP must repoint the observer.
-    wait_for(lambda: lan.observer_neighbour() == lan.mac("B"), 5,
-             f"the observer's ARP entry for {VIP} to move to B ({lan.mac('B')});"
-             f" it is {lan.observer_neighbour()}")
+    lan.wait_neighbour(OBSERVER, "B", 5, "after A's crash")
     assert ("backup", "master", "no-response") in b.transitions(), b.output()
     assert took < deadline
     since = time.time()
@@ -646,23 +405,12 @@ def test_backup_takes_over_when_master_crashes(lan: Lan) -> None:
 
 def test_tracked_uplink_down_hands_over(lan: Lan) -> None:
     interval = 10
-    lan.add_router("A", "10.10.10.1")
-    lan.add_router("B", "10.10.10.2", uplink=False)
-    a = start_nefeature(lan, "A", nefeature_config(lan.dir / "a.xml", "A", interval_cs=interval,
-                                                   hold_time=0))
-    a.wait_ready()
-    lan.wait_holders({"A"}, master_down_s(interval, 200) + MARGIN, "A alone becomes master")
-    b = start_nefeature(lan, "B", nefeature_config(lan.dir / "b.xml", "B", interval_cs=interval))
-    b.wait_ready()
-    settle(lan, "A", "B", interval, MARGIN, "A master before the uplink fails")
+    a, b = a_master_then_b(lan, interval, "A master before the uplink fails")
 
     since = time.time()
-    lan.uplink_down("A")
-    try:
-        lan.wait_holders({"B"}, master_down_s(interval, 100) + MARGIN,
-                         "B master and A without the VIP after A's uplink went down")
-    except AssertionError as error:
-        raise AssertionError(f"{error}\n{fail_context(a, b)}") from None
+    lan.link("A", "uplink0p", "down")
+    lan.wait_holders({"B"}, master_down_s(interval, 100) + MARGIN,
+                     "B master and A without the VIP after A's uplink went down", logs_of(a, b))
     # A advertised its reduced priority (200 - 110) before yielding
     assert any(x["src"] == "10.10.10.1" and x["prio"] == 90 for x in lan.adverts(since)), \
         lan.adverts(since)
@@ -675,6 +423,16 @@ def test_tracked_uplink_down_hands_over(lan: Lan) -> None:
 
 # --- (d) interop with keepalived ---
 
+def b_takes_over_from_crashed_a(lan: Lan, interval: int, what: str, a, b) -> None:
+    """B holds the VIP (A's kernel keeps it after the crash), is the only advertiser for
+    5 intervals, and the observer's ARP entry for the VIP moves to B."""
+    lan.wait_holders({"A", "B"}, master_down_s(interval, 100) + MARGIN, what, logs_of(a, b))
+    since = time.time()
+    lan.assert_steady({"A", "B"}, 5 * interval_s(interval), "after the takeover")
+    assert lan.advertisers(since) == {"10.10.10.2"}
+    lan.wait_neighbour(OBSERVER, "B", 5, "after the takeover")
+
+
 def test_nefeature_takes_over_from_crashed_keepalived(lan: Lan, keepalived_tool: str) -> None:
     interval = 10
     lan.add_router("A", "10.10.10.1")
@@ -686,24 +444,14 @@ def test_nefeature_takes_over_from_crashed_keepalived(lan: Lan, keepalived_tool:
                      "keepalived A alone becomes master")
     b = start_nefeature(lan, "B", nefeature_config(lan.dir / "b.xml", "B", interval_cs=interval))
     b.wait_ready()
-    try:
+    with explain_failure(logs_of(k, b)):
         settle(lan, "A", "B", interval, MARGIN, "keepalived A stays master, nefeature B backs up")
-    except AssertionError as error:
-        raise AssertionError(f"{error}\n{fail_context(k, b)}") from None
     assert b.transitions() == [("initialize", "backup", "startup")], b.output()
 
-    lan.touch_vip()
+    lan.touch_vip(OBSERVER)
     k.crash()
-    try:
-        lan.wait_holders({"A", "B"}, master_down_s(interval, 100) + MARGIN,
-                         "nefeature B takes over from the crashed keepalived")
-    except AssertionError as error:
-        raise AssertionError(f"{error}\n{fail_context(k, b)}") from None
-    since = time.time()
-    lan.assert_steady({"A", "B"}, 5 * interval_s(interval), "after the takeover")
-    assert lan.advertisers(since) == {"10.10.10.2"}
-    wait_for(lambda: lan.observer_neighbour() == lan.mac("B"), 5,
-             "the observer's ARP entry for the VIP to move to B")
+    b_takes_over_from_crashed_a(lan, interval, "nefeature B takes over from the crashed"
+                                " keepalived", k, b)
     b.assert_healthy()
 
 
@@ -717,23 +465,13 @@ def test_keepalived_takes_over_from_crashed_nefeature(lan: Lan, keepalived_tool:
     lan.wait_holders({"A"}, master_down_s(interval, 200) + MARGIN, "nefeature A becomes master")
     k = Keepalived(lan, "B", keepalived_tool, priority=100, interval_cs=interval)
     k.wait_ready()
-    try:
+    with explain_failure(logs_of(a, k)):
         settle(lan, "A", "B", interval, MARGIN, "nefeature A stays master, keepalived B backs up")
-    except AssertionError as error:
-        raise AssertionError(f"{error}\n{fail_context(a, k)}") from None
 
-    lan.touch_vip()
+    lan.touch_vip(OBSERVER)
     a.process.crash()
-    try:
-        lan.wait_holders({"A", "B"}, master_down_s(interval, 100) + MARGIN,
-                         "keepalived B takes over from the crashed nefeature")
-    except AssertionError as error:
-        raise AssertionError(f"{error}\n{fail_context(a, k)}") from None
-    since = time.time()
-    lan.assert_steady({"A", "B"}, 5 * interval_s(interval), "after the takeover")
-    assert lan.advertisers(since) == {"10.10.10.2"}
-    wait_for(lambda: lan.observer_neighbour() == lan.mac("B"), 5,
-             "the observer's ARP entry for the VIP to move to B")
+    b_takes_over_from_crashed_a(lan, interval, "keepalived B takes over from the crashed"
+                                " nefeature", a, k)
     a.assert_healthy()
 
 
@@ -757,70 +495,55 @@ def _tie(lan: Lan, start_a: Callable[[], object], start_b: Callable[[], object],
                      "both routers master while apart")
     lan.join("A")
     lan.join("B")
-    try:
+    with explain_failure(logs_of(a, b)):
         settle(lan, "B", "A", interval, master_down_s(interval, 100) + MARGIN,
                "equal priority: 10.10.10.2 wins over 10.10.10.1")
         lan.assert_steady({"B"}, 1.0, "equal priority, later")
-    except AssertionError as error:
-        raise AssertionError(f"{error}\n{fail_context(a, b)}") from None
     for router in (a, b):
         if isinstance(router, Nefeature):
             router.assert_healthy()
 
 
+def _tie_nefeature(lan: Lan, label: str, interval: int) -> Callable[[], Nefeature]:
+    """Starts nefeature as ``label`` at priority 100 (A: changed from 200, hold-time 0)."""
+    changes = {"priority": 100, "hold_time": 0} if label == "A" else {}
+    return lambda: start_nefeature(lan, label, nefeature_config(
+        lan.dir / f"{label.lower()}.xml", label, interval_cs=interval, **changes))
+
+
+def _tie_keepalived(lan: Lan, label: str, tool: str, interval: int) -> Callable[[], Keepalived]:
+    """Starts keepalived as ``label`` at priority 100 and waits for its VRRP child."""
+    def start() -> Keepalived:
+        k = Keepalived(lan, label, tool, priority=100, interval_cs=interval)
+        k.wait_ready()
+        return k
+    return start
+
+
 def test_equal_priority_higher_address_wins_nefeature_pair(lan: Lan) -> None:
     interval = 10
-    _tie(lan,
-         lambda: start_nefeature(lan, "A", nefeature_config(
-             lan.dir / "a.xml", "A", priority=100, interval_cs=interval, hold_time=0)),
-         lambda: start_nefeature(lan, "B", nefeature_config(
-             lan.dir / "b.xml", "B", interval_cs=interval)),
-         interval)
+    _tie(lan, _tie_nefeature(lan, "A", interval), _tie_nefeature(lan, "B", interval), interval)
 
 
 def test_equal_priority_nefeature_yields_to_higher_keepalived(lan: Lan,
                                                               keepalived_tool: str) -> None:
     interval = 10
-
-    def keepalived() -> Keepalived:
-        k = Keepalived(lan, "B", keepalived_tool, priority=100, interval_cs=interval)
-        k.wait_ready()
-        return k
-
-    _tie(lan,
-         lambda: start_nefeature(lan, "A", nefeature_config(
-             lan.dir / "a.xml", "A", priority=100, interval_cs=interval, hold_time=0)),
-         keepalived, interval)
+    _tie(lan, _tie_nefeature(lan, "A", interval),
+         _tie_keepalived(lan, "B", keepalived_tool, interval), interval)
 
 
 def test_equal_priority_nefeature_wins_over_lower_keepalived(lan: Lan,
                                                              keepalived_tool: str) -> None:
     interval = 10
-
-    def keepalived() -> Keepalived:
-        k = Keepalived(lan, "A", keepalived_tool, priority=100, interval_cs=interval)
-        k.wait_ready()
-        return k
-
-    _tie(lan, keepalived,
-         lambda: start_nefeature(lan, "B", nefeature_config(
-             lan.dir / "b.xml", "B", interval_cs=interval)),
-         interval)
+    _tie(lan, _tie_keepalived(lan, "A", keepalived_tool, interval),
+         _tie_nefeature(lan, "B", interval), interval)
 
 
 # --- (f) clean stop of the master ---
 
 def test_sigterm_of_master_hands_over_with_priority_zero(lan: Lan) -> None:
     interval = 100  # 1 s: Skew_Time (0.61 s) and Master_Down_Interval (3.61 s) far apart
-    lan.add_router("A", "10.10.10.1")
-    lan.add_router("B", "10.10.10.2", uplink=False)
-    a = start_nefeature(lan, "A", nefeature_config(lan.dir / "a.xml", "A", interval_cs=interval,
-                                                   hold_time=0))
-    a.wait_ready()
-    lan.wait_holders({"A"}, master_down_s(interval, 200) + MARGIN, "A alone becomes master")
-    b = start_nefeature(lan, "B", nefeature_config(lan.dir / "b.xml", "B", interval_cs=interval))
-    b.wait_ready()
-    settle(lan, "A", "B", interval, MARGIN, "A master before its clean stop")
+    a, b = a_master_then_b(lan, interval, "A master before its clean stop")
 
     since = time.time()
     t0 = time.monotonic()
@@ -850,24 +573,16 @@ def test_restarted_backup_removes_vip_left_by_crash(lan: Lan) -> None:
     Once A runs again as backup, only B may hold and answer for the VIP.
     """
     interval = 10
-    lan.add_router("A", "10.10.10.1")
-    lan.add_router("B", "10.10.10.2", uplink=False)
     config = nefeature_config(lan.dir / "a.xml", "A", interval_cs=interval)  # hold-time 600
-    a = start_nefeature(lan, "A", config)
-    a.wait_ready()
-    lan.wait_holders({"A"}, master_down_s(interval, 200) + MARGIN, "A alone becomes master")
-    b = start_nefeature(lan, "B", nefeature_config(lan.dir / "b.xml", "B", interval_cs=interval))
-    b.wait_ready()
-    settle(lan, "A", "B", interval, MARGIN, "A master before its crash")
+    a, b = a_master_then_b(lan, interval, "A master before its crash", a_config=config)
     a.process.crash()
     lan.wait_holders({"A", "B"}, master_down_s(interval, 100) + MARGIN,
                      "B takes over; the crash leaves A's address behind")
 
-    restarted = Nefeature(lan, "A", config)
+    restarted = start_nefeature(lan, "A", config)
     restarted.wait_ready()
-    wait_for(lambda: "new master 10.10.10.2" in restarted.output(), 5,
-             "the restarted A to hear B as master")
+    restarted.wait_log("new master 10.10.10.2", 5)  # the restarted A hears B as master
     assert ("backup", "master", "no-response") not in restarted.transitions()
     lan.wait_holders({"B"}, 3, "only B holds the VIP once A runs again as backup")
-    assert lan.arp_answers() == {lan.mac("B")}, "A still answers ARP for the VIP"
+    assert lan.arp_answers() == {lan.macs["B"]}, "A still answers ARP for the VIP"
     restarted.assert_healthy()
