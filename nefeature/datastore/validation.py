@@ -147,7 +147,67 @@ def validate_raw(explicit: dict[str, Any]) -> ValidatedConfig:
     return _validate_instance(instance)
 
 
+class _PairwiseMustMemo:
+    """Evaluate the pool-overlap ``must`` once per distinct set of pool subnets.
+
+    That rule compares every pool with every other; in yangson's XPath it
+    costs seconds at 100 pools, and a commit that changes one DNS server
+    would pay it again.  Its result depends only on each pool's name and
+    addressing, so a set that passed once passes again: the rule stays in
+    the model (and in yanglint's checks), only its re-evaluation is skipped.
+    """
+
+    APP_TAG = "pool-overlap"
+    POOLS = "/nefeature-dhcp-server:dhcp/server/ip-pools/ip-pool"
+
+    def __init__(self) -> None:
+        self.passed: list[frozenset] = []
+
+    @staticmethod
+    def signature(explicit: dict[str, Any]) -> frozenset:
+        pools = explicit.get("nefeature-dhcp-server:dhcp", {}).get("server", {}) \
+            .get("ip-pools", {}).get("ip-pool", [])
+        return frozenset((p.get("ip-pool-name"), repr(p.get("gateway")), repr(p.get("network")))
+                         for p in pools)
+
+    def skipping(self, signature: frozenset):
+        """A context in which the rule is left out, when this set already passed it."""
+        import contextlib
+
+        if signature not in self.passed:
+            return contextlib.nullcontext()
+        node = data_model().get_data_node(self.POOLS)
+        return _without_musts(node, self.APP_TAG)
+
+    def remember(self, signature: frozenset) -> None:
+        if signature not in self.passed:
+            self.passed = (self.passed + [signature])[-32:]
+
+
+class _without_musts:
+    def __init__(self, node: Any, app_tag: str) -> None:
+        self.node, self.app_tag, self.saved = node, app_tag, None
+
+    def __enter__(self) -> None:
+        self.saved = self.node.must
+        self.node.must = [m for m in self.saved if m.error_tag != self.app_tag]
+
+    def __exit__(self, *exc) -> None:
+        self.node.must = self.saved
+
+
+_PAIRWISE = _PairwiseMustMemo()
+
+
 def _validate_instance(explicit_instance: RootNode) -> ValidatedConfig:
+    signature = _PAIRWISE.signature(explicit_instance.raw_value())
+    with _PAIRWISE.skipping(signature):
+        validated = _validate_instance_fully(explicit_instance)
+    _PAIRWISE.remember(signature)
+    return validated
+
+
+def _validate_instance_fully(explicit_instance: RootNode) -> ValidatedConfig:
     try:
         instance = explicit_instance.add_defaults(ContentType.config)
         # Structure and types first, so a missing mandatory leaf is reported

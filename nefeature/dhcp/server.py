@@ -133,6 +133,7 @@ class _PoolState:
 
     def __init__(self, pool: Pool, reserved: set[int]) -> None:
         self.config = pool
+        self.reserved = reserved
         self.addresses = AddressPool(pool, reserved)
         options: dict[int, bytes] = {Option.SUBNET_MASK: pool.network.netmask.packed}
         if pool.routers:
@@ -180,15 +181,24 @@ class DhcpServer:
         own = {int(i.address.ip) for i in config.interfaces if i.address is not None}
         own |= {int(a) for g in config.vrrp_groups for a in g.virtual_addresses}
         own |= {int(a) for s in config.rbs_services for a in (s.peer, s.source) if a is not None}
+        previous = getattr(self, "pools", {})
         self.pools: dict[str, _PoolState] = {}
+        rebuilt = set()
         for pool in config.pools:
             reserved = own | {int(a) for a in pool.routers}
             if pool.identifier is not None:
                 reserved.add(int(pool.identifier))
+            kept = previous.get(pool.name)
+            if kept is not None and kept.config == pool and kept.reserved == reserved:
+                self.pools[pool.name] = kept  # unchanged: keep its allocator as it is
+                continue
             self.pools[pool.name] = state = _PoolState(pool, reserved)
+            rebuilt.add(pool.name)
+        for state in self.pools.values():
+            state.server_id = None
             state.server_id = self._server_id(state, None)
         for lease in self.table.by_address.values():
-            if lease.state in HOLDING and lease.pool in self.pools:
+            if lease.state in HOLDING and lease.pool in rebuilt:
                 self.pools[lease.pool].addresses.take(lease.address)
 
     def _load(self, lease: Lease) -> None:

@@ -183,7 +183,8 @@ CASES = [
          [A("/dhcp:dhcp/dhcp:server/dhcp:ip-pools",
             "<ip-pool><ip-pool-name>pool2</ip-pool-name><network><ip-address>10.10.0.0</ip-address>"
             "<mask>255.255.0.0</mask></network></ip-pool>")],
-         "operation-failed", "pool-overlap", P_POOL, "overlaps"),
+         "operation-failed", "pool-overlap",  # reported by the pool whose subnet holds the other
+         '/nefeature-dhcp-server:dhcp/server/ip-pools/ip-pool[ip-pool-name="pool2"]', "overlaps"),
     Case("pool-name-pattern", [R(POOL + "/dhcp:remote-backup-profile"),
                                S(POOL + "/dhcp:ip-pool-name", "pool 1")],
          "invalid-value", None,
