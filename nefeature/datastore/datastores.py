@@ -57,6 +57,7 @@ class Datastores:
         self.startup: dict = copy.deepcopy(startup if startup is not None else initial.explicit)
         self.locks = {"running": 0, "candidate": 0, "startup": 0}
         self.confirmed: ConfirmedCommit | None = None
+        self._candidate_validated: ValidatedConfig | None = None
         self._apply = apply
         self._save_startup = save_startup
         self.commit_listeners: list[Callable[[int, str], None]] = []
@@ -106,10 +107,11 @@ class Datastores:
         self._check_lock(session, target)
         edited = apply_edit(self.content(target), config, default_operation)
         if target == "candidate":
-            if test_option in ("test-then-set", "test-only"):
-                validate_raw(edited)
+            validated = validate_raw(edited) if test_option in ("test-then-set",
+                                                                 "test-only") else None
             if test_option != "test-only":
                 self.candidate = edited
+                self._candidate_validated = validated  # commit need not validate it again
             return
         validated = validate_raw(edited)  # running: always validated before it applies
         if test_option != "test-only":
@@ -142,7 +144,9 @@ class Datastores:
         elif persist_id is not None:
             raise NetconfError("protocol", "invalid-value", "no confirmed commit is pending")
         if self.candidate != self.running.explicit:
-            validated = validate_raw(self.candidate)
+            validated = self._candidate_validated
+            if validated is None or validated.explicit != self.candidate:
+                validated = validate_raw(self.candidate)
             rollback = copy.deepcopy(self.running.explicit)
             self._install(validated, session)
         else:
