@@ -195,12 +195,7 @@ class Device:
                      router: VrrpRouter) -> None:
         """The interface's VRRP socket, the group's virtual addresses, link watching."""
         linux = self.linux_name[key[0]]
-        if linux not in self._links:
-            receive = lambda data, name=linux: self.on_vrrp_datagram(name, data)  # noqa: E731
-            self._links[linux] = (
-                EmulatedVrrpLink(loop, *self.emulated_lan, router.primary_address, receive)
-                if self.emulated_lan else RawVrrpLink(loop, linux, router.primary_address,
-                                                      receive))
+        self._open_link(loop, linux, router.primary_address)
         self._virtual[key] = (NoVirtualAddresses() if self.emulated_lan else VirtualAddresses(
             linux, self.config.interface(key[0]).address))
         watched = {linux} | {self.linux_name[t.interface] for t in router.group.tracks}
@@ -211,6 +206,21 @@ class Device:
             self._monitor = LinkMonitor(loop, watched, self.on_link_change)
         else:
             self._monitor.watch(watched)
+
+    def _open_link(self, loop: asyncio.AbstractEventLoop, linux: str, primary: int) -> bool:
+        """The interface's VRRP socket; a missing interface is reported, not fatal."""
+        if linux in self._links:
+            return True
+        receive = lambda data, name=linux: self.on_vrrp_datagram(name, data)  # noqa: E731
+        try:
+            self._links[linux] = (
+                EmulatedVrrpLink(loop, *self.emulated_lan, primary, receive)
+                if self.emulated_lan else RawVrrpLink(loop, linux, primary, receive))
+        except OSError as error:
+            log.error("VRRP on %s: %s; its groups stay in Initialize until it appears", linux,
+                      error)
+            return False
+        return True
 
     def _vrrp_output_of(self, key: tuple[str, int], router: VrrpRouter) -> None:
         link = self._links.get(self.linux_name.get(key[0], ""))
@@ -269,6 +279,9 @@ class Device:
         log.info("link %s %s", linux_name, "up" if up else "down")
         for router in self.vrrp.values():
             if self.linux_name[router.group.interface] == linux_name:
+                if up and not self._open_link(asyncio.get_running_loop(), linux_name,
+                                              router.primary_address):
+                    continue
                 if not up:
                     router.shutdown(now)
                 elif router.group.recover_delay:

@@ -63,11 +63,12 @@ class DeviceProcess:
         self.process: subprocess.Popen | None = None
         self.port = 0
 
-    def start(self) -> None:
+    def start(self, users: tuple[str, ...] = ("--netconf-user", USER, "--netconf-password",
+                                              PASSWORD)) -> None:
         self.port = free_port()
         command = [sys.executable, "-m", "nefeature", "run", "--startup", str(self.startup),
                    "--state-dir", str(self.state_dir), "--netconf", f"127.0.0.1:{self.port}",
-                   "--netconf-user", USER, "--netconf-password", PASSWORD,
+                   *users,
                    "--dhcp-port", str(free_port(socket.SOCK_DGRAM)),
                    "--emulate-lan", f"239.255.70.{os.getpid() % 200 + 10}:{free_port(socket.SOCK_DGRAM)}"]
         self.process = subprocess.Popen(command, stderr=open(self.log, "w"))

@@ -150,3 +150,71 @@ def test_session_ids_are_distinct(device):
     assert re.fullmatch(r"\d+", str(first.session_id))
     first.close_session()
     second.close_session()
+
+
+def test_public_key_user_from_authorized_keys(tmp_path):
+    """A user with a key in --netconf-authorized-keys logs in with it, not with a password."""
+    from ncclient import manager
+
+    from tests.conformance.conftest import DeviceProcess
+
+    key = paramiko.RSAKey.generate(2048)
+    key.write_private_key_file(str(tmp_path / "id_rsa"))
+    (tmp_path / "authorized_keys").write_text(f"ssh-rsa {key.get_base64()} operator@test\n")
+    device = DeviceProcess(tmp_path)
+    device.start(users=("--netconf-user", "operator", "--netconf-authorized-keys",
+                        str(tmp_path / "authorized_keys")))
+    try:
+        session = manager.connect(host="127.0.0.1", port=device.port, username="operator",
+                                  key_filename=str(tmp_path / "id_rsa"), hostkey_verify=False,
+                                  look_for_keys=False, allow_agent=False, timeout=30)
+        assert session.get_config(source="running").ok
+        session.close_session()
+        with pytest.raises(Exception):
+            manager.connect(host="127.0.0.1", port=device.port, username="operator",
+                            password="guess", hostkey_verify=False, look_for_keys=False,
+                            allow_agent=False, timeout=10)
+    finally:
+        device.stop()
+
+
+def test_refuses_non_loopback_netconf_without_a_user(tmp_path):
+    import subprocess
+    import sys
+
+    startup = tmp_path / "startup.xml"
+    startup.write_text('<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"/>')
+    result = subprocess.run([sys.executable, "-m", "nefeature", "run", "--startup", str(startup),
+                             "--state-dir", str(tmp_path / "s"), "--netconf", "192.0.2.1:830"],
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2
+    assert "needs --netconf-user" in result.stderr and "no default password" in result.stderr
+
+
+def test_a_missing_interface_is_reported_not_fatal(tmp_path):
+    """VRRP configured on an interface the host lacks: the device runs and says why."""
+    import subprocess
+    import sys
+
+    from tests.conformance.conftest import DeviceProcess, device_config, free_port
+
+    device = DeviceProcess(tmp_path)
+    device.startup.write_text(device_config().replace("<name>Vlanif100</name>",
+                                                      "<name>Vlanif100</name>"
+                                                      "<linux-name>nfx-absent0</linux-name>"))
+    device.port = free_port()
+    device.process = subprocess.Popen(
+        [sys.executable, "-m", "nefeature", "run", "--startup", str(device.startup),
+         "--state-dir", str(device.state_dir), "--netconf", f"127.0.0.1:{device.port}",
+         "--netconf-user", USER, "--netconf-password", "x" * 12,
+         "--dhcp-port", str(free_port(socket.SOCK_DGRAM))], stderr=open(device.log, "w"))
+    try:
+        deadline = time.monotonic() + 30
+        while "NETCONF over SSH" not in device.log_text():
+            assert device.process.poll() is None, device.log_text()
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        log = device.log_text()
+        assert "VRRP on nfx-absent0:" in log and "Traceback" not in log
+    finally:
+        device.stop()
