@@ -40,6 +40,13 @@ def connect(args: argparse.Namespace):
                            allow_agent=False, timeout=30)
 
 
+def print_error(shell, error, out) -> None:
+    """VRP's way: a caret under the offending word, then the message."""
+    if error.column is not None:
+        print(" " * (len(shell.prompt()) + error.column) + "^", file=out)
+    print(error.message, file=out)
+
+
 def run_batch(shell, lines: list[str], out=sys.stdout) -> int:
     from nefeature_cli.shell import CliError, Exit
 
@@ -51,9 +58,7 @@ def run_batch(shell, lines: list[str], out=sys.stdout) -> int:
         except Exit:
             return 0
         except CliError as error:
-            if error.column is not None:
-                print(" " * (len(shell.prompt()) + error.column) + "^", file=out)
-            print(error.message, file=out)
+            print_error(shell, error, out)
             print(f"nefeature-cli: line {number}: {line.strip()}", file=sys.stderr)
             return 1
         except Exception as error:  # a lost session, a bug: say so, stop
@@ -108,9 +113,7 @@ def run_interactive(shell) -> int:
         except Exit:
             return 0
         except CliError as error:
-            if error.column is not None:
-                print(" " * (len(shell.prompt()) + error.column) + "^")
-            print(error.message)
+            print_error(shell, error, sys.stdout)
             continue
         if result:
             print(result)

@@ -136,14 +136,16 @@ def _leaf_value(element: etree._Element, schema_node: Any, path: str) -> Any:
     return schema_node.type.to_raw(cooked)
 
 
-def _edit_leaf(target: dict, member: str, element, schema_node, operation: str, path: str) -> None:
-    exists = member in target
+def _check_existence(operation: str, exists: bool, name: str, path: str) -> None:
+    """create needs the node absent, delete needs it present (RFC 6241 7.2)."""
     if operation == "create" and exists:
-        raise NetconfError("application", "data-exists", f"'{schema_node.name}' already exists",
-                           path)
+        raise NetconfError("application", "data-exists", f"'{name}' already exists", path)
     if operation == "delete" and not exists:
-        raise NetconfError("application", "data-missing", f"'{schema_node.name}' does not exist",
-                           path)
+        raise NetconfError("application", "data-missing", f"'{name}' does not exist", path)
+
+
+def _edit_leaf(target: dict, member: str, element, schema_node, operation: str, path: str) -> None:
+    _check_existence(operation, member in target, schema_node.name, path)
     if operation in ("delete", "remove"):
         target.pop(member, None)
     elif operation != "none":
@@ -154,13 +156,7 @@ def _edit_leaf(target: dict, member: str, element, schema_node, operation: str, 
 
 def _edit_container(target: dict, member: str, element, schema_node: InternalNode,
                     operation: str, path: str, module_by_namespace) -> None:
-    exists = member in target
-    if operation == "create" and exists:
-        raise NetconfError("application", "data-exists", f"'{schema_node.name}' already exists",
-                           path)
-    if operation == "delete" and not exists:
-        raise NetconfError("application", "data-missing", f"'{schema_node.name}' does not exist",
-                           path)
+    _check_existence(operation, member in target, schema_node.name, path)
     if operation in ("delete", "remove"):
         target.pop(member, None)
         return

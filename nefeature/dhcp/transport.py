@@ -29,6 +29,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from nefeature.dhcp.server import BROADCAST, CLIENT_PORT, SERVER_PORT, Received, Reply
+from nefeature.inet import checksum
 
 log = logging.getLogger(__name__)
 
@@ -68,25 +69,16 @@ def _attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]
     sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
 
 
-def _checksum(data: bytes) -> int:
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
-
-
 def ipv4_udp_frame(source_mac: bytes, reply: Reply) -> bytes:
     """Ethernet + IPv4 + UDP (port 67 -> 68) around a reply, checksums included."""
     udp_length = 8 + len(reply.data)
     source, destination = struct.pack("!I", reply.source), struct.pack("!I", reply.address)
     ip_header = struct.pack("!BBHHHBBH4s4s", 0x45, 0x10, 20 + udp_length, 0, 0, 64, 17, 0,
                             source, destination)
-    ip_header = ip_header[:10] + struct.pack("!H", _checksum(ip_header)) + ip_header[12:]
+    ip_header = ip_header[:10] + struct.pack("!H", checksum(ip_header)) + ip_header[12:]
     udp_header = struct.pack("!HHHH", SERVER_PORT, reply.port, udp_length, 0)
     pseudo = source + destination + struct.pack("!BBH", 0, 17, udp_length)
-    udp_checksum = _checksum(pseudo + udp_header + reply.data) or 0xFFFF
+    udp_checksum = checksum(pseudo + udp_header + reply.data) or 0xFFFF
     udp_header = udp_header[:6] + struct.pack("!H", udp_checksum)
     return reply.mac + source_mac + b"\x08\x00" + ip_header + udp_header + reply.data
 

@@ -23,6 +23,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from nefeature.inet import checksum
+
 VRRP_PROTOCOL = 112
 VRRP_GROUP = 0xE0000012  # 224.0.0.18
 VRRP_TTL = 255
@@ -57,16 +59,6 @@ class ReceivedAdvertisement:
     advertisement: Advertisement
     source: int  # the sender's primary address
     ttl: int
-
-
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071)."""
-    if len(data) % 2:
-        data += b"\x00"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def _pseudo_header(source: int, destination: int, length: int) -> bytes:
