@@ -5,9 +5,10 @@ It moves bytes between sockets and engines, turns engine output into side
 effects (replies, advertisements, virtual addresses), and arms one timer
 for the earliest deadline of any engine.
 
-* DHCP: each batch of datagrams goes through the engine; the batch's lease
-  changes are committed to the journal, then its replies are sent, so no
-  DHCPACK leaves before its lease is on disk.
+* DHCP: each batch of datagrams goes through the engine; offers leave at
+  once, the lease changes of every batch within COMMIT_WINDOW are committed
+  to the journal in one transaction, then their ACKs leave: no DHCPACK
+  before its lease is on disk.
 * Hot backup: pools bound to a backup profile are served by the VRRP
   master only; lease events go to the peer over the remote backup channel
   (TCP), and in strict mode a DHCPACK waits for the peer's acknowledgement
@@ -55,6 +56,7 @@ from nefeature.vrrp.transport import (
 log = logging.getLogger("nefeature")
 
 STARTUP_FILE = "startup.xml"
+COMMIT_WINDOW = 0.001  # seconds of lease bindings written in one SQLite transaction
 
 
 @dataclass(frozen=True)
@@ -108,6 +110,8 @@ class Device:
         self.backup = HotBackup(config, self.dhcp, self.vrrp, started=self.clock())
         self.connectors: dict[str, ChannelConnector] = {}
         self.backup_events: list = []  # for NETCONF notifications
+        self._after_commit: list = []  # ACKs waiting for the group commit
+        self._commit_timer: asyncio.TimerHandle | None = None
         self.sockets: DhcpSockets | None = None
         self._links: dict[str, RawVrrpLink | EmulatedVrrpLink] = {}
         self._virtual: dict[tuple[str, int], VirtualAddresses | NoVirtualAddresses] = {}
@@ -133,10 +137,27 @@ class Device:
         leaving = self.backup.route_replies(replies, self.dhcp.events, now)
         self._dhcp_notifications()
         self.dhcp.events.clear()
+        # Offers and NAKs carry no binding: out now.  ACKs wait for the group commit,
+        # which collects the bindings of every batch arriving within COMMIT_WINDOW.
+        self._send_replies([r for r in leaving if not r.durable])
+        self._after_commit.extend(r for r in leaving if r.durable)
+        if self.dhcp.table.pending and self._commit_timer is None:
+            self._commit_timer = asyncio.get_running_loop().call_later(
+                COMMIT_WINDOW, self._group_commit)
+        self._arm_timer()
+
+    def _group_commit_now(self) -> None:
+        if self._commit_timer is not None:
+            self._commit_timer.cancel()
+        self._group_commit()
+
+    def _group_commit(self) -> None:
+        """Journal first, then the peer's copy, then the ACKs that depended on them."""
+        self._commit_timer = None
         self._commit()
         self._flush_channels()
-        self._send_replies(leaving)
-        self._arm_timer()
+        waiting, self._after_commit = self._after_commit, []
+        self._send_replies(waiting)
 
     def _send_replies(self, replies) -> None:
         if self.sockets is not None:
@@ -162,7 +183,7 @@ class Device:
         now = self.clock()
         leaving, applied = self.backup.on_channel_events(service, now)
         if applied:
-            self._commit()  # the peer's leases are on our disk before we acknowledge
+            self._group_commit_now()  # the peer's leases are on our disk before we acknowledge
             self.backup.channels[service].acknowledge(now)
         self._send_replies(leaving)
         self._after_vrrp()
@@ -426,10 +447,13 @@ class Device:
         if self._monitor is not None:
             self._monitor.close()
             self._monitor = None
+        if self._commit_timer is not None:
+            self._commit_timer.cancel()
+        self._commit()
         if self.sockets is not None:
+            self._send_replies(self._after_commit)
             self.sockets.close()
             self.sockets = None
-        self._commit()
         self.journal.close()
         log.info("stopped")
 
