@@ -38,10 +38,17 @@ RELAY = "127.20.0.1"
 HOLD_TIME = 5  # DeviceA's preemption delay in the demo (600 s in Huawei's example)
 
 
-def free_port(kind=socket.SOCK_STREAM) -> int:
-    with socket.socket(socket.AF_INET, kind) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def free_port(kind=socket.SOCK_STREAM, low: int = 0, high: int = 0) -> int:
+    """A free port; within low..high when given (the model limits the backup port)."""
+    for _ in range(100):
+        candidate = random.randint(low, high) if high else 0
+        with socket.socket(socket.AF_INET, kind) as sock:
+            try:
+                sock.bind(("127.0.0.1", candidate))
+            except OSError:
+                continue
+            return sock.getsockname()[1]
+    raise RuntimeError("no free port")
 
 
 def demo_config(name: str, sync_port: int) -> str:
@@ -247,15 +254,15 @@ def wait_for(predicate, timeout: float, step: float = 0.05):
 
 
 def run(clients: int, keep_running: bool, directory: Path) -> int:
-    random.seed(1)
     relay_port = free_port(socket.SOCK_DGRAM)
     lan = f"239.255.{os.getpid() % 250}.18:{free_port(socket.SOCK_DGRAM)}"
-    sync_port = free_port()
+    sync_port = free_port(low=20000, high=55535)  # the model's tcp-port range
     devices = [DemoDevice("A", directory / "deviceA", demo_config("A", sync_port), lan,
                           relay_port),
                DemoDevice("B", directory / "deviceB", demo_config("B", sync_port), lan,
                           relay_port)]
     relay = Relay(relay_port, devices)
+    random.seed(1)  # the same clients and transaction ids on every run
     population = [Client(n, bytes([0x02, 0, 0, 0, n // 256, n % 256])) for n in
                   range(1, clients + 1)]
     try:
