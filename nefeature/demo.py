@@ -280,9 +280,12 @@ def run(clients: int, keep_running: bool, directory: Path) -> int:
         show(devices, "VRRP elected DeviceA (priority 200); the backup channel is up")
 
         print(f"\nBinding {clients} clients through the relay (Option 82 on each) ...")
+        started = time.monotonic()
         bound = [c for c in population if relay.dora(c)]
+        rate = len(bound) / max(time.monotonic() - started, 1e-6)
         wait_for(lambda: b.status()["peer-sync"] >= len(bound), 10, 0.1)
-        before = show(devices, f"{len(bound)} of {clients} clients bound, all by DeviceA")
+        show(devices, f"{len(bound)} of {clients} clients bound by DeviceA "
+                      f"({rate:.0f} DORA/s, one client at a time)")
 
         print("\nCutting DeviceA's tracked uplink (GigabitEthernet0/1/2) ...")
         cut_at = time.monotonic()
@@ -293,13 +296,16 @@ def run(clients: int, keep_running: bool, directory: Path) -> int:
         lost = [c for c in bound if ip(c.address) not in at_switchover[1]["leases"]]
 
         print("\nEvery client renews (unicast to the server identifier, the virtual IP) ...")
+        started = time.monotonic()
         renewals = [relay.renew(c) for c in bound]
+        renew_rate = len(bound) / max(time.monotonic() - started, 1e-6)
         renewed = sum(1 for ok, _ in renewals if ok)
         by_b = sum(1 for _, name in renewals if name == "B")
         newcomer = Client(clients + 1, bytes([0x02, 0, 0, 0, 0xFF, 0xFF]))
         new_ok = relay.dora(newcomer)
         show(devices, f"{renewed}/{len(bound)} renewed their address ({by_b} answered by "
-                      f"DeviceB); a new client got {ip(newcomer.address) if new_ok else 'nothing'}")
+                      f"DeviceB, {renew_rate:.0f}/s); a new client got "
+                      f"{ip(newcomer.address) if new_ok else 'nothing'}")
 
         print(f"\nRestoring DeviceA's uplink; it takes the role back after {HOLD_TIME} s ...")
         a.signal(signal.SIGUSR2)

@@ -66,8 +66,15 @@ CAPABILITIES = (
 )
 
 
+def module_set_id() -> str:
+    return hashlib.sha1("".join(f"{m.name}@{m.revision}" for m in modules()).encode()).hexdigest()
+
+
 def module_capabilities() -> list[str]:
-    return [f"{m.namespace}?module={m.name}&revision={m.revision}" for m in modules()]
+    """Each module (RFC 6020 5.6.4 form) and the YANG library (RFC 7950 5.6.4)."""
+    return [f"{m.namespace}?module={m.name}&revision={m.revision}" for m in modules()] + [
+        "urn:ietf:params:netconf:capability:yang-library:1.0?revision=2016-06-21"
+        f"&module-set-id={module_set_id()}"]
 
 
 def call_in_loop(loop: asyncio.AbstractEventLoop, function: Callable, *args):
@@ -409,8 +416,7 @@ class NetconfHandler:
 
     def _yang_library(self) -> etree._Element:
         library = etree.Element(f"{{{YANG_LIBRARY}}}modules-state", nsmap={None: YANG_LIBRARY})
-        etree.SubElement(library, f"{{{YANG_LIBRARY}}}module-set-id").text = hashlib.sha1(
-            "".join(f"{m.name}@{m.revision}" for m in modules()).encode()).hexdigest()
+        etree.SubElement(library, f"{{{YANG_LIBRARY}}}module-set-id").text = module_set_id()
         for module in modules():
             entry = etree.SubElement(library, f"{{{YANG_LIBRARY}}}module")
             for tag, value in (("name", module.name), ("revision", module.revision),

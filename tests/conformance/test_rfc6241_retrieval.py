@@ -94,6 +94,9 @@ def test_yang_library_rfc7895(nc):
     reply = nc.get(filter=("subtree", '<modules-state xmlns="urn:ietf:params:xml:ns:yang:'
                                       'ietf-yang-library"/>')).data_xml
     assert "<module-set-id>" in reply and "<name>nefeature-vrrp</name>" in reply
+    set_id = reply.split("<module-set-id>")[1].split("<")[0]
+    assert ("urn:ietf:params:netconf:capability:yang-library:1.0?revision=2016-06-21"
+            f"&module-set-id={set_id}") in nc.server_capabilities
 
 
 def test_reset_statistics_rpc(nc):
