@@ -122,6 +122,12 @@ def location(path: str | None) -> str:
     return f"{where}: {leaf_name}" if where and leaf_name not in names else where
 
 
+
+def _error_line(error) -> str:
+    """One rpc-error (ncclient's or ours; both have .message and .path) as a CLI line."""
+    where = location(error.path)
+    return f"Error: {error.message}" + (f" ({where})" if where else "")
+
 @dataclass
 class Shell:
     backend: NetconfBackend
@@ -231,9 +237,10 @@ class Shell:
         try:
             call()
         except (RPCError, NetconfError) as error:  # remote, or an in-process backend
-            where = location(error.path)
-            raise CliError(f"Error: {error.message}" + (f" ({where})" if where else "")) \
-                from None
+            # several <rpc-error>s: ncclient lists them in .errors, NetconfError in .every()
+            each = error.every() if isinstance(error, NetconfError) else \
+                (getattr(error, "errors", None) or [error])
+            raise CliError("\n".join(_error_line(single) for single in each)) from None
 
     def _action_quit(self) -> str:
         if len(self.views) == 1:

@@ -14,7 +14,9 @@ it is not, ``remove`` deletes quietly, ``none`` only descends.  Setting a
 node of one ``choice`` case removes the nodes of the other cases (RFC 7950
 section 7.9.6).  Errors are :class:`NetconfError` with the RFC 6241
 Appendix A tag and the error-path of the offending node; the input tree is
-never modified (the caller gets a new one).
+never modified (the caller gets a new one).  An edit is all or nothing, so
+the walk goes on past a bad element and reports every problem it finds (up
+to MAX_REPORTED_ERRORS), each as its own <rpc-error>, as netopeer2 does.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ from nefeature.datastore.validation import type_error_message
 NETCONF_NS = "urn:ietf:params:xml:ns:netconf:base:1.0"
 OPERATION = f"{{{NETCONF_NS}}}operation"
 OPERATIONS = ("merge", "replace", "create", "delete", "remove", "none")
+MAX_REPORTED_ERRORS = 50  # a hostile edit must not buy a huge reply
 
 
 def apply_edit(datastore: dict, config: etree._Element, default_operation: str = "merge") -> dict:
@@ -71,35 +74,48 @@ def _member_name(schema_node: Any, parent_module: str | None) -> str:
 def _edit_children(target: dict, edit_parent: etree._Element, schema_parent: Any,
                    inherited: str, path: str, module_by_namespace: dict[str, str],
                    top: bool = False) -> None:
-    parent_module = None if top else schema_parent.ns
+    errors: list[NetconfError] = []
     for element in edit_parent:
         if not isinstance(element.tag, str):
             continue  # comments, processing instructions
-        module, local = _qualified(element, module_by_namespace, path)
-        schema_node = schema_parent.get_data_child(local, module)
-        if schema_node is None or not schema_node.config:
-            raise NetconfError("application", "unknown-element",
-                               f"unknown element '{local}'", f"{path}/{module}:{local}" if top
-                               else f"{path}/{local}", info=(ErrorInfo("bad-element", local),))
-        operation = element.get(OPERATION, inherited)
-        if operation not in OPERATIONS:
-            raise NetconfError("protocol", "bad-attribute",
-                               f"unknown operation '{operation}'", path or "/",
-                               info=(ErrorInfo("bad-attribute", "operation"),
-                                     ErrorInfo("bad-element", local)))
-        member = _member_name(schema_node, parent_module)
-        step = f"{path}/{module}:{local}" if top or schema_node.ns != parent_module \
-            else f"{path}/{local}"
-        if isinstance(schema_node, ListNode):
-            _edit_list_entry(target, member, element, schema_node, operation, step,
-                             module_by_namespace)
-        elif isinstance(schema_node, LeafListNode):
-            _edit_leaf_list_entry(target, member, element, schema_node, operation, step)
-        elif isinstance(schema_node, LeafNode):
-            _edit_leaf(target, member, element, schema_node, operation, step)
-        else:
-            _edit_container(target, member, element, schema_node, operation, step,
-                            module_by_namespace)
+        try:
+            _edit_child(target, element, schema_parent, inherited, path, module_by_namespace, top)
+        except NetconfError as error:
+            errors.append(error)
+            if sum(len(e.every()) for e in errors) >= MAX_REPORTED_ERRORS:
+                break
+    if errors:
+        raise NetconfError.combined(errors, MAX_REPORTED_ERRORS)
+
+
+def _edit_child(target: dict, element: etree._Element, schema_parent: Any, inherited: str,
+                path: str, module_by_namespace: dict[str, str], top: bool) -> None:
+    parent_module = None if top else schema_parent.ns
+    module, local = _qualified(element, module_by_namespace, path)
+    schema_node = schema_parent.get_data_child(local, module)
+    if schema_node is None or not schema_node.config:
+        raise NetconfError("application", "unknown-element",
+                           f"unknown element '{local}'", f"{path}/{module}:{local}" if top
+                           else f"{path}/{local}", info=(ErrorInfo("bad-element", local),))
+    operation = element.get(OPERATION, inherited)
+    if operation not in OPERATIONS:
+        raise NetconfError("protocol", "bad-attribute",
+                           f"unknown operation '{operation}'", path or "/",
+                           info=(ErrorInfo("bad-attribute", "operation"),
+                                 ErrorInfo("bad-element", local)))
+    member = _member_name(schema_node, parent_module)
+    step = f"{path}/{module}:{local}" if top or schema_node.ns != parent_module \
+        else f"{path}/{local}"
+    if isinstance(schema_node, ListNode):
+        _edit_list_entry(target, member, element, schema_node, operation, step,
+                         module_by_namespace)
+    elif isinstance(schema_node, LeafListNode):
+        _edit_leaf_list_entry(target, member, element, schema_node, operation, step)
+    elif isinstance(schema_node, LeafNode):
+        _edit_leaf(target, member, element, schema_node, operation, step)
+    else:
+        _edit_container(target, member, element, schema_node, operation, step,
+                        module_by_namespace)
 
 
 def _clear_other_cases(target: dict, schema_node: Any, parent_module: str | None) -> None:

@@ -35,9 +35,23 @@ class NetconfError(Exception):
     app_tag: str | None = None
     info: tuple[ErrorInfo, ...] = field(default=())
     severity: str = "error"
+    # Further problems found in the same request; each becomes its own <rpc-error>.
+    others: tuple["NetconfError", ...] = field(default=())
 
     def __post_init__(self) -> None:
         super().__init__(self.message)
+
+    def every(self) -> tuple["NetconfError", ...]:
+        """This error and the others found with it, in document order."""
+        return (self, *self.others)
+
+    @classmethod
+    def combined(cls, errors: list["NetconfError"], limit: int) -> "NetconfError":
+        """One exception for several errors; at most ``limit`` of them are kept."""
+        flat = [single for error in errors for single in error.every()][:limit]
+        first = flat[0]
+        return cls(first.error_type, first.tag, first.message, first.path, first.app_tag,
+                   first.info, first.severity, others=tuple(flat[1:]))
 
     def __str__(self) -> str:
         where = f"{self.path}: " if self.path else ""

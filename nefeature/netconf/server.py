@@ -304,7 +304,8 @@ class NetconfHandler:
 
     def _send_error(self, session, rpc, error: NetconfError) -> None:
         reply = self._reply_element(rpc)
-        reply.append(error_element(error))
+        for single in error.every():
+            reply.append(error_element(single))
         session.send_message(etree.tostring(reply).decode())
 
     # --- dispatch ---

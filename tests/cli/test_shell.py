@@ -175,6 +175,23 @@ def test_commit_reports_the_models_message_in_cli_words():
     assert "The peer and source addresses must differ" in caught.value.message
 
 
+def test_several_rpc_errors_become_one_cli_line_each():
+    from nefeature.datastore.errors import NetconfError
+
+    first = NetconfError("application", "invalid-value", "bad gateway",
+                         '/nefeature-dhcp-server:dhcp/server/ip-pools/ip-pool[ip-pool-name="p"]'
+                         "/gateway-list")
+    second = NetconfError("application", "unknown-element", "unknown element 'junk'", "/junk")
+
+    def failing():
+        raise NetconfError.combined([first, second], limit=10)
+
+    with pytest.raises(CliError) as caught:
+        shell()._server(failing)
+    assert caught.value.message.splitlines() == [
+        "Error: bad gateway (ip pool p: gateway-list)", "Error: unknown element 'junk'"]
+
+
 # --- round trip ---
 
 

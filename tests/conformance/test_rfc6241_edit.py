@@ -60,6 +60,20 @@ def test_unknown_element_and_namespace_rfc6241_appendix_a(nc):
     assert caught.value.tag == "unknown-namespace"
 
 
+def test_every_problem_of_an_edit_is_its_own_rpc_error_and_nothing_changes(nc):
+    # A delete of a missing value and two unknown elements: three <rpc-error>s, in document
+    # order (checklist B.4, netopeer2 test_error.c), and the candidate stays as it was.
+    bad = pool_edit("10.10.10.99", "delete", extra="<bogus>1</bogus><nonsense/>")
+    with pytest.raises(RPCError) as caught:
+        nc.edit_config(target="candidate", config=bad)
+    errors = caught.value.errors
+    assert [error.tag for error in errors] == ["data-missing", "unknown-element", "unknown-element"]
+    assert [error.info is not None and "bad-element" in error.info for error in errors[1:]] == \
+        [True, True]
+    assert errors[1].path.endswith("/bogus") and errors[2].path.endswith("/nonsense")
+    assert dns_of(nc, "candidate") == ["10.10.10.53"]
+
+
 def test_invalid_value_has_path_and_message(nc):
     with pytest.raises(RPCError) as caught:
         nc.edit_config(target="candidate", config=pool_edit("10.10.10.999"))
