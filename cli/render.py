@@ -224,7 +224,8 @@ def display_dhcp_statistics(tree: dict) -> str:
             ("DHCP Release", "release", 3), ("DHCP Inform", "inform", 3),
             ("Server Reply", "server-reply", 1), ("DHCP Offer", "offer", 3),
             ("DHCP Ack", "ack", 3), ("DHCP Nak", "nak", 3),
-            ("DHCP Force Renew", "force-renew", 3), ("Bad Messages", "bad-messages", 1)]
+            ("DHCP Force Renew", "force-renew", 3), ("Bad Messages", "bad-messages", 1),
+            ("Flood Dropped", "flood-dropped", 1)]
     lines = ["DHCP Server Statistics:"]
     for label, name, indent in rows:
         lines.append(" " * indent + f"{label:<{24 - indent}}: {value(name)}")

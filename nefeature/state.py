@@ -154,7 +154,7 @@ def dhcp_state(dhcp: DhcpServer) -> dict:
                 ("release", stats.release), ("inform", stats.inform),
                 ("server-reply", stats.server_reply), ("offer", stats.offer),
                 ("ack", stats.ack), ("nak", stats.nak), ("force-renew", stats.force_renew),
-                ("bad-messages", stats.bad_messages))},
+                ("bad-messages", stats.bad_messages), ("flood-dropped", stats.flood_dropped))},
         },
     }
 

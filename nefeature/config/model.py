@@ -159,10 +159,20 @@ class RbsProfile:
 
 
 @dataclass(frozen=True)
+class FloodProtection:
+    """Starvation defence limits; 0 turns a limit off."""
+
+    client_rate: int = 0
+    circuit_rate: int = 0
+    max_offers_in_flight: int = 0
+
+
+@dataclass(frozen=True)
 class DeviceConfig:
     """The whole configuration of one device."""
 
     dhcp_enabled: bool = False
+    flood_protection: FloodProtection = FloodProtection()
     interfaces: tuple[Interface, ...] = ()
     vrrp_groups: tuple[VrrpGroup, ...] = ()
     pools: tuple[Pool, ...] = ()
@@ -195,6 +205,12 @@ def _by_key(items: tuple, key: object):
 # --- building from validated raw data (yangson JSON form, defaults added) ---
 
 
+def _flood_protection(entry: dict[str, Any]) -> FloodProtection:
+    return FloodProtection(client_rate=entry.get("client-rate", 0),
+                           circuit_rate=entry.get("circuit-rate", 0),
+                           max_offers_in_flight=entry.get("max-offers-in-flight", 0))
+
+
 def build_device_config(raw: dict[str, Any]) -> DeviceConfig:
     """Translate a validated configuration into typed objects."""
     interface_entries = raw.get(IF + "interfaces", {}).get("interface", [])
@@ -202,6 +218,7 @@ def build_device_config(raw: dict[str, Any]) -> DeviceConfig:
     rbs = raw.get(RBS + "rbs", {})
     return DeviceConfig(
         dhcp_enabled=dhcp.get("enable", False),
+        flood_protection=_flood_protection(dhcp.get("server", {}).get("flood-protection", {})),
         interfaces=tuple(_interface(entry) for entry in interface_entries),
         vrrp_groups=tuple(
             group for entry in interface_entries for group in _vrrp_groups(entry)

@@ -15,6 +15,7 @@ journal before it sends the replies that depend on it.
 from __future__ import annotations
 
 import heapq
+from collections import Counter
 from dataclasses import dataclass, replace
 from enum import Enum
 from ipaddress import IPv4Address
@@ -77,6 +78,7 @@ class LeaseTable:
         self.by_address: dict[int, Lease] = {}
         self.by_client: dict[tuple[str, bytes], int] = {}
         self.pending: dict[int, Lease | None] = {}
+        self.offers_in_flight: Counter[str] = Counter()  # per pool: offers awaiting a REQUEST
         self._deadlines: list[tuple[float, int]] = []  # (expiry, address); stale entries skipped
 
     def __len__(self) -> int:
@@ -94,6 +96,10 @@ class LeaseTable:
         old_address = self.by_client.get((lease.pool, lease.client))
         if old_address is not None and old_address != lease.address:
             self.remove(old_address)
+        if previous is not None and previous.state is LeaseState.OFFERED:
+            self.offers_in_flight[previous.pool] -= 1
+        if lease.state is LeaseState.OFFERED:
+            self.offers_in_flight[lease.pool] += 1
         self.by_address[lease.address] = lease
         self.by_client[(lease.pool, lease.client)] = lease.address
         if lease.expiry is not None and lease.state in HOLDING:
@@ -107,7 +113,9 @@ class LeaseTable:
         lease = self.by_address.pop(address, None)
         if lease is not None:
             self._forget_client(lease)
-            if lease.state is not LeaseState.OFFERED:
+            if lease.state is LeaseState.OFFERED:
+                self.offers_in_flight[lease.pool] -= 1
+            else:
                 self.pending[address] = None
         return lease
 

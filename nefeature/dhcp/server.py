@@ -26,6 +26,11 @@ interface's address otherwise; only interfaces with the DHCP server enabled
 answer directly attached clients.  Option 82 is stored with the lease,
 echoed in every reply, and kept when a renewal arrives without it (unicast
 renewals bypass the relay).
+
+Flood protection (``nefeature.dhcp.ratelimit``): messages over the
+per-client or per-circuit-id rate, and DISCOVERs from clients new to a pool
+that already has ``max-offers-in-flight`` offers waiting, are dropped and
+counted in ``flood_dropped``.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 from ipaddress import IPv4Address
 
-from nefeature.config.model import DeviceConfig, Interface, Pool
+from nefeature.config.model import DeviceConfig, FloodProtection, Interface, Pool
 from nefeature.dhcp.codec import (
     BOOTREPLY,
     BOOTREQUEST,
@@ -48,6 +53,7 @@ from nefeature.dhcp.codec import (
     decode,
     encode,
     encode_options,
+    relay_agent_suboptions,
 )
 from nefeature.dhcp.events import (
     LeaseCommitted,
@@ -58,11 +64,13 @@ from nefeature.dhcp.events import (
 )
 from nefeature.dhcp.leases import HOLDING, Lease, LeaseState, LeaseTable, client_key
 from nefeature.dhcp.pool import AddressPool
+from nefeature.dhcp.ratelimit import KeyedRateLimiter
 
 SERVER_PORT = 67
 CLIENT_PORT = 68
 BROADCAST = 0xFFFFFFFF
 BROADCAST_MAC = b"\xff" * 6
+CIRCUIT_ID = 1  # Option 82 sub-option (RFC 3046 section 2.0)
 OFFER_HOLD_TIME = 60.0  # seconds an offered address waits for its REQUEST
 DECLINE_PROBATION = 86400.0  # seconds a declined address stays out of use (as Kea)
 INFINITE_LEASE = 0xFFFFFFFF
@@ -104,6 +112,7 @@ class Statistics:
     nak: int = 0
     force_renew: int = 0
     bad_messages: int = 0
+    flood_dropped: int = 0
 
     @property
     def client_request(self) -> int:
@@ -177,6 +186,7 @@ class DhcpServer:
         remote backup peer's address, a pool's routers and identifier.
         """
         self.enabled = config.dhcp_enabled
+        self._set_flood_protection(config.flood_protection)
         self.interfaces: dict[str, Interface] = {i.linux_name: i for i in config.interfaces}
         own = {int(i.address.ip) for i in config.interfaces if i.address is not None}
         own |= {int(a) for g in config.vrrp_groups for a in g.virtual_addresses}
@@ -200,6 +210,27 @@ class DhcpServer:
         for lease in self.table.by_address.values():
             if lease.state in HOLDING and lease.pool in rebuilt:
                 self.pools[lease.pool].addresses.take(lease.address)
+
+    def _set_flood_protection(self, limits: FloodProtection) -> None:
+        """New limiters only where a rate changed, so a commit does not refill every bucket."""
+        if getattr(self, "flood_protection", None) == limits:
+            return
+        old = getattr(self, "flood_protection", FloodProtection(-1, -1))
+        self.flood_protection = limits
+        if limits.client_rate != old.client_rate:
+            self._client_limiter = KeyedRateLimiter(limits.client_rate)
+        if limits.circuit_rate != old.circuit_rate:
+            self._circuit_limiter = KeyedRateLimiter(limits.circuit_rate)
+
+    def _over_flood_limits(self, message: DhcpMessage, client: bytes, now: float) -> bool:
+        if not self._client_limiter.allow(client, now):
+            return True
+        if message.message_type == MessageType.DISCOVER and self.flood_protection.circuit_rate:
+            option82 = message.options.get(Option.RELAY_AGENT_INFORMATION)
+            circuit = relay_agent_suboptions(option82).get(CIRCUIT_ID) if option82 else None
+            if circuit is not None and not self._circuit_limiter.allow(circuit, now):
+                return True
+        return False
 
     def _load(self, lease: Lease) -> None:
         """Restore a lease from the journal (or from the peer)."""
@@ -303,6 +334,9 @@ class DhcpServer:
         server_id = self._server_id(state, interface)
         handler = getattr(self, "_on_" + counter)
         client = client_key(message.options.get(Option.CLIENT_ID), message.hardware_address)
+        if self._over_flood_limits(message, client, now):
+            self.statistics.flood_dropped += 1
+            return []
         return handler(message, state, server_id, interface, packet.unicast, now, client)
 
     def next_deadline(self) -> float | None:
@@ -402,6 +436,10 @@ class DhcpServer:
 
     def _on_discover(self, message, state, server_id, interface, unicast, now, client):
         existing = self.table.for_client(state.config.name, client)
+        cap = self.flood_protection.max_offers_in_flight
+        if existing is None and cap and self.table.offers_in_flight[state.config.name] >= cap:
+            self.statistics.flood_dropped += 1
+            return []
         address = self._offer_address(state, message, client, existing)
         if address is None:
             return []  # pool exhausted
