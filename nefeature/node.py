@@ -580,7 +580,10 @@ class Device:
             raise NetconfError("application", "data-missing",
                                f"no remote-backup-service {name} with a dhcp-server profile",
                                app_tag="instance-required")
-        self.backup.batch_backup_now(name, self.clock())
+        if not self.backup.batch_backup_now(name, self.clock()):
+            raise NetconfError("application", "operation-failed",
+                               f"remote-backup-service {name} is not connected: the batch "
+                               "backup runs when the peer connects")
         self._flush_channels()
         return None
 

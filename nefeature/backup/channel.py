@@ -15,10 +15,21 @@ heartbeats every ``heartbeat_interval``; a peer silent for
 ``dead_interval`` is declared down.
 
 Updates: ``send_records`` numbers lease records 1, 2, 3... per incarnation;
-an UPDATE frame carries several.  The receiver hands new records to its
+an UPDATE frame carries a run of consecutive ones.  The receiver hands new records to its
 owner (``RecordsReceived``), skips any it has seen, and acknowledges only
 when the owner calls ``acknowledge()`` after committing them to its own
 journal, so an ack means "on the peer's disk".  Acks are cumulative.
+
+Batch backup: ``send_batch`` starts one from a lazy source of records and
+``send_batch_page`` sends the next page of it, so the device decides the
+pace (one page per turn of its event loop, and none while the socket is
+backed up) and a table of millions never stalls it or sits in memory as
+frames.  Batch records take sequence numbers like any others but are not
+kept for resending: a batch cut by a lost connection is abandoned, and the
+owner starts a fresh one, from the table as it is then, when the channel
+is up again.  The peer's acks report the batch's progress
+(``BatchAcked``); it is complete once everything up to BATCH_END is
+acknowledged.
 
 Inputs: ``connection_made``, ``data_received``, ``connection_lost``,
 ``handle_timer`` and the owner's calls; outputs: ``data_to_send()``,
@@ -31,9 +42,10 @@ from __future__ import annotations
 import hmac
 import os
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
+from itertools import islice
 
 from nefeature.backup.frames import (
     PROTOCOL_VERSION,
@@ -57,6 +69,10 @@ from nefeature.backup.frames import (
 
 RECORDS_PER_FRAME = 500
 BATCH_FLAG = 0x01
+
+
+def _batch_payload(backup_id: int, count: int) -> bytes:
+    return backup_id.to_bytes(2, "big") + count.to_bytes(4, "big")
 
 
 class ChannelState(str, Enum):
@@ -94,6 +110,16 @@ class BatchFinished:
 
 
 @dataclass(frozen=True, slots=True)
+class BatchAcked:
+    """Progress of a batch we send: ``acked`` records of it are on the peer's disk."""
+
+    backup_id: int
+    acked: int
+    total: int
+    complete: bool
+
+
+@dataclass(frozen=True, slots=True)
 class Acked:
     upto: int
 
@@ -114,6 +140,16 @@ class ChannelStatistics:
 
 
 @dataclass
+class _OutgoingBatch:
+    backup_id: int
+    records: Iterator[LeaseRecord]
+    total: int  # at most this many: the source may skip leases that went away
+    sent: int = 0
+    exhausted: bool = False
+    pages: deque[tuple[int, int]] = field(default_factory=deque)  # (last seq, sent so far)
+
+
+@dataclass
 class BackupChannel:
     name: str
     shared_key: bytes | None = None
@@ -128,7 +164,8 @@ class BackupChannel:
         self.incarnation = int.from_bytes(self.random_bytes(8), "big") or 1
         self.state = ChannelState.DOWN
         self.next_seq = 1
-        self.unacked: deque[tuple[int, LeaseRecord, bool]] = deque()  # (seq, record, batch)
+        self.unacked: deque[tuple[int, LeaseRecord]] = deque()  # real-time updates, by seq
+        self._batches: dict[int, _OutgoingBatch] = {}  # by backup-id
         self.peer_acked = 0
         self.peer_incarnation = 0
         self.received_seq = 0  # highest seq from the peer handed to the owner
@@ -167,6 +204,7 @@ class BackupChannel:
         self.state = ChannelState.DOWN
         self._reset_connection()
         self._out.clear()
+        self._batches.clear()
         if was_up:
             self.events.append(ChannelDown(reason))
 
@@ -215,24 +253,52 @@ class BackupChannel:
             if self.state is ChannelState.UP:
                 self._heartbeat(now)
 
-    def send_records(self, records: list[LeaseRecord], batch: bool = False) -> int:
+    def send_records(self, records: list[LeaseRecord]) -> int:
         """Queue records (sent now if up); returns the sequence number of the last."""
         first = self.next_seq
         for record in records:
-            self.unacked.append((self.next_seq, record, batch))
+            self.unacked.append((self.next_seq, record))
             self.next_seq += 1
         if self.state is ChannelState.UP:
-            self._send_updates([(s, r, b) for s, r, b in self.unacked if s >= first])
+            self._send_run(first, records, batch=False)
         return self.next_seq - 1
 
-    def send_batch(self, backup_id: int, records: list[LeaseRecord]) -> int:
-        """A batch backup: BATCH_BEGIN, the records in pages, BATCH_END."""
-        self._send(Frame(FrameType.BATCH_BEGIN,
-                         payload=backup_id.to_bytes(2, "big") + len(records).to_bytes(4, "big")))
-        last = self.send_records(records, batch=True)
-        self._send(Frame(FrameType.BATCH_END,
-                         payload=backup_id.to_bytes(2, "big") + len(records).to_bytes(4, "big")))
-        return last
+    def send_batch(self, backup_id: int, records: Iterable[LeaseRecord], total: int) -> bool:
+        """Start a batch backup of at most ``total`` records, read page by page.
+
+        Replaces a batch in progress for the same backup-id.  Only while up
+        (False otherwise): the owner starts one when the channel comes up.
+        """
+        if self.state is not ChannelState.UP:
+            return False
+        self._batches[backup_id] = _OutgoingBatch(backup_id, iter(records), total)
+        self._send(Frame(FrameType.BATCH_BEGIN, payload=_batch_payload(backup_id, total)))
+        return True
+
+    @property
+    def batch_pending(self) -> bool:
+        """A batch has records left to send (call ``send_batch_page``)."""
+        return any(not batch.exhausted for batch in self._batches.values())
+
+    def send_batch_page(self) -> bool:
+        """Send the next page of a batch in progress; True while pages remain."""
+        batch = next((b for b in self._batches.values() if not b.exhausted), None)
+        if batch is None or self.state is not ChannelState.UP:
+            return False
+        page = list(islice(batch.records, RECORDS_PER_FRAME))
+        if page:
+            first = self.next_seq
+            self.next_seq += len(page)
+            self._send_run(first, page, batch=True)
+            batch.sent += len(page)
+            batch.pages.append((self.next_seq - 1, batch.sent))
+        if len(page) < RECORDS_PER_FRAME:
+            batch.exhausted = True
+            self._send(Frame(FrameType.BATCH_END,
+                             payload=_batch_payload(batch.backup_id, batch.sent)))
+            if not batch.pages:
+                self._batch_acked(batch, 0)
+        return self.batch_pending
 
     def acknowledge(self, now: float) -> None:
         """The owner committed everything received so far: tell the peer."""
@@ -243,7 +309,9 @@ class BackupChannel:
 
     @property
     def pending(self) -> int:
-        return len(self.unacked)
+        """Updates the peer has not acknowledged, and batch records not yet sent."""
+        return len(self.unacked) + sum(b.total - b.sent for b in self._batches.values()
+                                       if not b.exhausted)
 
     # --- frames ---
 
@@ -256,14 +324,29 @@ class BackupChannel:
         if self._send_key is not None:
             self._send_counter += 1
 
-    def _send_updates(self, entries: list[tuple[int, LeaseRecord, bool]]) -> None:
-        for start in range(0, len(entries), RECORDS_PER_FRAME):
-            page = entries[start:start + RECORDS_PER_FRAME]
-            batch = page[0][2]
-            self._send(Frame(FrameType.UPDATE, seq=page[-1][0], ack=self.acked_seq,
-                             payload=encode_records([record for _, record, _ in page]),
+    def _send_run(self, first: int, records: list[LeaseRecord], batch: bool) -> None:
+        """Records numbered ``first``, ``first + 1``...: UPDATE frames of up to a page each."""
+        for start in range(0, len(records), RECORDS_PER_FRAME):
+            page = records[start:start + RECORDS_PER_FRAME]
+            self._send(Frame(FrameType.UPDATE, seq=first + start + len(page) - 1,
+                             ack=self.acked_seq, payload=encode_records(page),
                              flags=BATCH_FLAG if batch else 0))
             self.statistics.updates_sent += len(page)
+
+    def _resend_unacked(self) -> None:
+        """Everything not acknowledged, in runs of consecutive numbers (batch records,
+        which are not kept, leave gaps)."""
+        run: list[LeaseRecord] = []
+        first = 0
+        for seq, record in self.unacked:
+            if run and seq != first + len(run):
+                self._send_run(first, run, batch=False)
+                run = []
+            if not run:
+                first = seq
+            run.append(record)
+        if run:
+            self._send_run(first, run, batch=False)
 
     def _heartbeat(self, now: float) -> None:
         self._send(Frame(FrameType.HEARTBEAT, ack=self.acked_seq,
@@ -342,8 +425,7 @@ class BackupChannel:
         self.peer_profiles = hello.profiles
         self.state = ChannelState.UP
         self.events.append(ChannelUp(hello))
-        if self.unacked:
-            self._send_updates(list(self.unacked))
+        self._resend_unacked()
         self._heartbeat(now)
 
     def _on_ack(self, upto: int) -> None:
@@ -358,6 +440,19 @@ class BackupChannel:
             self.statistics.acks_received += 1
         if advanced:
             self.events.append(Acked(upto))
+        for batch in list(self._batches.values()):
+            acked = 0
+            while batch.pages and batch.pages[0][0] <= upto:
+                acked = batch.pages.popleft()[1]
+            if acked:
+                self._batch_acked(batch, acked)
+
+    def _batch_acked(self, batch: _OutgoingBatch, acked: int) -> None:
+        complete = batch.exhausted and not batch.pages
+        if complete:
+            del self._batches[batch.backup_id]
+        self.events.append(BatchAcked(batch.backup_id, acked,
+                                      batch.sent if complete else batch.total, complete))
 
     def _on_update(self, frame: Frame) -> None:
         records = decode_records(frame.payload)

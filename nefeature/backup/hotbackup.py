@@ -23,9 +23,17 @@ lease time is capped so that it never runs more than MCLT past what the
 peer has acknowledged (the ISC failover rule).
 
 Batch backup.  When a channel comes up, the master of each profile sends
-all leases of the profile's pools in pages; ``batch_backup_now`` does the
-same on request.  After a partition both sides were masters and both send:
-``DhcpServer.apply_peer_lease`` keeps the later expiry and counts conflicts.
+all leases of the profile's pools; ``batch_backup_now`` does the same on
+request.  The records are read from the lease table page by page as the
+channel sends them (``BackupChannel.send_batch_page``), so the master keeps
+serving, and advertising VRRP, while a large table goes out.  A device
+whose peer is master with a batch still incomplete holds its bound pools
+even if VRRP makes it master meanwhile (the peer stalled, or its
+advertisements were lost): its table is partial, and the peer is alive
+on the channel.  If the peer is really gone the channel says so within its
+dead interval, and the device serves from what it has.  After a partition
+both sides were masters and both send: ``DhcpServer.apply_peer_lease``
+keeps the later expiry and counts conflicts.
 """
 
 from __future__ import annotations
@@ -35,6 +43,7 @@ from dataclasses import dataclass, field
 from nefeature.backup.channel import (
     Acked,
     BackupChannel,
+    BatchAcked,
     BatchFinished,
     BatchStarted,
     ChannelDown,
@@ -46,6 +55,7 @@ from nefeature.backup.channel import (
 from nefeature.backup.frames import LeaseRecord, ProfileInfo
 from nefeature.config.model import DeviceConfig
 from nefeature.dhcp.events import LeaseEvent
+from nefeature.dhcp.leases import LeaseState
 from nefeature.dhcp.server import DhcpServer, Reply
 from nefeature.vrrp.router import State, VrrpRouter
 
@@ -152,7 +162,8 @@ class HotBackup:
                 self.events.append(RbpStateChanged(profile.name, profile.local_state, state,
                                                    "vrrp"))
                 profile.local_state = state
-            serving = state == "master" and now >= profile.alone_from
+            serving = state == "master" and now >= profile.alone_from \
+                and not self._awaiting_batch(profile)
             for pool in profile.pools:
                 self.dhcp.set_serving(pool, serving)
             if router is not None:
@@ -166,10 +177,14 @@ class HotBackup:
         interval = router.group.advertise_interval / 100 if router else 1.0
         return max(SERVE_ALONE_MIN, 2 * interval)
 
+    def _awaiting_batch(self, profile: ProfileRuntime) -> bool:
+        """The peer is master, reachable, and its batch backup to us is not complete."""
+        return self.channels[profile.service].state is ChannelState.UP \
+            and profile.peer_state == "master" and not profile.batch_done
+
     def _may_preempt(self, profile: ProfileRuntime, now: float) -> bool:
-        channel = self.channels[profile.service]
-        if channel.state is ChannelState.UP:
-            return profile.batch_done or profile.peer_state != "master"
+        if self.channels[profile.service].state is ChannelState.UP:
+            return not self._awaiting_batch(profile)
         return now >= self.started + CHANNEL_GRACE  # peer unreachable: VRRP alone decides
 
     # --- DHCP output ---
@@ -297,6 +312,12 @@ class HotBackup:
                     profile.batch_done = True
                     profile.batch_status = "done"
                     profile.last_batch_time = now
+            elif isinstance(event, BatchAcked):
+                profile = self._profile_by_id(service, event.backup_id)
+                if profile is not None:
+                    profile.batch_total, profile.batch_received = event.total, event.acked
+                    if event.complete:
+                        profile.batch_status, profile.last_batch_time = "done", now
         self.update_roles(now)
         return leaving, applied
 
@@ -326,20 +347,36 @@ class HotBackup:
             if profile.service == service and profile.local_state == "master":
                 self.send_batch(profile, now)
 
-    def send_batch(self, profile: ProfileRuntime, now: float) -> None:
-        records = [LeaseRecord(profile.backup_id, lease.pool, lease.address, lease)
-                   for lease in self.dhcp.leases_of(profile.pools)]
-        self.channels[profile.service].send_batch(profile.backup_id, records)
-        profile.last_batch_time = now
+    def send_batch(self, profile: ProfileRuntime, now: float) -> bool:
+        """Start a batch backup of the profile's leases (False if the channel is down).
+
+        The addresses are listed now (a copy of the table's keys, fast even
+        for millions); each lease is read as its page goes out, so a page
+        carries the lease as it is then, and one that went away is skipped.
+        """
+        addresses = list(self.dhcp.table.by_address)
+        started = self.channels[profile.service].send_batch(
+            profile.backup_id, self._batch_records(profile, addresses), len(addresses))
+        if started:
+            profile.batch_status, profile.batch_total, profile.batch_received = \
+                "running", len(addresses), 0
+        return started
+
+    def _batch_records(self, profile: ProfileRuntime, addresses: list[int]):
+        by_address = self.dhcp.table.by_address
+        for address in addresses:
+            lease = by_address.get(address)
+            if lease is not None and lease.pool in profile.pools \
+                    and lease.state is not LeaseState.OFFERED:
+                yield LeaseRecord(profile.backup_id, lease.pool, address, lease)
 
     def batch_backup_now(self, service: str, now: float) -> int:
-        """RPC batch-backup-now: every profile on the service sends its leases."""
-        sent = 0
-        for profile in self.profiles.values():
-            if profile.service == service:
-                self.send_batch(profile, now)
-                sent += 1
-        return sent
+        """RPC batch-backup-now: every profile on the service sends its leases.
+
+        Returns how many batches started (none while the channel is down).
+        """
+        return sum(self.send_batch(profile, now) for profile in self.profiles.values()
+                   if profile.service == service)
 
     # --- timers ---
 

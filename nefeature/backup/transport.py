@@ -6,6 +6,11 @@ two connections meet during the handshake, the one opened by the device
 with the lower address survives, on both sides alike; once a connection is
 up, a new one is refused.  The bytes go to and from the sans-IO
 ``BackupChannel``; ``on_activity`` lets the device act on its events.
+
+A batch backup goes out one page per turn of the event loop, and not at
+all while the socket's buffer is above its high-water mark (asyncio's
+``pause_writing``): DHCP, VRRP and heartbeats keep their turns, and a slow
+peer holds the batch back instead of the master's memory filling up.
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ from nefeature.config.model import RbsService
 log = logging.getLogger(__name__)
 
 RECONNECT_INTERVAL = 1.0
+WRITE_BUFFER_HIGH = 1 << 20  # bytes queued in asyncio before batch pages wait
 
 
 class _Connection(asyncio.Protocol):
@@ -35,7 +41,15 @@ class _Connection(asyncio.Protocol):
         sock = transport.get_extra_info("socket")
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.transport.set_write_buffer_limits(high=WRITE_BUFFER_HIGH)
         self.connector.adopt(self)
+
+    def pause_writing(self) -> None:
+        self.connector.writing_paused = True
+
+    def resume_writing(self) -> None:
+        self.connector.writing_paused = False
+        self.connector.flush()
 
     def data_received(self, data: bytes) -> None:
         if self.connector.current is self:
@@ -60,6 +74,8 @@ class ChannelConnector:
         self.server: asyncio.AbstractServer | None = None
         self._closing = False
         self._reconnect: asyncio.TimerHandle | None = None
+        self._next_page: asyncio.Handle | None = None
+        self.writing_paused = False
         self.tcp_state = "initial"
 
     async def start(self) -> None:
@@ -113,6 +129,7 @@ class ChannelConnector:
             current.transport.close()
             self.channel.connection_lost(self.clock(), "replaced by the peer's connection")
         self.current = connection
+        self.writing_paused = False
         self.tcp_state = "connected"
         self.channel.connection_made(self.clock())
         self.flush()
@@ -141,11 +158,21 @@ class ChannelConnector:
         if self.channel.close_reason:
             log.warning("remote backup %s: %s", self.service.name, self.channel.close_reason)
             connection.transport.close()
+        elif self.channel.batch_pending and not self.writing_paused and self._next_page is None:
+            self._next_page = self.loop.call_soon(self._send_batch_page)
+
+    def _send_batch_page(self) -> None:
+        self._next_page = None
+        if self.current is not None and not self.writing_paused:
+            self.channel.send_batch_page()
+            self.flush()
 
     def close(self) -> None:
         self._closing = True
         if self._reconnect is not None:
             self._reconnect.cancel()
+        if self._next_page is not None:
+            self._next_page.cancel()
         if self.current is not None:
             self.current.transport.close()
         if self.server is not None:

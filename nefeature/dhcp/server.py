@@ -247,11 +247,6 @@ class DhcpServer:
         """Answer for a pool (VRRP master) or stay silent (backup)."""
         (self.silent_pools.discard if serving else self.silent_pools.add)(pool)
 
-    def leases_of(self, pools: set[str]) -> list[Lease]:
-        """Every remembered lease of some pools (what a batch backup sends)."""
-        return [lease for lease in self.table.by_address.values()
-                if lease.pool in pools and lease.state is not LeaseState.OFFERED]
-
     def apply_peer_lease(self, pool: str, address: int, lease: Lease | None) -> bool:
         """Take a lease change from the peer; False if the local copy won a conflict.
 

@@ -7,8 +7,10 @@ import itertools
 import pytest
 
 from nefeature.backup.channel import (
+    RECORDS_PER_FRAME,
     Acked,
     BackupChannel,
+    BatchAcked,
     BatchFinished,
     BatchStarted,
     ChannelDown,
@@ -74,6 +76,9 @@ class Link:
         for _ in range(rounds):
             moved = False
             for sender, receiver in ((self.a, self.b), (self.b, self.a)):
+                if sender.batch_pending:
+                    sender.send_batch_page()  # what the TCP side does, a page per loop turn
+                    moved = True
                 data = sender.data_to_send()
                 if data and self.connected:
                     moved = True
@@ -207,7 +212,7 @@ def test_restarted_peer_gets_the_queue_again():
 def test_batch_backup_in_pages():
     link = Link()
     link.connect()
-    link.a.send_batch(1, [record(n % 250, start=float(n)) for n in range(1, 1201)])
+    link.a.send_batch(1, [record(n % 250, start=float(n)) for n in range(1, 1201)], 1200)
     link.pump()
     kinds = [type(e) for e in link.b.events if isinstance(e, (BatchStarted, BatchFinished,
                                                                 RecordsReceived))]
@@ -215,6 +220,61 @@ def test_batch_backup_in_pages():
     assert kinds.count(RecordsReceived) == 3  # 500 + 500 + 200
     assert all(e.batch for e in link.b.events if isinstance(e, RecordsReceived))
     assert len(received(link.b)) == 1200 and link.a.pending == 0
+
+
+def test_a_batch_is_read_from_its_source_a_page_at_a_time_and_reports_progress():
+    link = Link()
+    link.connect()
+    taken = []
+
+    def source():
+        for n in range(1, 1201):
+            taken.append(n)
+            yield record(n % 250, start=float(n))
+
+    assert link.a.send_batch(1, source(), 1200)
+    assert taken == [] and link.a.batch_pending and link.a.pending == 1200
+    link.a.send_batch_page()
+    assert len(taken) == RECORDS_PER_FRAME  # one page read, encoded and queued
+    link.pump()
+    progress = [e for e in link.a.events if isinstance(e, BatchAcked)]
+    acked = [e.acked for e in progress]
+    assert len(acked) >= 2 and acked == sorted(set(acked)) and acked[-1] == 1200
+    assert all(n % RECORDS_PER_FRAME == 0 for n in acked[:-1])  # whole pages
+    assert [e.complete for e in progress] == [False] * (len(acked) - 1) + [True]
+    assert progress[-1].total == 1200 and not link.a.batch_pending and link.a.pending == 0
+
+
+def test_no_batch_while_down_and_an_empty_batch_completes_at_once():
+    link = Link()
+    assert not link.a.send_batch(1, [], 0)
+    link.connect()
+    assert link.a.send_batch(1, [], 0)
+    link.pump()
+    assert [e.complete for e in link.a.events if isinstance(e, BatchAcked)] == [True]
+    assert [type(e) for e in link.b.events if isinstance(e, (BatchStarted, BatchFinished))] \
+        == [BatchStarted, BatchFinished]
+
+
+def test_a_batch_cut_by_a_lost_connection_is_dropped_but_updates_between_its_pages_are_not():
+    link = Link()
+    link.connect()
+    link.a.send_batch(1, [record(n % 250 + 1) for n in range(1200)], 1200)
+    link.a.send_batch_page()  # seq 1-500
+    link.a.send_records([record(251)])  # seq 501
+    link.a.send_batch_page()  # seq 502-1001
+    link.a.send_records([record(252)])  # seq 1002
+    link.a.data_to_send()  # all of it lost on the cut
+    link.cut()
+    assert not link.a.batch_pending and link.a.pending == 2  # only the real-time updates
+    link.connect()
+    link.pump()
+    assert [r.address - 0x0A0A0A00 for r in received(link.b)] == [251, 252]
+    assert link.b.received_seq == 1002 and link.a.pending == 0
+    link.cut()  # and once applied they are not resent again
+    link.connect()
+    link.pump()
+    assert len(received(link.b)) == 2
 
 
 def test_heartbeats_carry_role_changes_and_silence_kills_the_channel():

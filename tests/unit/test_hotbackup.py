@@ -52,6 +52,7 @@ class Pair:
         self.b = Device("B", mode, self.now)
         self.link_up = False
         self.lan = True
+        self.batch_pages = True  # False: the senders' batch pages wait (a slow master)
 
     def devices(self):
         return (self.a, self.b)
@@ -78,6 +79,9 @@ class Pair:
                             advertisement, sender.router.primary_address, 255), self.now)
                     moved = True
                 sender.router.outgoing.clear()
+                if sender.channel.batch_pending and self.link_up and self.batch_pages:
+                    sender.channel.send_batch_page()  # a page per loop turn, as over TCP
+                    moved = True
                 data = sender.channel.data_to_send()
                 if data and self.link_up:
                     receiver.channel.data_received(data, self.now)
@@ -347,3 +351,55 @@ def test_losing_the_peer_drops_parked_acks_and_pauses_before_serving_alone():
     assert "pool1" in pair.a.dhcp.silent_pools  # paused, though still VRRP master
     pair.advance(pair.now + 2.1)
     assert pair.a.router.state is State.MASTER and "pool1" not in pair.a.dhcp.silent_pools
+
+
+def test_a_backup_made_master_before_its_batch_completes_holds_while_the_peer_is_reachable():
+    """A master slow with a big batch (or its adverts lost) must not let a backup with a
+    partial table hand out addresses the master already leased."""
+    pair = Pair()
+    pair.start()
+    for n in range(1, 6):
+        pair.serve(pair.a, Client(pair.a.dhcp, mac=n))
+    pair.cut()
+    pair.b = Device("B", "strict", pair.now)  # B restarts with an empty table
+    pair.b.router.startup(pair.now)
+    pair.batch_pages = False
+    pair.connect()
+    profile = pair.b.backup.profiles["service1"]
+    assert profile.batch_status == "running" and not profile.batch_done
+    pair.lan = False  # A's advertisements stop reaching B
+    pair.advance(pair.now + 5)
+    assert pair.b.router.state is State.MASTER
+    assert "pool1" in pair.b.dhcp.silent_pools  # holds: A is alive and its batch is coming
+    assert pair.serve(pair.b, Client(pair.b.dhcp, mac=40)) is None
+    pair.batch_pages = True
+    pair.settle()
+    assert profile.batch_done and set(pair.b.dhcp.table.by_address) == \
+        set(pair.a.dhcp.table.by_address)
+    assert pair.a.backup.profiles["service1"].batch_status == "done"
+    assert "pool1" not in pair.b.dhcp.silent_pools  # complete table: serves (split LAN)
+
+
+def test_a_backup_awaiting_a_batch_serves_once_the_master_is_gone_from_the_channel():
+    pair = Pair()
+    pair.start()
+    pair.cut()
+    pair.b = Device("B", "strict", pair.now)
+    pair.b.router.startup(pair.now)
+    pair.batch_pages = False
+    pair.connect()
+    pair.lan = False
+    pair.advance(pair.now + 5)
+    assert pair.b.router.state is State.MASTER and "pool1" in pair.b.dhcp.silent_pools
+    pair.cut()  # A dies: its TCP connection goes (or its heartbeats stop)
+    pair.advance(pair.now + 2.1)  # two advertisement intervals for VRRP to speak first
+    assert "pool1" not in pair.b.dhcp.silent_pools
+    assert pair.serve(pair.b, Client(pair.b.dhcp, mac=40)).message_type == MessageType.ACK
+
+
+def test_batch_backup_now_needs_the_channel_up():
+    pair = Pair()
+    pair.start()
+    assert pair.a.backup.batch_backup_now("service1", pair.now) == 1
+    pair.cut()
+    assert pair.a.backup.batch_backup_now("service1", pair.now) == 0
