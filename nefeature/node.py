@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from nefeature.backup.hotbackup import HotBackup, ProtectDown, RbpStateChanged
+from nefeature.backup.hotbackup import BatchBackupDone, HotBackup, ProtectDown, RbpStateChanged
 from nefeature.backup.transport import ChannelConnector
 from nefeature.config.diff import diff_configs
 from nefeature.config.model import DeviceConfig, build_device_config
@@ -202,6 +202,9 @@ class Device:
                              else "rbs-protect-down", [("rbs-name", event.service),
                                                         ("protect-type", "dhcp-server"),
                                                         ("reason", event.reason)])
+            elif isinstance(event, BatchBackupDone):
+                log.info("remote backup profile %s: batch backup of %d leases %s", event.profile,
+                         event.leases, "sent" if event.sent else "received")
             elif isinstance(event, RbpStateChanged):
                 log.info("remote backup profile %s: %s -> %s", event.profile, event.old,
                          event.new)

@@ -24,7 +24,9 @@ Batch backup: ``send_batch`` starts one from a lazy source of records and
 ``send_batch_page`` sends the next page of it, so the device decides the
 pace (one page per turn of its event loop, and none while the socket is
 backed up) and a table of millions never stalls it or sits in memory as
-frames.  Batch records take sequence numbers like any others but are not
+frames.  At most ``BATCH_WINDOW`` pages are unacknowledged at a time, so
+a real-time update (which a strict-mode DHCPACK waits for) never queues
+behind more than that on the way to the peer.  Batch records take sequence numbers like any others but are not
 kept for resending: a batch cut by a lost connection is abandoned, and the
 owner starts a fresh one, from the table as it is then, when the channel
 is up again.  The peer's acks report the batch's progress
@@ -68,6 +70,7 @@ from nefeature.backup.frames import (
 )
 
 RECORDS_PER_FRAME = 500
+BATCH_WINDOW = 8  # pages of a batch sent and not yet acknowledged, at most
 BATCH_FLAG = 0x01
 
 
@@ -275,14 +278,18 @@ class BackupChannel:
         self._send(Frame(FrameType.BATCH_BEGIN, payload=_batch_payload(backup_id, total)))
         return True
 
+    def _sendable_batch(self) -> _OutgoingBatch | None:
+        return next((b for b in self._batches.values()
+                     if not b.exhausted and len(b.pages) < BATCH_WINDOW), None)
+
     @property
     def batch_pending(self) -> bool:
-        """A batch has records left to send (call ``send_batch_page``)."""
-        return any(not batch.exhausted for batch in self._batches.values())
+        """A batch page may go out now (call ``send_batch_page``)."""
+        return self._sendable_batch() is not None
 
     def send_batch_page(self) -> bool:
-        """Send the next page of a batch in progress; True while pages remain."""
-        batch = next((b for b in self._batches.values() if not b.exhausted), None)
+        """Send the next page of a batch in progress; True while another may follow now."""
+        batch = self._sendable_batch()
         if batch is None or self.state is not ChannelState.UP:
             return False
         page = list(islice(batch.records, RECORDS_PER_FRAME))

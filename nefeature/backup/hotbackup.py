@@ -83,6 +83,15 @@ class ProtectDown:
     reason: str
 
 
+@dataclass(frozen=True, slots=True)
+class BatchBackupDone:
+    """A batch backup of a profile completed: ``sent`` (to the peer) or received."""
+
+    profile: str
+    sent: bool
+    leases: int
+
+
 @dataclass
 class ProfileRuntime:
     name: str
@@ -312,12 +321,14 @@ class HotBackup:
                     profile.batch_done = True
                     profile.batch_status = "done"
                     profile.last_batch_time = now
+                    self.events.append(BatchBackupDone(profile.name, False, event.count))
             elif isinstance(event, BatchAcked):
                 profile = self._profile_by_id(service, event.backup_id)
                 if profile is not None:
                     profile.batch_total, profile.batch_received = event.total, event.acked
                     if event.complete:
                         profile.batch_status, profile.last_batch_time = "done", now
+                        self.events.append(BatchBackupDone(profile.name, True, event.acked))
         self.update_roles(now)
         return leaving, applied
 

@@ -7,10 +7,11 @@ with the lower address survives, on both sides alike; once a connection is
 up, a new one is refused.  The bytes go to and from the sans-IO
 ``BackupChannel``; ``on_activity`` lets the device act on its events.
 
-A batch backup goes out one page per turn of the event loop, and not at
-all while the socket's buffer is above its high-water mark (asyncio's
-``pause_writing``): DHCP, VRRP and heartbeats keep their turns, and a slow
-peer holds the batch back instead of the master's memory filling up.
+A batch backup goes out one page per turn of the event loop, as the
+channel's window of unacknowledged pages allows, and not at all while the
+socket's buffer is above its high-water mark (asyncio's ``pause_writing``):
+DHCP, VRRP and heartbeats keep their turns, and a slow peer holds the batch
+back instead of the master's memory filling up.
 """
 
 from __future__ import annotations

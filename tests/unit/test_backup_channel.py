@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from nefeature.backup.channel import (
+    BATCH_WINDOW,
     RECORDS_PER_FRAME,
     Acked,
     BackupChannel,
@@ -243,6 +244,22 @@ def test_a_batch_is_read_from_its_source_a_page_at_a_time_and_reports_progress()
     assert all(n % RECORDS_PER_FRAME == 0 for n in acked[:-1])  # whole pages
     assert [e.complete for e in progress] == [False] * (len(acked) - 1) + [True]
     assert progress[-1].total == 1200 and not link.a.batch_pending and link.a.pending == 0
+
+
+def test_a_batch_waits_for_acks_beyond_its_window_so_updates_do_not_queue_behind_it():
+    link = Link()
+    link.connect()
+    link.a.send_batch(1, (record(n % 250 + 1) for n in range(20 * RECORDS_PER_FRAME)),
+                      20 * RECORDS_PER_FRAME)
+    for _ in range(20):
+        link.a.send_batch_page()
+    assert link.a.statistics.updates_sent == BATCH_WINDOW * RECORDS_PER_FRAME
+    assert not link.a.batch_pending
+    link.a.send_records([record(251)])  # behind BATCH_WINDOW pages at most
+    link.pump(rounds=1)  # B applies and acknowledges what arrived: the window opens
+    assert link.a.batch_pending
+    link.pump()
+    assert len(received(link.b)) == 20 * RECORDS_PER_FRAME + 1 and link.a.pending == 0
 
 
 def test_no_batch_while_down_and_an_empty_batch_completes_at_once():

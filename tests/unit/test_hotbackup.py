@@ -5,7 +5,13 @@ from __future__ import annotations
 from ipaddress import IPv4Address
 
 from nefeature.backup.channel import ChannelState
-from nefeature.backup.hotbackup import CHANNEL_GRACE, STRICT_WAIT, HotBackup, ProtectDown
+from nefeature.backup.hotbackup import (
+    CHANNEL_GRACE,
+    STRICT_WAIT,
+    BatchBackupDone,
+    HotBackup,
+    ProtectDown,
+)
 from nefeature.config import load_config
 from nefeature.dhcp.codec import MessageType
 from nefeature.dhcp.leases import LeaseState
@@ -377,6 +383,9 @@ def test_a_backup_made_master_before_its_batch_completes_holds_while_the_peer_is
     assert profile.batch_done and set(pair.b.dhcp.table.by_address) == \
         set(pair.a.dhcp.table.by_address)
     assert pair.a.backup.profiles["service1"].batch_status == "done"
+    done = [(e.sent, e.leases) for e in pair.a.backup.events + pair.b.backup.events
+            if isinstance(e, BatchBackupDone)]
+    assert (True, 5) in done and (False, 5) in done
     assert "pool1" not in pair.b.dhcp.silent_pools  # complete table: serves (split LAN)
 
 
