@@ -463,6 +463,8 @@ class Device:
         for link in self._links.values():
             link.close()
         self._links.clear()
+        for virtual in self._virtual.values():
+            virtual.close()
         if self._monitor is not None:
             self._monitor.close()
             self._monitor = None
@@ -648,8 +650,10 @@ class Device:
                 router.shutdown(now)
                 self._vrrp_output_of(key, router)
                 virtual = self._virtual.pop(key, None)
-                if virtual is not None and was_master:
-                    virtual.remove(router.virtual_addresses)
+                if virtual is not None:
+                    if was_master:
+                        virtual.remove(router.virtual_addresses)
+                    virtual.close()
             elif change.kind == "created":
                 interface = self.config.interface(change.new.interface)
                 router = VrrpRouter(change.new, int(interface.address.ip))
