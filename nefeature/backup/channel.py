@@ -15,7 +15,10 @@ heartbeats every ``heartbeat_interval``; a peer silent for
 ``dead_interval`` is declared down.
 
 Updates: ``send_records`` numbers lease records 1, 2, 3... per incarnation;
-an UPDATE frame carries a run of consecutive ones.  The receiver hands new records to its
+an UPDATE frame carries a run of consecutive ones.  Records are framed when
+the device collects the bytes (``data_to_send``, once per group commit),
+so the records of many DHCP exchanges share one frame, one MAC and one
+write.  The receiver hands new records to its
 owner (``RecordsReceived``), skips any it has seen, and acknowledges only
 when the owner calls ``acknowledge()`` after committing them to its own
 journal, so an ack means "on the peer's disk".  Acks are cumulative.
@@ -177,6 +180,7 @@ class BackupChannel:
         self.peer_profiles: tuple[ProfileInfo, ...] = ()
         self.close_reason: str | None = None
         self._out = bytearray()
+        self._unframed: list[LeaseRecord] = []  # sent while up, not yet in a frame
         self._reset_connection()
 
     def _reset_connection(self) -> None:
@@ -194,6 +198,7 @@ class BackupChannel:
     def connection_made(self, now: float) -> None:
         self._reset_connection()
         self._out.clear()
+        self._unframed.clear()
         self.close_reason = None
         self.state = ChannelState.HELLO
         self._nonce = self.random_bytes(16)
@@ -207,6 +212,7 @@ class BackupChannel:
         self.state = ChannelState.DOWN
         self._reset_connection()
         self._out.clear()
+        self._unframed.clear()
         self._batches.clear()
         if was_up:
             self.events.append(ChannelDown(reason))
@@ -228,6 +234,7 @@ class BackupChannel:
         self.close_reason = reason
 
     def data_to_send(self) -> bytes:
+        self._frame_unframed()
         data = bytes(self._out)
         self._out.clear()
         return data
@@ -258,12 +265,11 @@ class BackupChannel:
 
     def send_records(self, records: list[LeaseRecord]) -> int:
         """Queue records (sent now if up); returns the sequence number of the last."""
-        first = self.next_seq
         for record in records:
             self.unacked.append((self.next_seq, record))
             self.next_seq += 1
         if self.state is ChannelState.UP:
-            self._send_run(first, records, batch=False)
+            self._unframed += records
         return self.next_seq - 1
 
     def send_batch(self, backup_id: int, records: Iterable[LeaseRecord], total: int) -> bool:
@@ -292,6 +298,7 @@ class BackupChannel:
         batch = self._sendable_batch()
         if batch is None or self.state is not ChannelState.UP:
             return False
+        self._frame_unframed()
         page = list(islice(batch.records, RECORDS_PER_FRAME))
         if page:
             first = self.next_seq
@@ -322,9 +329,18 @@ class BackupChannel:
 
     # --- frames ---
 
+    def _frame_unframed(self) -> None:
+        """Frame what ``send_records`` queued: always the newest sequence numbers, as
+        anything else that takes numbers or goes on the wire frames them first."""
+        if self._unframed:
+            records, self._unframed = self._unframed, []
+            self._send_run(self.next_seq - len(records), records, batch=False)
+
     def _send(self, frame: Frame) -> None:
         if self.state is ChannelState.DOWN:
             return
+        if self._unframed and frame.type is not FrameType.UPDATE:
+            self._frame_unframed()  # keep the wire in sequence order
         if frame.ack == 0 and frame.type is not FrameType.HELLO:
             frame = Frame(frame.type, frame.seq, self.acked_seq, frame.payload, frame.flags)
         self._out += encode_frame(frame, self._send_key, self._send_counter)

@@ -256,27 +256,60 @@ def encode_records(records: list[LeaseRecord]) -> bytes:
     return b"".join(parts)
 
 
+_COUNT = struct.Struct("!I")
+_ID_AND_POOL_LENGTH = struct.Struct("!HB")
+_ADDRESS_AND_STATE = struct.Struct("!IB")
+_TIMES = struct.Struct("!ddB")
+_LENGTH = struct.Struct("!H")
+
+
 def decode_records(payload: bytes) -> list[LeaseRecord]:
-    cursor = _Cursor(payload)
-    (count,) = cursor.take("!I")
+    """The inverse of ``encode_records`` (the backup's hot path: fields read in place)."""
+    try:
+        return _decode_records(payload)
+    except (struct.error, IndexError):
+        raise FrameError("payload truncated") from None
+    except UnicodeDecodeError:
+        raise FrameError("bad text") from None
+
+
+def _decode_records(payload: bytes) -> list[LeaseRecord]:
+    (count,) = _COUNT.unpack_from(payload, 0)
+    position = 4
     records = []
+    pools: dict[bytes, str] = {}
     for _ in range(count):
-        (backup_id,) = cursor.take("!H")
-        pool = cursor.string()
-        address, state = cursor.take("!IB")
+        backup_id, length = _ID_AND_POOL_LENGTH.unpack_from(payload, position)
+        position += 3
+        raw_pool = payload[position:position + length]
+        if len(raw_pool) != length:
+            raise FrameError("payload truncated")
+        pool = pools.get(raw_pool) or pools.setdefault(raw_pool, raw_pool.decode())
+        position += length
+        address, state = _ADDRESS_AND_STATE.unpack_from(payload, position)
+        position += 5
         if state == DELETED:
             records.append(LeaseRecord(backup_id, pool, address, None))
             continue
         if state >= len(_LEASE_STATES):
             raise FrameError(f"unknown lease state {state}")
-        start, expiry, static = cursor.take("!ddB")
-        client, hardware, client_id, hostname, option82 = (cursor.blob() for _ in range(5))
+        start, expiry, static = _TIMES.unpack_from(payload, position)
+        position += 17
+        blobs = []
+        for _ in range(5):
+            (length,) = _LENGTH.unpack_from(payload, position)
+            position += 2
+            blobs.append(payload[position:position + length])
+            position += length
+        if position > len(payload):
+            raise FrameError("payload truncated")
+        client, hardware, client_id, hostname, option82 = blobs
         lease = Lease(address=address, pool=pool, client=client, hardware_address=hardware,
                       state=_LEASE_STATES[state], start=start,
                       expiry=None if expiry < 0 else expiry, client_id=client_id or None,
                       hostname=hostname.decode("utf-8", "replace") or None,
                       option82=option82 or None, origin="peer-sync", static=bool(static))
         records.append(LeaseRecord(backup_id, pool, address, lease))
-    if cursor.position != len(payload):
+    if position != len(payload):
         raise FrameError("trailing bytes after the records")
     return records

@@ -282,7 +282,8 @@ class HotBackup:
             elif isinstance(event, RecordsReceived):
                 for record in event.records:
                     self.dhcp.apply_peer_lease(record.pool, record.address, record.lease)
-                    self._count_batch_record(service, record)
+                if event.batch:
+                    self._count_batch_records(service, event.records)
                 self.records_applied += len(event.records)
                 applied = True
             elif isinstance(event, ChannelUp):
@@ -338,10 +339,10 @@ class HotBackup:
             address, expiry = in_flight.pop(seq)
             self.acked_expiry[address] = max(expiry, self.acked_expiry.get(address, 0.0))
 
-    def _count_batch_record(self, service: str, record: LeaseRecord) -> None:
-        profile = self._profile_by_id(service, record.backup_id)
-        if profile is not None and profile.batch_status == "running":
-            profile.batch_received += 1
+    def _count_batch_records(self, service: str, records: list[LeaseRecord]) -> None:
+        for profile in self.profiles.values():
+            if profile.service == service and profile.batch_status == "running":
+                profile.batch_received += sum(r.backup_id == profile.backup_id for r in records)
 
     def _profile_by_id(self, service: str, backup_id: int) -> ProfileRuntime | None:
         return next((p for p in self.profiles.values()

@@ -262,6 +262,21 @@ def test_a_batch_waits_for_acks_beyond_its_window_so_updates_do_not_queue_behind
     assert len(received(link.b)) == 20 * RECORDS_PER_FRAME + 1 and link.a.pending == 0
 
 
+def test_updates_queued_between_two_collections_share_one_frame_in_sequence_order():
+    link = Link()
+    link.connect()
+    for n in (1, 2, 3):
+        link.a.send_records([record(n)])  # three DHCP exchanges within one group commit
+    link.a.send_batch(1, [record(10), record(11)], 2)
+    link.a.send_batch_page()
+    link.a.send_records([record(4)])
+    link.pump()
+    batches = [[r.address - 0x0A0A0A00 for r in e.records] for e in link.b.events
+               if isinstance(e, RecordsReceived)]
+    assert batches == [[1, 2, 3], [10, 11], [4]]
+    assert link.a.pending == 0
+
+
 def test_no_batch_while_down_and_an_empty_batch_completes_at_once():
     link = Link()
     assert not link.a.send_batch(1, [], 0)
@@ -342,8 +357,12 @@ def test_oversized_and_truncated_frames():
     frame = encode_frame(Frame(FrameType.UPDATE, seq=1, payload=encode_records([record(1)])))
     assert list(reader.feed(frame[:-5])) == []  # waits for the rest
     assert len(list(reader.feed(frame[-5:]))) == 1
+    payload = encode_records([record(1), LeaseRecord(1, "pool1", 0x0A0A0A02, None), record(3)])
+    for cut in range(len(payload)):  # every truncation is a FrameError, nothing else
+        with pytest.raises(FrameError):
+            decode_records(payload[:cut])
     with pytest.raises(FrameError):
-        decode_records(encode_records([record(1)])[:-3])
+        decode_records(payload + b"\0")
 
 
 def test_frames_before_the_handshake_are_refused():
