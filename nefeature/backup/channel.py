@@ -74,6 +74,7 @@ from nefeature.backup.frames import (
 
 RECORDS_PER_FRAME = 500
 BATCH_WINDOW = 8  # pages of a batch sent and not yet acknowledged, at most
+COMPACT_FROM = 4096  # unacknowledged updates before superseded ones are dropped
 BATCH_FLAG = 0x01
 
 
@@ -171,6 +172,7 @@ class BackupChannel:
         self.state = ChannelState.DOWN
         self.next_seq = 1
         self.unacked: deque[tuple[int, LeaseRecord]] = deque()  # real-time updates, by seq
+        self._compact_at = COMPACT_FROM
         self._batches: dict[int, _OutgoingBatch] = {}  # by backup-id
         self.peer_acked = 0
         self.peer_incarnation = 0
@@ -270,7 +272,21 @@ class BackupChannel:
             self.next_seq += 1
         if self.state is ChannelState.UP:
             self._unframed += records
+        elif len(self.unacked) >= self._compact_at:
+            self._compact_unacked()
         return self.next_seq - 1
+
+    def _compact_unacked(self) -> None:
+        """While the peer is away, keep only the newest update of each address.
+
+        An older update of an address says nothing the newer one does not, so
+        the queue stays as small as the lease table however long the peer is
+        gone.  The peer sees gaps in the numbers, which acks cover.
+        """
+        newest = {(record.backup_id, record.address): seq for seq, record in self.unacked}
+        self.unacked = deque((seq, record) for seq, record in self.unacked
+                             if newest[(record.backup_id, record.address)] == seq)
+        self._compact_at = max(COMPACT_FROM, 2 * len(self.unacked))
 
     def send_batch(self, backup_id: int, records: Iterable[LeaseRecord], total: int) -> bool:
         """Start a batch backup of at most ``total`` records, read page by page.

@@ -145,6 +145,7 @@ class HotBackup:
                 self.channels[service.name] = BackupChannel(service.name, key)
         self.parked: dict[str, list[_Parked]] = {name: [] for name in self.channels}
         self.acked_expiry: dict[int, float] = {}  # address -> expiry the peer acknowledged
+        # lazy mode: address -> (seq, expiry) of its newest update the peer has not acked
         self._in_flight: dict[str, dict[int, tuple[int, float]]] = {n: {} for n in self.channels}
         self.records_applied = 0
         self.channel_times: dict[str, dict] = {}
@@ -214,8 +215,8 @@ class HotBackup:
             lease = event.lease
             seq = channel.send_records([LeaseRecord(profile.backup_id, lease.pool, lease.address,
                                                     lease)])
-            if lease.expiry is not None:
-                self._in_flight[profile.service][seq] = (lease.address, lease.expiry)
+            if lease.expiry is not None and profile.sync_mode == "lazy":
+                self._in_flight[profile.service][lease.address] = (seq, lease.expiry)
             if profile.sync_mode == "strict":
                 last_seq[profile.service] = seq
         leaving = []
@@ -335,8 +336,8 @@ class HotBackup:
 
     def _note_acked(self, service: str, upto: int) -> None:
         in_flight = self._in_flight[service]
-        for seq in [s for s in in_flight if s <= upto]:
-            address, expiry = in_flight.pop(seq)
+        for address in [a for a, (seq, _) in in_flight.items() if seq <= upto]:
+            expiry = in_flight.pop(address)[1]
             self.acked_expiry[address] = max(expiry, self.acked_expiry.get(address, 0.0))
 
     def _count_batch_records(self, service: str, records: list[LeaseRecord]) -> None:

@@ -8,6 +8,7 @@ import pytest
 
 from nefeature.backup.channel import (
     BATCH_WINDOW,
+    COMPACT_FROM,
     RECORDS_PER_FRAME,
     Acked,
     BackupChannel,
@@ -175,6 +176,22 @@ def test_loss_and_reconnect_deliver_everything_exactly_once():
     link.pump()
     addresses = [r.address - 0x0A0A0A00 for r in received(link.b)]
     assert addresses == list(range(1, 13))
+    assert link.a.pending == 0
+
+
+def test_a_long_outage_keeps_only_the_newest_update_per_address():
+    link = Link()
+    link.connect()
+    link.cut()
+    for round_ in range(40):  # 40 renewals of 250 leases while the peer is away
+        link.a.send_records([record(n, start=float(round_)) for n in range(1, 251)])
+    assert link.a.pending < COMPACT_FROM + 250 * 2
+    link.connect()
+    link.pump()
+    newest = {}
+    for r in received(link.b):
+        newest[r.address] = r.lease.start
+    assert len(newest) == 250 and set(newest.values()) == {39.0}
     assert link.a.pending == 0
 
 
