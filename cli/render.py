@@ -343,6 +343,7 @@ def display_rbs(tree: dict, name: str | None = None) -> str:
             " SSL-State        : --",
             f" Last-Down-Reason : {state.get('last-down-reason', '--')}",
             f" Pending-Updates  : {state.get('statistics', {}).get('pending-updates', 0)}",
+            f" Unconfirmed-ACKs : {state.get('statistics', {}).get('unconfirmed-replies', 0)}",
         ]
     return "\n".join(out + [" " + "-" * 58]) if out else "Info: No remote backup service."
 

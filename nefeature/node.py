@@ -31,7 +31,14 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address
 from pathlib import Path
 
-from nefeature.backup.hotbackup import BatchBackupDone, HotBackup, ProtectDown, RbpStateChanged
+from nefeature.backup.hotbackup import (
+    STRICT_WAIT,
+    BatchBackupDone,
+    HotBackup,
+    PeerUnresponsive,
+    ProtectDown,
+    RbpStateChanged,
+)
 from nefeature.backup.transport import ChannelConnector
 from nefeature.config.diff import diff_configs
 from nefeature.config.model import DeviceConfig, build_device_config
@@ -202,6 +209,10 @@ class Device:
                              else "rbs-protect-down", [("rbs-name", event.service),
                                                         ("protect-type", "dhcp-server"),
                                                         ("reason", event.reason)])
+            elif isinstance(event, PeerUnresponsive):
+                log.warning("remote backup %s: the peer acknowledged nothing for %.1f s: %d "
+                            "DHCPACK(s) sent without its copy", event.service, STRICT_WAIT,
+                            event.replies)
             elif isinstance(event, BatchBackupDone):
                 log.info("remote backup profile %s: batch backup of %d leases %s", event.profile,
                          event.leases, "sent" if event.sent else "received")

@@ -174,6 +174,7 @@ def rbs_state(backup, tcp_states: dict[str, str] | None = None) -> dict:
                 "heartbeats-received": counter64(stats.heartbeats_received),
                 "frames-rejected": counter64(stats.frames_rejected),
                 "pending-updates": channel.pending,
+                "unconfirmed-replies": counter64(backup.unconfirmed_replies.get(name, 0)),
             }}})
         times = getattr(backup, "channel_times", {}).get(name, {})
         for leaf in ("last-up-time", "last-down-time"):

@@ -13,9 +13,12 @@ VRRP preemption gate stays closed until then (DESIGN.md section 4).
 Updates.  Every lease event of a bound pool (commit, renew, release,
 decline, expiry) becomes a record on the profile's channel.  In ``strict``
 mode a DHCPACK is parked until the peer acknowledges its record (the peer
-acknowledges after its own journal commit), for at most ``STRICT_WAIT``
-seconds; with the peer unreachable the master serves alone and the queue
-is sent when it returns.  When the channel drops, parked ACKs are dropped
+acknowledges after its own journal commit).  A peer that is behind but
+acknowledging holds the ACKs back as long as it takes (clients retransmit);
+only a peer that acknowledged nothing for ``STRICT_WAIT`` seconds counts as
+unresponsive, and then the parked ACKs leave without it (counted as
+``unconfirmed_replies``).  With the peer unreachable the master serves
+alone and the queue is sent when it returns.  When the channel drops, parked ACKs are dropped
 (the clients retransmit) and bound pools pause for two advertisement
 intervals: the peer may have dropped the channel because it has just taken
 over from a master that stalled, and VRRP must get to say so first.  In ``lazy`` mode the reply leaves at once and the
@@ -59,7 +62,7 @@ from nefeature.dhcp.leases import LeaseState
 from nefeature.dhcp.server import DhcpServer, Reply
 from nefeature.vrrp.router import State, VrrpRouter
 
-STRICT_WAIT = 0.5  # seconds a DHCPACK waits for the peer before it leaves anyway
+STRICT_WAIT = 0.5  # seconds of no acknowledgement before DHCPACKs leave without the peer
 CHANNEL_GRACE = 10.0  # seconds after start before an unreachable peer counts as gone
 SERVE_ALONE_MIN = 0.5  # seconds a master pauses bound pools after losing its peer
 
@@ -81,6 +84,14 @@ class ProtectDown:
     service: str
     resumed: bool
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PeerUnresponsive:
+    """Strict-mode DHCPACKs left without the peer's acknowledgement."""
+
+    service: str
+    replies: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,6 +159,8 @@ class HotBackup:
         # lazy mode: address -> (seq, expiry) of its newest update the peer has not acked
         self._in_flight: dict[str, dict[int, tuple[int, float]]] = {n: {} for n in self.channels}
         self.records_applied = 0
+        self.unconfirmed_replies: dict[str, int] = {name: 0 for name in self.channels}
+        self._last_progress: dict[str, float] = {name: self.started for name in self.channels}
         self.channel_times: dict[str, dict] = {}
         self._grace_over = not self.channels
         self._last_now = self.started
@@ -244,16 +257,32 @@ class HotBackup:
                 return service
         return None
 
-    def _release(self, service: str, upto: int | None, now: float) -> list[Reply]:
-        """Parked replies whose record is acknowledged (or that waited long enough)."""
+    def _release(self, service: str, upto: int, now: float) -> list[Reply]:
+        """Parked replies whose record is acknowledged, and all that waited long enough
+        if the peer has acknowledged nothing for as long."""
         keep, leaving = [], []
+        unresponsive = now >= self._last_progress[service] + STRICT_WAIT
+        unconfirmed = 0
         for parked in self.parked[service]:
-            if upto is None or parked.seq <= upto or parked.deadline <= now:
+            if parked.seq <= upto:
                 leaving.append(parked.reply)
+            elif unresponsive and parked.deadline <= now:
+                leaving.append(parked.reply)
+                unconfirmed += 1
             else:
                 keep.append(parked)
         self.parked[service] = keep
+        if unconfirmed:
+            self.unconfirmed_replies[service] += unconfirmed
+            self.events.append(PeerUnresponsive(service, unconfirmed))
         return leaving
+
+    def _strict_deadline(self, service: str) -> float | None:
+        """When the oldest parked reply may leave without the peer."""
+        parked = self.parked[service]
+        if not parked:
+            return None
+        return max(parked[0].deadline, self._last_progress[service] + STRICT_WAIT)
 
     def _lazy_lease_time(self, pool: str, address: int, now: float, wanted: int) -> int:
         """MCLT rule: never more than MCLT past the expiry the peer acknowledged."""
@@ -278,6 +307,7 @@ class HotBackup:
         events, channel.events = channel.events, []
         for event in events:
             if isinstance(event, Acked):
+                self._last_progress[service] = now
                 self._note_acked(service, event.upto)
                 leaving += self._release(service, event.upto, now)
             elif isinstance(event, RecordsReceived):
@@ -288,6 +318,7 @@ class HotBackup:
                 self.records_applied += len(event.records)
                 applied = True
             elif isinstance(event, ChannelUp):
+                self._last_progress[service] = now
                 self.channel_times.setdefault(service, {})["last-up-time"] = now
                 self._peer_states(service, event.peer.profiles)
                 for profile in self.profiles.values():
@@ -395,7 +426,7 @@ class HotBackup:
 
     def next_deadline(self) -> float | None:
         deadlines = [c.next_deadline() for c in self.channels.values()]
-        deadlines += [p.deadline for parked in self.parked.values() for p in parked[:1]]
+        deadlines += [self._strict_deadline(name) for name in self.channels]
         if not self._grace_over:
             deadlines.append(self.started + CHANNEL_GRACE)
         deadlines += [p.alone_from for p in self.profiles.values() if p.alone_from > self._last_now]
@@ -406,7 +437,8 @@ class HotBackup:
         leaving = []
         for name, channel in self.channels.items():
             channel.handle_timer(now)
-            if self.parked[name] and self.parked[name][0].deadline <= now:
+            deadline = self._strict_deadline(name)
+            if deadline is not None and deadline <= now:
                 leaving += self._release(name, channel.peer_acked, now)
         self.update_roles(now)
         return leaving

@@ -10,6 +10,7 @@ from nefeature.backup.hotbackup import (
     STRICT_WAIT,
     BatchBackupDone,
     HotBackup,
+    PeerUnresponsive,
     ProtectDown,
 )
 from nefeature.config import load_config
@@ -216,6 +217,46 @@ def test_strict_ack_waits_for_the_peer_and_leaves_alone_when_it_is_gone():
     pair.advance(pair.now + STRICT_WAIT + 0.01)
     assert [_decode(r.data).message_type for r in pair.a.sent] == [MessageType.ACK]
     assert pair.a.channel.pending >= 1  # still queued for the peer
+    assert pair.a.backup.unconfirmed_replies["service1"] == 1
+    assert [e.replies for e in pair.a.backup.events if isinstance(e, PeerUnresponsive)] == [1]
+
+
+def _parked_request(pair: Pair, mac: int) -> bytes:
+    """A DORA on A whose ACK is parked; the bytes A wrote to the channel for it."""
+    client = Client(pair.a.dhcp, mac=mac)
+    out = pair.a.dhcp.receive(_received(client.message(MessageType.DISCOVER)), pair.now)
+    offer = _decode(out[0].data)
+    out = pair.a.dhcp.receive(_received(client.message(
+        MessageType.REQUEST, requested_address=offer.yiaddr.to_bytes(4, "big"),
+        server_id=offer.options[54])), pair.now)
+    assert pair.a.backup.route_replies(out, pair.a.dhcp.events, pair.now) == []
+    pair.a.dhcp.events.clear()
+    pair.a.commit()
+    return pair.a.channel.data_to_send()
+
+
+def _deliver_to_b(pair: Pair, data: bytes, at: float) -> list:
+    """B applies ``data`` at ``at`` and acknowledges; the ACKs that A releases."""
+    pair.now = at
+    pair.b.channel.data_received(data, at)
+    pair.b.backup.on_channel_events("service1", at)
+    pair.b.commit()
+    pair.b.channel.acknowledge(at)
+    pair.a.channel.data_received(pair.b.channel.data_to_send(), at)
+    return pair.a.backup.on_channel_events("service1", at)[0]
+
+
+def test_a_peer_behind_but_acknowledging_holds_strict_acks_back_as_long_as_it_takes():
+    """Overload on the backup must not let ACKs out without it (Kea HA's silent gap)."""
+    pair = Pair()
+    pair.start()
+    start = pair.now
+    first, second = _parked_request(pair, 1), _parked_request(pair, 2)
+    assert len(_deliver_to_b(pair, first, start + 0.4)) == 1
+    pair.now = start + 0.8  # the second waited 0.8 s, but the peer acknowledged 0.4 s ago
+    assert pair.a.backup.handle_timer(pair.now) == []
+    assert len(_deliver_to_b(pair, second, start + 0.85)) == 1
+    assert pair.a.backup.unconfirmed_replies["service1"] == 0
 
 
 def test_switchover_then_rejoin_with_batch_backup_and_gated_preemption():
