@@ -191,29 +191,11 @@ def test_master_serves_the_backup_stays_silent_and_holds_every_lease():
 def test_strict_ack_waits_for_the_peer_and_leaves_alone_when_it_is_gone():
     pair = Pair()
     pair.start()
-    client = Client(pair.a.dhcp, mac=1)
-    client.server = pair.a.dhcp
-    out = pair.a.dhcp.receive(_received(client.message(MessageType.DISCOVER)), pair.now)
-    offer = _decode(out[0].data)
-    out = pair.a.dhcp.receive(_received(client.message(
-        MessageType.REQUEST, requested_address=offer.yiaddr.to_bytes(4, "big"),
-        server_id=offer.options[54])), pair.now)
-    leaving = pair.a.backup.route_replies(out, pair.a.dhcp.events, pair.now)
-    pair.a.dhcp.events.clear()
-    assert leaving == []  # parked until B acknowledges
-    pair.settle()
-    assert [_decode(r.data).message_type for r in pair.a.sent] == [MessageType.ACK]
+    released = _deliver_to_b(pair, _parked_request(pair, 1), pair.now)  # parked until B acks
+    assert [_decode(r.data).message_type for r in released] == [MessageType.ACK]
     # the link is cut silently: the next ACK waits STRICT_WAIT, then leaves anyway
-    pair.a.sent.clear()
     pair.link_up = False
-    second = Client(pair.a.dhcp, mac=2)
-    out = pair.a.dhcp.receive(_received(second.message(MessageType.DISCOVER)), pair.now)
-    offer = _decode(out[0].data)
-    out = pair.a.dhcp.receive(_received(second.message(
-        MessageType.REQUEST, requested_address=offer.yiaddr.to_bytes(4, "big"),
-        server_id=offer.options[54])), pair.now)
-    assert pair.a.backup.route_replies(out, pair.a.dhcp.events, pair.now) == []
-    pair.a.dhcp.events.clear()
+    _parked_request(pair, 2)  # its bytes are lost
     pair.advance(pair.now + STRICT_WAIT + 0.01)
     assert [_decode(r.data).message_type for r in pair.a.sent] == [MessageType.ACK]
     assert pair.a.channel.pending >= 1  # still queued for the peer
