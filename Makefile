@@ -6,13 +6,15 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-# Debian packages the system tests drive (installed only when run as root on Debian).
+# Debian packages the system tests drive, and what the libyang binding compiles against
+# (installed only when run as root on Debian).
 APT_PACKAGES := kea-dhcp4-server kea-admin keepalived isc-dhcp-client udhcpc busybox \
-                dhcpcd5 libyang-tools iproute2
+                dhcpcd5 libyang-tools iproute2 \
+                libyang2-dev gcc python3-dev libffi-dev
 
-.PHONY: test demo venv system-packages yang-tree clean
+.PHONY: test demo venv system-packages libyang-binding yang-tree clean
 
-test: venv system-packages
+test: venv system-packages libyang-binding
 	$(PY) -m pytest -q
 
 demo: venv
@@ -40,6 +42,15 @@ system-packages:
 	else \
 	  echo "not root on Debian: system tests that need $(APT_PACKAGES) will say they are skipped"; \
 	fi
+
+# The optional libyang binding (pyproject extra 'libyang'): configuration validation about
+# 20x faster.  It compiles against libyang2-dev; where that cannot be had, yangson validates
+# alone, with the same errors, so a failed build is reported and the tests still run.
+libyang-binding: venv
+	@$(PY) -c 'import libyang' 2>/dev/null || \
+	  $(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[libyang]' || \
+	  echo "libyang binding not built (needs libyang2-dev, gcc, python3-dev, libffi-dev):" \
+	       "yangson validates configurations alone"
 
 # Regenerate yang/README.md (the pyang trees); tests fail when it is stale.
 yang-tree: venv

@@ -43,7 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from pathlib import Path
 
-    from nefeature.datastore.validation import validate_config_text
+    from nefeature.datastore.validation import validate_config_text, validator
     from nefeature.node import STARTUP_FILE, Device
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
@@ -55,6 +55,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if source == saved:
         log.info("starting from %s (saved by copy-config to startup), not %s", saved,
                  args.startup)
+    log.info("configurations are validated by %s", validator())
     try:
         validated = validate_config_text(source.read_bytes())
     except OSError as error:

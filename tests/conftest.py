@@ -15,6 +15,16 @@ MODULE_FILES = [YANG / f"{name}.yang" for name in (
     "nefeature-interfaces", "nefeature-vrrp", "nefeature-rbs", "nefeature-dhcp-server")]
 
 
+def validator_environment(name: str) -> dict[str, str]:
+    """The environment that puts one validator in charge: 'libyang' (skipped where its
+    binding is not installed) or 'yangson' alone (nefeature.datastore.libyang_validator)."""
+    from nefeature.datastore import libyang_validator
+
+    if name == "libyang" and libyang_validator.libyang is None:
+        pytest.skip("libyang binding not installed (pyproject extra 'libyang')")
+    return {"NEFEATURE_VALIDATOR": "" if name == "libyang" else "yangson"}
+
+
 @pytest.fixture(scope="session")
 def yanglint() -> str:
     """Path of yanglint (Debian libyang-tools; `make test` installs it as root)."""

@@ -143,18 +143,16 @@ class Datastores:
                                    info=(ErrorInfo("session-id", str(pending.session)),))
         elif persist_id is not None:
             raise NetconfError("protocol", "invalid-value", "no confirmed commit is pending")
-        if self.candidate != self.running.explicit:
+        before = self.running.explicit  # _install replaces it, never changes it in place
+        if self.candidate != before:
             validated = self._candidate_validated
             if validated is None or validated.explicit != self.candidate:
                 validated = validate_raw(self.candidate)
-            rollback = copy.deepcopy(self.running.explicit)
             self._install(validated, session)
-        else:
-            rollback = copy.deepcopy(self.running.explicit)
         if confirmed:
             self.confirmed = ConfirmedCommit(
-                rollback=pending.rollback if pending else rollback, deadline=now + timeout,
-                session=session, persist=persist)
+                rollback=pending.rollback if pending else copy.deepcopy(before),
+                deadline=now + timeout, session=session, persist=persist)
         else:
             self.confirmed = None  # a confirming commit (or none was pending)
 

@@ -55,7 +55,8 @@ def device_config() -> str:
 
 
 class DeviceProcess:
-    def __init__(self, tmp: Path):
+    def __init__(self, tmp: Path, environment: dict[str, str] | None = None):
+        self.environment = {**os.environ, **(environment or {})}
         self.state_dir = tmp / "state"
         self.startup = tmp / "startup.xml"
         self.startup.write_text(device_config())
@@ -71,7 +72,8 @@ class DeviceProcess:
                    *users,
                    "--dhcp-port", str(free_port(socket.SOCK_DGRAM)),
                    "--emulate-lan", f"239.255.70.{os.getpid() % 200 + 10}:{free_port(socket.SOCK_DGRAM)}"]
-        self.process = subprocess.Popen(command, stderr=open(self.log, "w"))
+        self.process = subprocess.Popen(command, stderr=open(self.log, "w"),
+                                        env=self.environment)
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             if "NETCONF over SSH" in self.log.read_text():

@@ -1,4 +1,8 @@
-"""RFC 6241 sections 7.2-7.7 and 8.3-8.4: edit-config, candidate, locks, confirmed commit."""
+"""RFC 6241 sections 7.2-7.7 and 8.3-8.4: edit-config, candidate, locks, confirmed commit.
+
+Every test runs against a device with each validator in charge (libyang
+judging, yangson alone): the rpc-errors must not depend on which one it is.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,18 @@ import time
 import pytest
 from ncclient.operations import RPCError
 
-from tests.conformance.conftest import DHCP_NS, NC_NS, dns_of, pool_edit, restore
+from tests.conformance.conftest import DHCP_NS, NC_NS, DeviceProcess, dns_of, pool_edit, restore
+from tests.conftest import validator_environment
+
+
+@pytest.fixture(scope="module", params=["libyang", "yangson"])
+def device(request, tmp_path_factory):
+    process = DeviceProcess(tmp_path_factory.mktemp("device"),
+                            validator_environment(request.param))
+    process.start()
+    assert f"configurations are validated by {request.param}" in process.log_text()
+    yield process
+    process.stop()
 
 
 def test_merge_into_candidate_then_commit_rfc6241_7_2(nc):

@@ -4,7 +4,9 @@ Each case edits a valid example (examples/pair/deviceA.xml or
 examples/single/server.xml) so that exactly one rule breaks, then checks the
 NetconfError our validator raises (error-tag, error-app-tag, error-path,
 message) and, where yanglint is installed, that libyang rejects the same
-instance: the rule lives in the YANG model, not in Python.
+instance: the rule lives in the YANG model, not in Python.  The errors are
+checked with each validator in charge: libyang judging and yangson
+explaining (where the binding is installed), and yangson alone.
 """
 
 from __future__ import annotations
@@ -15,8 +17,8 @@ import pytest
 from lxml import etree
 
 from nefeature.datastore import NetconfError
-from nefeature.datastore.validation import validate_config
-from tests.conftest import EXAMPLES, run_yanglint
+from nefeature.datastore.validation import validate_config, validator
+from tests.conftest import EXAMPLES, run_yanglint, validator_environment
 
 NS = {
     "if": "urn:nefeature:yang:nefeature-interfaces",
@@ -367,8 +369,17 @@ CASES = [
 ]
 
 
+@pytest.fixture(params=["libyang", "yangson"])
+def each_validator(request, monkeypatch) -> str:
+    """Run the test with libyang judging validity, then with yangson alone."""
+    for variable, value in validator_environment(request.param).items():
+        monkeypatch.setenv(variable, value)
+    assert validator() == request.param
+    return request.param
+
+
 @pytest.mark.parametrize("case", CASES, ids=lambda c: c.id)
-def test_validator_reports_the_violation(case):
+def test_validator_reports_the_violation(case, each_validator):
     with pytest.raises(NetconfError) as caught:
         validate_config(mutated(case))
     error = caught.value
@@ -399,5 +410,5 @@ def test_each_error_app_tag_of_the_model_is_exercised():
 
 
 @pytest.mark.parametrize("name", ["pair/deviceA.xml", "pair/deviceB.xml", "single/server.xml"])
-def test_unmodified_examples_are_valid(name):
+def test_unmodified_examples_are_valid(name, each_validator):
     validate_config(mutated(Case(name, [], "", None, "", "", base=name)))
