@@ -232,7 +232,9 @@ addresses = st.integers(2, 250).map(lambda n: f"10.10.10.{n}")
 def configurations(draw) -> str:
     """CLI scripts for random but valid pools, VRRP groups and backup settings."""
     lines = ["interface Vlanif100", " ip address 10.10.10.1 255.255.255.0"]
-    vip = draw(addresses)
+    # not the static bind's address: the VIP may become the pool's server identifier,
+    # which the model forbids to be a static bind (error-app-tag identifier-assignable)
+    vip = draw(addresses.filter(lambda address: address != "10.10.10.200"))
     lines.append(f" vrrp vrid 7 virtual-ip {vip}")
     if draw(st.booleans()):
         lines.append(f" vrrp vrid 7 priority {draw(st.integers(1, 254))}")
