@@ -442,3 +442,60 @@ def test_pool_threshold_event_once_per_crossing():
     crossings = [e for e in server.events if isinstance(e, PoolThresholdExceeded)]
     assert [(e.pool, e.total, e.threshold_addresses, e.allocated) for e in crossings] == [
         ("pool1", 245, 5, 5)]
+
+
+def test_journal_wal_is_started_over_under_steady_commits(tmp_path):
+    """Issue 9: under steady load a commit lands while every checkpoint runs; SQLite then
+    never started the WAL over, and the WAL (with its index, mapped into the process)
+    grew for as long as the load lasted."""
+    import sqlite3
+
+    journal = LeaseJournal(tmp_path / "leases.sqlite")
+    journal.checkpoint_in_background(interval=3600)  # as the device does; checkpoints below
+    journal.wal_restart_frames = 64
+    server = DhcpServer(single_config())
+    clients = [Client(server, mac=n) for n in range(1, 41)]
+    renewals = iter(range(10**6))
+
+    def commit_one() -> None:  # one client renews: one lease change, one commit
+        n = next(renewals)
+        clients[n % 40].dora(now=n)
+        journal.commit(server.table.take_pending())
+
+    class CommitWhileCheckpointing:
+        """The checkpointer's connection, with a commit landing during each passive checkpoint.
+
+        A reader holding the snapshot from before that commit makes the checkpoint
+        stop short of it, as a checkpoint does that started before it (a TRUNCATE
+        checkpoint holds writers up: nothing lands during it).
+        """
+
+        def __init__(self, connection: sqlite3.Connection) -> None:
+            self.connection = connection
+
+        def execute(self, sql: str) -> sqlite3.Cursor:
+            if "PASSIVE" not in sql:
+                return self.connection.execute(sql)
+            started = sqlite3.connect(journal.path, isolation_level=None)
+            started.execute("BEGIN")
+            started.execute("SELECT count(*) FROM leases").fetchone()
+            commit_one()
+            cursor = self.connection.execute(sql)
+            started.close()
+            return cursor
+
+        def close(self) -> None:
+            self.connection.close()
+
+    journal._checkpoints = CommitWhileCheckpointing(
+        sqlite3.connect(journal.path, isolation_level=None))
+    for _ in range(500):
+        for _ in range(3):
+            commit_one()
+        journal.checkpoint()
+    wal = tmp_path / "leases.sqlite-wal"
+    frames = max(0, wal.stat().st_size - 32) // (4096 + 24)  # header, then (header + page)s
+    assert frames < 200  # a frame per commit: 2,000 if the WAL is never started over
+    assert journal.integrity_check() == "ok"
+    assert len(journal.load()) == 40
+    journal.close()
