@@ -43,6 +43,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from pathlib import Path
 
+    from nefeature import memprobe
     from nefeature.datastore.validation import validate_config_text, validator
     from nefeature.node import STARTUP_FILE, Device
 
@@ -75,7 +76,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         emulated = (group, int(port))
     device = Device(validated, state_dir, dhcp_port=args.dhcp_port, emulated_lan=emulated,
                     netconf=netconf, relay_port=args.relay_port)
-    asyncio.run(device.run())
+    probe = memprobe.from_environment(device)
+
+    async def run() -> None:
+        if probe is not None:
+            probe.start(asyncio.get_running_loop())
+        await device.run()
+
+    asyncio.run(run())
     return 0
 
 
