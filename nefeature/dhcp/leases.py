@@ -1,11 +1,13 @@
 """Leases and the in-memory lease table, with the changes the journal must write.
 
 A :class:`Lease` is immutable; every change replaces it.  The table indexes
-leases by address and by (pool, client key), where the client key is the
+leases by address, by (pool, client key), where the client key is the
 client identifier (option 61) when the client sends one, else the hardware
-address (RFC 2131 section 4.2).  A lease whose client has gone (released or
-expired) stays in the table until its address goes to someone else, so the
-client gets the same address back (RFC 2131 section 4.3.1).
+address (RFC 2131 section 4.2), and by pool, so that a commit changing one
+pool's addresses looks at that pool's leases only.  A lease whose client has
+gone (released or expired) stays in the table until its address goes to
+someone else, so the client gets the same address back (RFC 2131 section
+4.3.1).
 
 Every change is also recorded in ``pending``: address -> new lease, or None
 when the row goes away.  The device commits ``take_pending()`` to the
@@ -15,7 +17,7 @@ journal before it sends the replies that depend on it.
 from __future__ import annotations
 
 import heapq
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, replace
 from enum import Enum
 from ipaddress import IPv4Address
@@ -72,11 +74,16 @@ class Lease:
 
 
 class LeaseTable:
-    """Leases by address and by client, plus the expiry schedule."""
+    """Leases by address, by client and by pool, plus the expiry schedule.
+
+    Invariant: ``by_pool[p]`` is exactly the set of addresses ``a`` with
+    ``by_address[a].pool == p`` (a pool without leases has no entry).
+    """
 
     def __init__(self) -> None:
         self.by_address: dict[int, Lease] = {}
         self.by_client: dict[tuple[str, bytes], int] = {}
+        self.by_pool: defaultdict[str, set[int]] = defaultdict(set)
         self.pending: dict[int, Lease | None] = {}
         self.offers_in_flight: Counter[str] = Counter()  # per pool: offers awaiting a REQUEST
         self._deadlines: list[tuple[float, int]] = []  # (expiry, address); stale entries skipped
@@ -88,11 +95,17 @@ class LeaseTable:
         address = self.by_client.get((pool, client))
         return None if address is None else self.by_address.get(address)
 
+    def addresses_in(self, pool: str) -> set[int] | tuple[()]:
+        """The addresses of the pool's leases (any state); do not change the table meanwhile."""
+        return self.by_pool.get(pool, ())
+
     def put(self, lease: Lease, journal: bool = True) -> None:
         """Insert or replace the lease at its address."""
         previous = self.by_address.get(lease.address)
         if previous is not None and previous.client != lease.client:
             self._forget_client(previous)
+        if previous is not None and previous.pool != lease.pool:
+            self._unindex(previous.pool, lease.address)
         old_address = self.by_client.get((lease.pool, lease.client))
         if old_address is not None and old_address != lease.address:
             self.remove(old_address)
@@ -102,6 +115,7 @@ class LeaseTable:
             self.offers_in_flight[lease.pool] += 1
         self.by_address[lease.address] = lease
         self.by_client[(lease.pool, lease.client)] = lease.address
+        self.by_pool[lease.pool].add(lease.address)
         if lease.expiry is not None and lease.state in HOLDING:
             heapq.heappush(self._deadlines, (lease.expiry, lease.address))
         if journal and lease.state is not LeaseState.OFFERED:
@@ -113,6 +127,7 @@ class LeaseTable:
         lease = self.by_address.pop(address, None)
         if lease is not None:
             self._forget_client(lease)
+            self._unindex(lease.pool, address)
             if lease.state is LeaseState.OFFERED:
                 self.offers_in_flight[lease.pool] -= 1
             else:
@@ -122,6 +137,12 @@ class LeaseTable:
     def _forget_client(self, lease: Lease) -> None:
         if self.by_client.get((lease.pool, lease.client)) == lease.address:
             del self.by_client[(lease.pool, lease.client)]
+
+    def _unindex(self, pool: str, address: int) -> None:
+        addresses = self.by_pool[pool]
+        addresses.discard(address)
+        if not addresses:
+            del self.by_pool[pool]
 
     def next_expiry(self) -> float | None:
         """Earliest expiry of an offered, bound or declined lease."""

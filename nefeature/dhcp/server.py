@@ -38,7 +38,8 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, fields
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
+from typing import NamedTuple
 
 from nefeature.config.model import DeviceConfig, FloodProtection, Interface, Pool
 from nefeature.dhcp.codec import (
@@ -137,13 +138,46 @@ _RECEIVED_COUNTER = {
 _SENT_COUNTER = {MessageType.OFFER: "offer", MessageType.ACK: "ack", MessageType.NAK: "nak"}
 
 
-class _PoolState:
-    """A configured pool with its allocator and the options every reply carries."""
+class _AddressPlan(NamedTuple):
+    """Everything a pool's allocator is built from: equal plans, equal allocators."""
 
-    def __init__(self, pool: Pool, reserved: set[int]) -> None:
+    network: IPv4Network
+    sections: tuple
+    excluded: tuple
+    static_binds: tuple
+    reserved: frozenset[int]  # never leased, within the span of the sections
+
+
+def _address_plan(pool: Pool, reserved: set[int]) -> _AddressPlan:
+    """The pool's plan; ``reserved`` is every address the device never leases.
+
+    Reserved addresses outside the span of the pool's sections cannot change
+    which addresses it hands out, so they are left out: a new interface or
+    virtual address in another subnet does not rebuild this pool's allocator.
+    """
+    if pool.sections:
+        low = min(int(s.start) for s in pool.sections)
+        high = max(int(s.end) for s in pool.sections)
+        reserved = {a for a in reserved if low <= a <= high}
+    else:
+        reserved = set()
+    return _AddressPlan(pool.network, pool.sections, pool.excluded, pool.static_binds,
+                        frozenset(reserved))
+
+
+class _PoolState:
+    """A configured pool with its allocator and the options every reply carries.
+
+    ``addresses`` is given when the allocator of the previous configuration
+    is kept (its address plan did not change); otherwise a new, empty one is
+    built and the server fills it from the pool's leases.
+    """
+
+    def __init__(self, pool: Pool, plan: _AddressPlan,
+                 addresses: AddressPool | None = None) -> None:
         self.config = pool
-        self.reserved = reserved
-        self.addresses = AddressPool(pool, reserved)
+        self.plan = plan
+        self.addresses = addresses if addresses is not None else AddressPool(pool, plan.reserved)
         options: dict[int, bytes] = {Option.SUBNET_MASK: pool.network.netmask.packed}
         if pool.routers:
             options[Option.ROUTER] = b"".join(a.packed for a in pool.routers)
@@ -184,6 +218,26 @@ class DhcpServer:
 
         Never leased: the device's interface and virtual addresses, the
         remote backup peer's address, a pool's routers and identifier.
+
+        A commit costs what it changes, not what the lease table holds.  A
+        pool's allocator depends only on its address plan (``_address_plan``:
+        network, sections, excluded ranges, static binds, and the never-leased
+        addresses within its sections), so:
+
+        * a pool whose plan is unchanged keeps its allocator object as it is:
+          the addresses in use, the cursor over never-used addresses and the
+          queue of freed ones.  When only its options changed (domain name,
+          DNS servers, lease time, ...) just the encoded options are rebuilt,
+          and its threshold alarm stays raised unless the threshold changed;
+        * a new pool, or one whose plan changed, gets a new allocator that
+          takes the addresses held by that pool's own leases (offered, bound
+          or declined), found through the table's per-pool index; no other
+          pool's leases are looked at.
+
+        The table itself is never changed here: a lease outside a shrunk
+        range stays its client's until it ends, and nothing goes to the
+        journal.  A removed pool's leases stay in the table, and are taken
+        again if a pool of that name comes back.
         """
         self.enabled = config.dhcp_enabled
         self._set_flood_protection(config.flood_protection)
@@ -193,23 +247,29 @@ class DhcpServer:
         own |= {int(a) for s in config.rbs_services for a in (s.peer, s.source) if a is not None}
         previous = getattr(self, "pools", {})
         self.pools: dict[str, _PoolState] = {}
-        rebuilt = set()
         for pool in config.pools:
             reserved = own | {int(a) for a in pool.routers}
             if pool.identifier is not None:
                 reserved.add(int(pool.identifier))
+            plan = _address_plan(pool, reserved)
             kept = previous.get(pool.name)
-            if kept is not None and kept.config == pool and kept.reserved == reserved:
-                self.pools[pool.name] = kept  # unchanged: keep its allocator as it is
-                continue
-            self.pools[pool.name] = state = _PoolState(pool, reserved)
-            rebuilt.add(pool.name)
+            if kept is not None and kept.plan == plan:
+                if kept.config == pool:
+                    self.pools[pool.name] = kept  # unchanged
+                    continue
+                state = _PoolState(pool, plan, kept.addresses)  # options only
+                state.over_threshold = kept.over_threshold and \
+                    kept.config.warning_threshold == pool.warning_threshold
+            else:
+                state = _PoolState(pool, plan)
+                by_address = self.table.by_address
+                for address in self.table.addresses_in(pool.name):
+                    if by_address[address].state in HOLDING:
+                        state.addresses.take(address)
+            self.pools[pool.name] = state
         for state in self.pools.values():
             state.server_id = None
             state.server_id = self._server_id(state, None)
-        for lease in self.table.by_address.values():
-            if lease.state in HOLDING and lease.pool in rebuilt:
-                self.pools[lease.pool].addresses.take(lease.address)
 
     def _set_flood_protection(self, limits: FloodProtection) -> None:
         """New limiters only where a rate changed, so a commit does not refill every bucket."""
