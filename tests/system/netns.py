@@ -583,6 +583,20 @@ def add_pools(text: str, *pools: str) -> str:
     return replace_once(text, "    </ip-pools>", "".join(pools) + "    </ip-pools>")
 
 
+def pair_device(lan: Lan, label: str, *pools: str,
+                advertise_centiseconds: int | None = None) -> Nefeature:
+    """examples/pair/device{A,B}.xml in ``lan.ns[label]``, with more pools bound to the
+    profile and, if given, a faster VRRP advertisement interval."""
+    text = (PAIR / f"device{label}.xml").read_text()
+    if advertise_centiseconds is not None:
+        text = replace_once(text, "<vrid>1</vrid>", "<vrid>1</vrid>\n          "
+                            f"<advertise-interval-centi-sec>{advertise_centiseconds}"
+                            "</advertise-interval-centi-sec>")
+    config = write_config(lan.dir / f"device{label}.xml", add_pools(text, *pools))
+    return Nefeature(lan, lan.ns[label], config, lan.dir / f"state-{label}", lan.dir,
+                     f"Device{label}")
+
+
 def write_config(path: Path, text: str) -> Path:
     """Write a derived config and check it with ``nefeature validate``."""
     path.write_text(text)

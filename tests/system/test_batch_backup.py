@@ -22,21 +22,18 @@ import pytest
 from nefeature.dhcp.journal import LeaseJournal
 from nefeature.dhcp.leases import Lease, LeaseState
 from tests.system.netns import (
-    PAIR,
     VIP,
     Lan,
     Nefeature,
-    add_pools,
     explain_failure,
     ip_pool,
     journal_rows,
     logs_of,
-    replace_once,
+    pair_device,
     require_root,
     require_tool,
     torn_down,
     wait_for,
-    write_config,
 )
 from tests.system.test_hot_backup import ADDRESS
 from tests.system.test_pair_crash import ADVERTISE_CENTISECONDS, CHANNEL_UP
@@ -59,13 +56,9 @@ def lan(tmp_path: Path) -> Iterator[Lan]:
 
 
 def device(lan: Lan, label: str) -> Nefeature:
-    text = replace_once((PAIR / f"device{label}.xml").read_text(), "<vrid>1</vrid>",
-                        "<vrid>1</vrid>\n          <advertise-interval-centi-sec>"
-                        f"{ADVERTISE_CENTISECONDS}</advertise-interval-centi-sec>")
-    text = add_pools(text, ip_pool("bulk", BULK, str(BULK.network_address + 1), identifier=VIP,
-                                   backup_profile="service1"))
-    return Nefeature(lan, lan.ns[label], write_config(lan.dir / f"device{label}.xml", text),
-                     lan.dir / f"state-{label}", lan.dir, f"Device{label}")
+    return pair_device(lan, label, ip_pool("bulk", BULK, str(BULK.network_address + 1),
+                                           identifier=VIP, backup_profile="service1"),
+                       advertise_centiseconds=ADVERTISE_CENTISECONDS)
 
 
 def prefill(journal: Path, count: int) -> None:

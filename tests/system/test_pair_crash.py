@@ -27,23 +27,20 @@ from pathlib import Path
 import pytest
 
 from tests.system.netns import (
-    PAIR,
     PYTHON,
     ROOT,
     VIP,
     Lan,
     Nefeature,
-    add_pools,
     explain_failure,
     ip_pool,
     logs_of,
-    replace_once,
+    pair_device,
     require_root,
     require_tool,
     run,
     torn_down,
     wait_for,
-    write_config,
 )
 from tests.system.test_crash_consistency import CLOCK_SLACK, integrity, last_ack_per_client
 from tests.system.test_hot_backup import ADDRESS, GIADDR, RELAY_LAN, RELAYED
@@ -75,15 +72,9 @@ def lan(tmp_path: Path) -> Iterator[Lan]:
 
 
 def device(lan: Lan, label: str) -> Nefeature:
-    text = (PAIR / f"device{label}.xml").read_text()
-    text = replace_once(text, "<vrid>1</vrid>", "<vrid>1</vrid>\n          "
-                        f"<advertise-interval-centi-sec>{ADVERTISE_CENTISECONDS}"
-                        "</advertise-interval-centi-sec>")
-    text = add_pools(text, ip_pool("relayed", RELAYED, GIADDR, identifier=VIP,
-                                   backup_profile="service1"))
-    config = write_config(lan.dir / f"device{label}.xml", text)
-    return Nefeature(lan, lan.ns[label], config, lan.dir / f"state-{label}", lan.dir,
-                     f"Device{label}")
+    return pair_device(lan, label, ip_pool("relayed", RELAYED, GIADDR, identifier=VIP,
+                                           backup_profile="service1"),
+                       advertise_centiseconds=ADVERTISE_CENTISECONDS)
 
 
 def became_master(device: Nefeature) -> int:
