@@ -35,7 +35,6 @@ from nefeature_cli.commands import (
     SYSTEM,
     USER,
     VRRP,
-    Action,
     Edit,
     Enter,
     commands_for,

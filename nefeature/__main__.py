@@ -41,8 +41,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from pathlib import Path
-
     from nefeature import memprobe
     from nefeature.datastore.validation import validate_config_text, validator
     from nefeature.node import STARTUP_FILE, Device
