@@ -114,7 +114,9 @@ class ProfileRuntime:
     mclt: int
     local_state: str = "init"
     peer_state: str = "init"
-    batch_done: bool = False
+    batch_done: bool = False  # our table holds the peer's (received, or we are its source)
+    peer_batch_done: bool = False  # what the peer says of its own table
+    batch_sent: bool = False  # we started a batch on this connection
     batch_total: int = 0
     batch_received: int = 0
     batch_status: str = "idle"
@@ -185,6 +187,8 @@ class HotBackup:
                 self.events.append(RbpStateChanged(profile.name, profile.local_state, state,
                                                    "vrrp"))
                 profile.local_state = state
+            if state == "master":
+                self._offer_batch(profile, now)
             serving = state == "master" and now >= profile.alone_from \
                 and not self._awaiting_batch(profile)
             for pool in profile.pools:
@@ -199,6 +203,13 @@ class HotBackup:
         router = self.vrrp.get(profile.vrrp_key)
         interval = router.group.advertise_interval / 100 if router else 1.0
         return max(SERVE_ALONE_MIN, 2 * interval)
+
+    def _offer_batch(self, profile: ProfileRuntime, now: float) -> None:
+        """As master, send our table to a peer that says it lacks one (both devices
+        started together and the channel came up before VRRP chose a master)."""
+        if self.channels[profile.service].state is ChannelState.UP and not profile.batch_sent \
+                and not profile.peer_batch_done and profile.peer_state != "master":
+            self.send_batch(profile, now)
 
     def _awaiting_batch(self, profile: ProfileRuntime) -> bool:
         """The peer is master, reachable, and its batch backup to us is not complete."""
@@ -323,8 +334,11 @@ class HotBackup:
                 self._peer_states(service, event.peer.profiles)
                 for profile in self.profiles.values():
                     if profile.service == service:
-                        # A master peer holds leases we may lack: wait for its batch.
-                        profile.batch_done = profile.peer_state != "master"
+                        # A master peer holds leases we may lack: wait for its batch.  With
+                        # neither master yet, whichever VRRP picks sends its table then.
+                        profile.batch_done = profile.local_state == "master" \
+                            and profile.peer_state != "master"
+                        profile.batch_sent = False
                 self.events.append(ProtectDown(service, True, "peer connected"))
                 self._send_batches(service, now)
             elif isinstance(event, ChannelDown):
@@ -385,6 +399,7 @@ class HotBackup:
         for profile in self.profiles.values():
             if profile.service == service and profile.backup_id in by_id:
                 profile.peer_state = by_id[profile.backup_id].state
+                profile.peer_batch_done = by_id[profile.backup_id].batch_done
 
     def _send_batches(self, service: str, now: float) -> None:
         for profile in self.profiles.values():
@@ -404,6 +419,9 @@ class HotBackup:
         if started:
             profile.batch_status, profile.batch_total, profile.batch_received = \
                 "running", len(addresses), 0
+            profile.batch_sent = True
+            if profile.local_state == "master" and profile.peer_state != "master":
+                profile.batch_done = True  # the peer is getting our table: ours is the reference
         return started
 
     def _batch_records(self, profile: ProfileRuntime, addresses: list[int]):

@@ -276,21 +276,48 @@ def test_switchover_then_rejoin_with_batch_backup_and_gated_preemption():
 def test_preemption_waits_for_the_batch_backup():
     pair = Pair()
     pair.start()
+    for n in range(1, 4):
+        pair.serve(pair.a, Client(pair.a.dhcp, mac=n))
+    applied = pair.a.backup.records_applied
     pair.a.router.link_changed("GigabitEthernet0/1/2", False, pair.now)
     pair.advance(pair.now + 0.5)
     assert pair.b.router.state is State.MASTER
+    assert pair.a.backup.records_applied == applied  # a failover sends no batch
     pair.a.router.link_changed("GigabitEthernet0/1/2", True, pair.now)
     profile = pair.a.backup.profiles["service1"]
-    profile.batch_done = False  # as if A had just come back and B's batch was in flight
+    pair.batch_pages = False  # B's batch pages are slow to come
+    profile.batch_done = False  # as if A had just come back: it says so, and B sends its table
     pair.a.backup.update_roles(pair.now)
-    assert pair.a.router.preempt_allowed is False
+    pair.settle()
+    assert profile.batch_status == "running" and pair.a.router.preempt_allowed is False
     pair.advance(pair.now + 700)
-    assert pair.a.router.state is State.BACKUP  # hold-time over, still no batch: waits
-    pair.b.backup.batch_backup_now("service1", pair.now)
+    assert pair.a.router.state is State.BACKUP  # hold-time over, batch incomplete: waits
+    pair.batch_pages = True
     pair.settle()
     assert profile.batch_done and pair.a.router.preempt_allowed
     pair.advance(pair.now + 1)
     assert pair.a.router.state is State.MASTER
+
+
+def test_devices_starting_together_the_elected_master_sends_its_table():
+    """The channel comes up before VRRP has chosen: nobody is master, nobody sends a batch;
+    the device VRRP then makes master sends its table to the peer, which says it lacks one."""
+    pair = Pair()
+    source = Pair()
+    source.start()
+    for n in range(1, 6):
+        source.serve(source.a, Client(source.a.dhcp, mac=n))
+    for lease in source.a.dhcp.table.by_address.values():  # A's journal at start
+        pair.a.dhcp.apply_peer_lease(lease.pool, lease.address, lease)
+    pair.connect()  # both VRRP routers still initializing
+    assert pair.b.backup.profiles["service1"].batch_status == "idle"
+    pair.a.router.startup(pair.now)
+    pair.b.router.startup(pair.now)
+    pair.advance(pair.now + 5)
+    assert pair.a.router.state is State.MASTER
+    assert set(pair.b.dhcp.table.by_address) == set(pair.a.dhcp.table.by_address)
+    assert len(pair.b.dhcp.table.by_address) == 5
+    assert pair.b.backup.profiles["service1"].batch_done
 
 
 def test_partition_reconciliation_leaves_no_address_with_two_clients():
