@@ -29,10 +29,10 @@ pace (one page per turn of its event loop, and none while the socket is
 backed up) and a table of millions never stalls it or sits in memory as
 frames.  At most ``BATCH_WINDOW`` pages are unacknowledged at a time, so
 a real-time update (which a strict-mode DHCPACK waits for) never queues
-behind more than that on the way to the peer.  Batch records take sequence numbers like any others but are not
-kept for resending: a batch cut by a lost connection is abandoned, and the
-owner starts a fresh one, from the table as it is then, when the channel
-is up again.  The peer's acks report the batch's progress
+behind more than that on the way to the peer.  Batch records take
+sequence numbers like any others but are not kept for resending: a batch
+cut by a lost connection is abandoned, and the owner starts a fresh one,
+from the table as it is then, when the channel is up again.  The peer's acks report the batch's progress
 (``BatchAcked``); it is complete once everything up to BATCH_END is
 acknowledged.
 

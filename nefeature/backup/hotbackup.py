@@ -18,12 +18,13 @@ acknowledging holds the ACKs back as long as it takes (clients retransmit);
 only a peer that acknowledged nothing for ``STRICT_WAIT`` seconds counts as
 unresponsive, and then the parked ACKs leave without it (counted as
 ``unconfirmed_replies``).  With the peer unreachable the master serves
-alone and the queue is sent when it returns.  When the channel drops, parked ACKs are dropped
-(the clients retransmit) and bound pools pause for two advertisement
-intervals: the peer may have dropped the channel because it has just taken
-over from a master that stalled, and VRRP must get to say so first.  In ``lazy`` mode the reply leaves at once and the
-lease time is capped so that it never runs more than MCLT past what the
-peer has acknowledged (the ISC failover rule).
+alone and the queue is sent when it returns.  When the channel drops,
+parked ACKs are dropped (the clients retransmit) and bound pools pause for
+two advertisement intervals: the peer may have dropped the channel because
+it has just taken over from a master that stalled, and VRRP must get to
+say so first.  In ``lazy`` mode the reply leaves at once and the lease time
+is capped so that it never runs more than MCLT past what the peer has
+acknowledged (the ISC failover rule).
 
 Batch backup.  When a channel comes up, the master of each profile sends
 all leases of the profile's pools; ``batch_backup_now`` does the same on
@@ -334,11 +335,10 @@ class HotBackup:
                 self._peer_states(service, event.peer.profiles)
                 for profile in self.profiles.values():
                     if profile.service == service:
-                        # A master peer holds leases we may lack: wait for its batch.  With
-                        # neither master yet, whichever VRRP picks sends its table then.
-                        profile.batch_done = profile.local_state == "master" \
-                            and profile.peer_state != "master"
-                        profile.batch_sent = False
+                        # Until a batch arrives (or we send ours as master, below) our table
+                        # may lack the peer's: a master peer sends one now; with neither
+                        # master yet, whichever VRRP picks sends its table then.
+                        profile.batch_done = profile.batch_sent = False
                 self.events.append(ProtectDown(service, True, "peer connected"))
                 self._send_batches(service, now)
             elif isinstance(event, ChannelDown):
@@ -409,11 +409,12 @@ class HotBackup:
     def send_batch(self, profile: ProfileRuntime, now: float) -> bool:
         """Start a batch backup of the profile's leases (False if the channel is down).
 
-        The addresses are listed now (a copy of the table's keys, fast even
-        for millions); each lease is read as its page goes out, so a page
-        carries the lease as it is then, and one that went away is skipped.
+        The addresses of the profile's pools are listed now (copies of the
+        table's per-pool index, fast even for millions); each lease is read
+        as its page goes out, so a page carries the lease as it is then, and
+        one that went away is skipped.
         """
-        addresses = list(self.dhcp.table.by_address)
+        addresses = [a for pool in profile.pools for a in self.dhcp.table.addresses_in(pool)]
         started = self.channels[profile.service].send_batch(
             profile.backup_id, self._batch_records(profile, addresses), len(addresses))
         if started:
