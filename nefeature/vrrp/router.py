@@ -99,6 +99,7 @@ class VrrpRouter:
         self.new_master_reason = "not-master"
         self.last_event = "none"
         self.up_since: float | None = None
+        self.recover_timer: float | None = None  # interface up, waiting out recover-delay
 
     # --- RFC 5798 section 6.1 variables ---
 
@@ -125,7 +126,7 @@ class VrrpRouter:
         return 3 * self.master_adver_interval + self.skew_time
 
     def next_deadline(self) -> float | None:
-        timers = [self.master_down_timer, self.adver_timer,
+        timers = [self.master_down_timer, self.adver_timer, self.recover_timer,
                   self.preempt_timer if self.preempt_allowed else None]
         return min((t for t in timers if t is not None), default=None)
 
@@ -143,9 +144,18 @@ class VrrpRouter:
         else:
             self._change_state(State.BACKUP, now, "startup")
 
+    def interface_up(self, now: float) -> None:
+        """The group's interface came up: start now, or once ``vrrp recover-delay`` has
+        passed with the interface still up (a flapping link does not flap the role)."""
+        if self.group.recover_delay:
+            self.recover_timer = now + self.group.recover_delay
+        else:
+            self.startup(now)
+
     def shutdown(self, now: float) -> None:
         """Sections 6.4.2 and 6.4.3: back to Initialize; a master says priority 0."""
         self.last_event = "shutdown"
+        self.recover_timer = None
         if self.state is State.MASTER:
             self._send(0)
         if self.state is not State.INITIALIZE:
@@ -205,6 +215,9 @@ class VrrpRouter:
             self.handle_timer(now)
 
     def handle_timer(self, now: float) -> None:
+        if self.recover_timer is not None and self.recover_timer <= now:
+            self.recover_timer = None
+            self.startup(now)
         if self.state is State.BACKUP:
             if self.master_down_timer is not None and self.master_down_timer <= now:
                 self.last_event = "master-down-timer"
