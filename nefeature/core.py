@@ -150,6 +150,7 @@ class DeviceCore:
         self._write_in_flight: int | None = None
         self.committed_write = 0  # every write up to this one is on disk
         self._gate: list[_Gated] = []
+        self._closing: set[str] = set()  # channels whose connection we asked to drop
         self._acknowledge_after: dict[str, int] = {}  # service -> write before acking the peer
         self.backup = self._new_backup(now)
         self.dhcp.handle_timer(wall)  # leases that ran out while the device was down
@@ -360,6 +361,7 @@ class DeviceCore:
 
     def channel_connected(self, service: str, now: float, wall: float) -> None:
         self._clocks(now, wall)
+        self._closing.discard(service)
         self.channels[service].connection_made(now)
         self._after_input(now)
 
@@ -370,6 +372,7 @@ class DeviceCore:
 
     def channel_lost(self, service: str, reason: str, now: float, wall: float) -> None:
         self._clocks(now, wall)
+        self._closing.discard(service)
         self.channels[service].connection_lost(now, reason)
         self._after_input(now)
 
@@ -402,9 +405,9 @@ class DeviceCore:
             data = channel.data_to_send()
             if data:
                 self._outputs.append(SendChannel(name, data))
-            if channel.close_reason:
+            if channel.close_reason and name not in self._closing:
+                self._closing.add(name)  # until the shell reports the connection gone
                 self._outputs.append(CloseChannel(name, channel.close_reason))
-                channel.close_reason = None
 
     # --- timers ---
 

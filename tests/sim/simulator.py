@@ -341,6 +341,9 @@ class Sim:
         getattr(device.core, method)(*args, self.now, self.wall(device))
         self.outputs(device)
 
+    def deliver_to(self, device: SimDevice, incarnation: int, method: str, *args) -> None:
+        self.deliver(device, method, *args, incarnation=incarnation)
+
     def outputs(self, device: SimDevice) -> None:
         core = device.core
         while (output := core.next_event()) is not None:
@@ -511,8 +514,8 @@ class Sim:
             return
         self.connection = 0
         for device in self.devices.values():
-            self.at(self.now + 0.0005, self.deliver, device, "channel_lost", "service1",
-                    "connection reset", device.incarnation)
+            self.at(self.now + 0.0005, self.deliver_to, device, device.incarnation,
+                    "channel_lost", "service1", "connection reset")
         self.schedule_reconnect()
 
     def connection_generation_bump(self) -> None:
