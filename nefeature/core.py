@@ -37,7 +37,15 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
 
 from nefeature.backup.channel import BackupChannel, ChannelState
-from nefeature.backup.hotbackup import HotBackup
+from nefeature.backup.hotbackup import (
+    AllowPreempt,
+    ApplyPeerLease,
+    CapLeaseTimes,
+    HotBackup,
+    PeerHasExpiry,
+    RestrictAllocation,
+    ServePools,
+)
 from nefeature.config.diff import diff_configs
 from nefeature.config.model import DeviceConfig, RbsService
 from nefeature.dhcp.events import LeaseEvent
@@ -45,6 +53,8 @@ from nefeature.dhcp.leases import Lease
 from nefeature.dhcp.server import DhcpServer, Received, Reply
 from nefeature.vrrp.packet import Advertisement, VrrpPacketError, parse_ipv4
 from nefeature.vrrp.router import State, VrrpRouter, VrrpStateChanged
+
+_ROLES = {State.MASTER: "master", State.BACKUP: "slave", State.INITIALIZE: "init"}
 
 #: RFC 8347 global VRRP counters (errors not tied to one virtual router).
 VRRP_GLOBAL_COUNTERS = ("checksum-errors", "version-errors", "vrid-errors", "ip-ttl-errors",
@@ -157,11 +167,11 @@ class DeviceCore:
         self.started = False
 
     def _new_backup(self, now: float) -> HotBackup:
-        backup = HotBackup(self.config, self.dhcp, self.vrrp, started=now)
-        if self._random_bytes is not None:
-            for name, channel in backup.channels.items():
-                backup.channels[name] = BackupChannel(channel.name, channel.shared_key,
-                                                      random_bytes=self._random_bytes)
+        backup = HotBackup(self.config, started=now, random_bytes=self._random_bytes,
+                           wall_offset=self._wall_offset)
+        backup.table = self.dhcp.table
+        for key, router in self.vrrp.items():
+            backup.role_changed(key, _ROLES[router.state], "configuration", now)
         return backup
 
     @property
@@ -173,6 +183,8 @@ class DeviceCore:
 
     def _clocks(self, now: float, wall: float) -> None:
         self._wall_offset = wall - now
+        if hasattr(self, "backup"):
+            self.backup.wall_offset = self._wall_offset
 
     # --- outputs ---
 
@@ -243,19 +255,15 @@ class DeviceCore:
 
     def _dhcp_output(self, replies: list[Reply], now: float) -> None:
         """Lease events to the peer; replies to the wire or to the gate."""
-        leaving = self.backup.route_replies(replies, self.dhcp.events, now)
+        waits = self.backup.lease_events(self.dhcp.events, now)
         self._notify_all(self.dhcp.events)
         self.dhcp.events.clear()
         write_id = self._journal_pending()
-        for reply in leaving:
+        for reply in replies:
             if reply.durable:
-                self._gate.append(_Gated(reply, write_id))
+                self._gate.append(_Gated(reply, write_id, *waits.get(reply.pool, (None, 0))))
             else:
                 self._outputs.append(SendDhcp(reply))
-
-    def _send_released(self, replies: list[Reply]) -> None:
-        for reply in replies:
-            self._outputs.append(SendDhcp(reply))
 
     # --- the journal (leader/follower group commit) ---
 
@@ -286,14 +294,26 @@ class DeviceCore:
         self._after_input(now)
 
     def _gate_release(self, now: float) -> None:
-        """The ACK gate: a reply carrying a binding leaves once its lease is on disk."""
+        """The ACK gate, the one place a reply carrying a binding is let out: its lease
+        is in the local journal and, in strict mode, the peer has acknowledged its
+        record, or the peer is unresponsive (then it leaves counted as unconfirmed)."""
         keep = []
+        unconfirmed: dict[str, int] = {}
+        backup = self.backup
         for gated in self._gate:
-            if gated.write_id <= self.committed_write:
+            service = gated.service
+            if gated.write_id > self.committed_write:
+                keep.append(gated)
+            elif service is None or backup.peer_confirmed(service, gated.seq):
                 self._outputs.append(SendDhcp(gated.reply))
+            elif backup.peer_unresponsive(service, now):
+                self._outputs.append(SendDhcp(gated.reply, unconfirmed=True))
+                unconfirmed[service] = unconfirmed.get(service, 0) + 1
             else:
                 keep.append(gated)
         self._gate = keep
+        for service, count in unconfirmed.items():
+            backup.count_unconfirmed(service, count)
 
     # --- VRRP ---
 
@@ -337,7 +357,7 @@ class DeviceCore:
             interface.address if interface is not None else None,
             router.virtual_addresses if addresses is None else addresses, present))
 
-    def _vrrp_output(self) -> bool:
+    def _vrrp_output(self, now: float) -> bool:
         """Advertisements out, state changes acted on; True if any router had output."""
         moved = False
         for key, router in self.vrrp.items():
@@ -353,6 +373,7 @@ class DeviceCore:
                         self._virtual(key, router, present=True)
                     elif event.old is State.MASTER:
                         self._virtual(key, router, present=False)
+                    self.backup.role_changed(key, _ROLES[event.new], event.reason, now)
                 self._outputs.append(Notify(event))
             router.events.clear()
         return moved
@@ -394,8 +415,8 @@ class DeviceCore:
 
     def _channel_input(self, now: float) -> None:
         for service in self.channels:
-            leaving, applied = self.backup.on_channel_events(service, now)
-            self._send_released(leaving)
+            applied = self.backup.channel_input(service, now)
+            self._backup_commands(now)  # the peer's leases into the table, then the journal
             if applied:
                 # the peer's leases reach our disk before we acknowledge them
                 self._acknowledge_after[service] = self._journal_pending()
@@ -421,7 +442,7 @@ class DeviceCore:
             deadline = router.next_deadline()
             if deadline is not None and deadline <= now:
                 router.handle_timer(now)
-        self._send_released(self.backup.handle_timer(now))
+        self.backup.handle_timer(now)
         self._after_input(now)
 
     # --- after every input ---
@@ -431,8 +452,8 @@ class DeviceCore:
         journal, the gate, the bytes for the peer."""
         for _ in range(8):  # a role change may open a preemption gate, which changes a role
             self._channel_input(now)
-            moved = self._vrrp_output()
-            self.backup.update_roles(now)
+            moved = self._vrrp_output(now)
+            moved |= self._backup_commands(now)
             if not moved and not any(r.outgoing or r.events for r in self.vrrp.values()) \
                     and not any(c.events for c in self.channels.values()):
                 break
@@ -441,6 +462,32 @@ class DeviceCore:
         self._journal_pending()
         self._gate_release(now)
         self._channel_output()
+
+    def _backup_commands(self, now: float) -> bool:
+        """Carry out what the hot-backup engine asked for; True if it asked anything."""
+        commands, self.backup.commands = self.backup.commands, []
+        dhcp = self.dhcp
+        for command in commands:
+            kind = type(command)
+            if kind is ApplyPeerLease:
+                dhcp.apply_peer_lease(command.pool, command.address, command.lease)
+            elif kind is ServePools:
+                for pool in command.pools:
+                    dhcp.set_serving(pool, command.serving)
+            elif kind is RestrictAllocation:
+                for pool in command.pools:
+                    dhcp.restrict_allocation(pool, command.restricted)
+            elif kind is AllowPreempt:
+                router = self.vrrp.get(command.vrrp)
+                if router is not None:
+                    router.set_preempt_allowed(command.allowed, now)
+            elif kind is CapLeaseTimes:
+                for pool in command.pools:
+                    dhcp.mclt[pool] = command.mclt
+            elif kind is PeerHasExpiry:
+                dhcp.peer_expiry[command.address] = max(
+                    command.expiry, dhcp.peer_expiry.get(command.address, 0.0))
+        return bool(commands)
 
     def _notify_all(self, events: list) -> None:
         for event in events:
@@ -507,10 +554,15 @@ class DeviceCore:
                                   tuple(set(router.virtual_addresses) - set(old_addresses)))
 
     def _rebuild_backup(self, now: float) -> None:
-        self.dhcp.silent_pools.clear()
-        self.dhcp.lease_time_limit = None
+        dhcp = self.dhcp
+        dhcp.silent_pools.clear()
+        for pool in list(dhcp.restricted_pools):
+            dhcp.restrict_allocation(pool, False)
+        dhcp.mclt.clear()
         self.backup = self._new_backup(now)
         self._acknowledge_after.clear()
+        for gated in self._gate:  # the old channels are gone: these wait for the disk only
+            gated.service = None
         self._outputs.append(ChannelsChanged(self._channel_services()))
 
     # --- device RPCs ---
@@ -520,6 +572,7 @@ class DeviceCore:
         """reset-address-state: addresses back to idle (raises ValueError on bad input)."""
         self._clocks(now, wall)
         count = self.dhcp.reset_addresses(pool, start, end, state)
+        self._dhcp_output([], now)  # the peer hears of every address reset
         self._after_input(now)
         return count
 

@@ -152,6 +152,7 @@ class RbsProfile:
     service_types: frozenset[str] = frozenset()
     sync_mode: str = "strict"
     mclt: int = 3600  # seconds
+    partition_share: int = 50  # percent of each pool's addresses that are the secondary's
 
     @property
     def key(self) -> str:
@@ -377,4 +378,5 @@ def _rbs_profile(entry: dict[str, Any]) -> RbsProfile:
         service_types=frozenset(entry.get("service-type", [])),
         sync_mode=entry.get("sync-mode", "strict"),
         mclt=entry.get("mclt", 3600),
+        partition_share=entry.get("partition-share", 50),
     )
