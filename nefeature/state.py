@@ -185,6 +185,8 @@ def rbs_state(backup, tcp_states: dict[str, str] | None = None) -> dict:
     profiles = []
     for profile in backup.profiles.values():
         state = {"local-state": profile.local_state, "peer-state": profile.peer_state,
+                 "failover-state": profile.failover.value,
+                 "failover-role": profile.failover_role,
                  "pending-updates": backup.channels[profile.service].pending,
                  "batch-backup": {"status": profile.batch_status,
                                   "leases-total": profile.batch_total,

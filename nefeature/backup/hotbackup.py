@@ -218,6 +218,7 @@ class ProfileRuntime:
     batch_received: int = 0
     batch_status: str = "idle"
     last_batch_time: float | None = None  # wall clock
+    failover_role: str = "primary"  # whose share of the pools is ours (partition-share)
     serving: bool | None = None
     restricted: bool | None = None
     preempt: bool | None = None
@@ -246,7 +247,8 @@ class HotBackup:
                               if p.backup_profile == profile.name)
             self.profiles[profile.name] = ProfileRuntime(
                 profile.name, profile.backup_id, profile.service, profile.vrrp, pools,
-                profile.sync_mode, profile.mclt)
+                profile.sync_mode, profile.mclt,
+                failover_role="primary" if service.source < service.peer else "secondary")
             if service.name not in self.channels:
                 key = service.shared_key.encode() if service.shared_key else None
                 extra = {} if self.random_bytes is None else {"random_bytes": self.random_bytes}

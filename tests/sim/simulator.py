@@ -46,6 +46,7 @@ from nefeature.config import load_config
 from nefeature.core import (
     CloseChannel,
     DeviceCore,
+    Notify,
     SendChannel,
     SendDhcp,
     SendVrrp,
@@ -132,6 +133,7 @@ class SimDevice:
     uplink_up: bool = True
     skew: float = 0.0  # wall clock minus the simulator's wall clock
     page_scheduled: bool = False
+    notifications: list = field(default_factory=list)
 
     @property
     def alive(self) -> bool:
@@ -311,13 +313,15 @@ class Sim:
         for fault in self.faults:
             self.at(fault.at, self.inject, fault)
         self.at(1.0, self.try_connect)
-        while self.queue:
+        return self.run_until(self.duration)
+
+    def run_until(self, end: float) -> Sim:
+        while self.queue and self.queue[0][0] <= end:
             when, _, action, args = heapq.heappop(self.queue)
-            if when > self.duration:
-                break
             self.now = when
             action(*args)
             self.check_invariants()
+        self.now = max(self.now, end)
         return self
 
     # --- devices ---
@@ -370,6 +374,8 @@ class Sim:
                         self.journal_done, device, device.incarnation, output)
             elif kind is VirtualAddressesChanged:
                 device.holds_vip = output.present
+            elif kind is Notify:
+                device.notifications.append(output.event)
         if core.batch_pending("service1") and not device.page_scheduled:
             device.page_scheduled = True  # the shell sends one page per loop turn
             self.at(self.now + 0.0005, self.batch_page, device, device.incarnation)
