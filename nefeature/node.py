@@ -60,7 +60,7 @@ from nefeature.dhcp.journal import LeaseJournal
 from nefeature.dhcp.server import SERVER_PORT, Received
 from nefeature.dhcp.transport import DhcpSockets
 from nefeature.linkstate import LinkMonitor, link_is_up
-from nefeature.vrrp.router import VrrpNewMaster, VrrpStateChanged
+from nefeature.vrrp.router import VrrpSecondMaster, VrrpNewMaster, VrrpStateChanged
 from nefeature.vrrp.transport import (
     EmulatedVrrpLink,
     NoVirtualAddresses,
@@ -305,6 +305,10 @@ class Device:
                 ("interface", event.interface), ("vrid", str(event.vrid)),
                 ("master-ip-address", str(IPv4Address(event.master_ip))),
                 ("new-master-reason", event.reason)])
+        elif isinstance(event, VrrpSecondMaster):
+            log.info("VRRP %s vrid %d: master %s of lower priority %d heard: advertising and"
+                     " announcing the virtual addresses", event.interface, event.vrid,
+                     IPv4Address(event.other_master), event.other_priority)
         elif isinstance(event, PoolThresholdExceeded):
             log.warning("pool %s: %d of %d addresses in use (threshold %d)", event.pool,
                         event.allocated, event.total, event.threshold_addresses)
@@ -332,7 +336,8 @@ class Device:
             self._notify("nefeature-rbs", "rbp-state-change", [
                 ("profile-name", event.profile), ("old-state", event.old),
                 ("new-state", event.new), ("reason", event.reason)])
-        events = self.vrrp_events if isinstance(event, (VrrpStateChanged, VrrpNewMaster)) \
+        events = self.vrrp_events if isinstance(
+            event, (VrrpStateChanged, VrrpNewMaster, VrrpSecondMaster)) \
             else self.backup_events
         events.append(event)
         del events[:-1000]

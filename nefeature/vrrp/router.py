@@ -22,6 +22,16 @@ after ``preempt hold-time`` (at once when zero), so a master whose tracked
 uplink fails loses the role in one advertisement.  ``preempt_allowed`` lets
 the device hold preemption back further (until a rejoining DHCP backup has
 its batch backup, DESIGN.md section 4).
+
+Two masters.  After a healed LAN partition or a frozen master waking up,
+two masters hear each other, and hosts that followed the one that steps
+down would keep sending to its MAC until their ARP entries age out.  So,
+beyond section 6.4.3: a master that steps down for a higher-priority one
+says priority 0 (it stops being master), and a master that hears another
+master, of lower priority (advertised at once, as keepalived does, instead
+of discarded) or saying priority 0, reports :class:`VrrpSecondMaster`: the
+device announces its virtual addresses again (gratuitous ARP).  Whichever
+advertisement crosses the healed LAN first, the master that stays announces.
 """
 
 from __future__ import annotations
@@ -58,6 +68,17 @@ class VrrpNewMaster:
     vrid: int
     master_ip: int
     reason: str  # not-master | priority | preempted | no-response
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpSecondMaster:
+    """This master heard another master (of lower priority, or stepping down with
+    priority 0): its virtual addresses are to be announced again."""
+
+    interface: str
+    vrid: int
+    other_master: int
+    other_priority: int
 
 
 @dataclass
@@ -253,16 +274,19 @@ class VrrpRouter:
 
     def _master_receives(self, received: ReceivedAdvertisement, now: float) -> None:
         advertisement = received.advertisement
-        if advertisement.priority == 0:
-            self.last_event = "priority-zero"
-            self._send(self.priority)
-            self.adver_timer = now + self.advertisement_interval / 100
-            return
-        if advertisement.priority > self.priority or (
-                advertisement.priority == self.priority and received.source > self.primary_address):
+        if advertisement.priority and (advertisement.priority > self.priority or (
+                advertisement.priority == self.priority and received.source > self.primary_address)):
             self.last_event = "higher-priority-advertisement"
+            self._send(0)  # we stop being master: the other announces itself again
             self._change_state(State.BACKUP, now, "higher-priority-advertisement")
             self._learn_master(received, now)
+            return
+        self.last_event = "priority-zero" if advertisement.priority == 0 else \
+            "lower-priority-master"
+        self._send(self.priority)
+        self.adver_timer = now + self.advertisement_interval / 100
+        self.events.append(VrrpSecondMaster(self.group.interface, self.group.vrid,
+                                            received.source, advertisement.priority))
 
     def _learn_master(self, received: ReceivedAdvertisement, now: float) -> None:
         """Accept the sender as master: learn its interval, restart Master_Down_Timer."""

@@ -129,6 +129,7 @@ class SimDevice:
     timer_at: float | None = None
     timer_due: bool = False
     holds_vip: bool = False
+    announced: list = field(default_factory=list)  # when it added the VIP (gratuitous ARP)
     serving: bool = False
     uplink_up: bool = True
     skew: float = 0.0  # wall clock minus the simulator's wall clock
@@ -374,6 +375,8 @@ class Sim:
                         self.journal_done, device, device.incarnation, output)
             elif kind is VirtualAddressesChanged:
                 device.holds_vip = output.present
+                if output.present:
+                    device.announced.append(self.now)
             elif kind is Notify:
                 device.notifications.append(output.event)
         if core.batch_pending("service1") and not device.page_scheduled:

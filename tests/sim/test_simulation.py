@@ -71,6 +71,21 @@ def test_the_partition_of_the_field_report_hands_no_address_twice():
     assert len(tables[0]) == 6
 
 
+@pytest.mark.parametrize("kind", ["partition", "freeze"])
+def test_the_master_that_stays_announces_the_vip_again(kind):
+    """A healed partition, or A waking from a freeze while B is master: B steps down
+    and A, which never stopped being master, announces the virtual IP again, so the
+    hosts that followed B's gratuitous ARP come back to A."""
+    for seed in range(20):
+        sim = Sim(seed, [Fault(10.0, kind, "A", 6.0, clients_with_a=2)], clients=4,
+                  duration=25.0).run()
+        a, b = sim.devices["A"], sim.devices["B"]
+        assert b.announced and b.announced[0] > 10.0, "B took over during the fault"
+        assert a.serving and not b.serving
+        assert [t for t in a.announced if t >= 16.0], \
+            f"seed {seed}: A did not announce the VIP after the {kind} ended"
+
+
 def test_an_ack_never_precedes_its_journal_write():
     """The seed where, before the ACK gate, the peer's acknowledgement released a
     DHCPACK before the master's own journal write (the simulator checks the disk
