@@ -212,6 +212,7 @@ class BackupChannel:
     def connection_lost(self, now: float, reason: str) -> None:
         was_up = self.state is ChannelState.UP
         self.state = ChannelState.DOWN
+        self.close_reason = None  # closed: nothing more to ask of the shell
         self._reset_connection()
         self._out.clear()
         self._unframed.clear()

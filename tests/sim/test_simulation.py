@@ -102,6 +102,16 @@ def test_a_channel_drop_never_pauses_the_master():
     assert sim.devices["A"].core.backup.profiles["service1"].failover is FailoverState.NORMAL
 
 
+@pytest.mark.parametrize("kind", ["garbage", "channel-cut"])
+def test_a_refused_connection_is_closed_once(kind):
+    """Junk on the channel, or a silent peer: the device asks the shell to close the
+    connection once (before, the reason outlived the connection and the close, with
+    its warning, was asked for again as soon as the connection was gone)."""
+    sim = Sim(3, [Fault(10.0, kind, "A", 5.0)], clients=2, duration=20.0).run()
+    drops = [line for line in sim.trace if "drops the channel" in line]
+    assert len(drops) == 1, drops
+
+
 def test_a_wall_clock_step_moves_no_protocol_deadline():
     """VRRP and channel timers run on the monotonic clock; a ±1 h step of the wall
     clock changes none of them (lease times stay on the wall clock)."""
