@@ -273,20 +273,19 @@ class VrrpRouter:
                 self.handle_timer(now)
 
     def _master_receives(self, received: ReceivedAdvertisement, now: float) -> None:
-        advertisement = received.advertisement
-        if advertisement.priority and (advertisement.priority > self.priority or (
-                advertisement.priority == self.priority and received.source > self.primary_address)):
+        priority = received.advertisement.priority
+        if priority and (priority > self.priority or (
+                priority == self.priority and received.source > self.primary_address)):
             self.last_event = "higher-priority-advertisement"
             self._send(0)  # we stop being master: the other announces itself again
             self._change_state(State.BACKUP, now, "higher-priority-advertisement")
             self._learn_master(received, now)
             return
-        self.last_event = "priority-zero" if advertisement.priority == 0 else \
-            "lower-priority-master"
+        self.last_event = "priority-zero" if priority == 0 else "lower-priority-master"
         self._send(self.priority)
         self.adver_timer = now + self.advertisement_interval / 100
         self.events.append(VrrpSecondMaster(self.group.interface, self.group.vrid,
-                                            received.source, advertisement.priority))
+                                            received.source, priority))
 
     def _learn_master(self, received: ReceivedAdvertisement, now: float) -> None:
         """Accept the sender as master: learn its interval, restart Master_Down_Timer."""

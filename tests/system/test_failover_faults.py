@@ -36,11 +36,13 @@ Tests, one per fault (run with ``-s`` to see the figures each prints):
    with the next sequence number of the stream, first into A (as if from B)
    then into B (as if from A), while relayed clients renew 25 times a
    second: A answers every request, the channel comes back each time.
-4. ``test_frozen_master``: A is stopped (SIGSTOP) for 5 s under a light load
-   (relayed renewals and perfdhcp DORAs): B takes over and answers; A wakes,
-   one device ends up master, nobody changes address, both journals agree.
-   The freeze-to-first-ACK time from B is printed next to VRRP's
-   master-down interval.
+4. ``test_frozen_master[freeze]``: A is stopped (SIGSTOP) for 5 s under a
+   light load (relayed renewals 50 times a second, perfdhcp DORAs): B takes
+   over holding every lease A acknowledged, and answers; A wakes, one device
+   ends up master, nobody changes address, both journals agree.
+   ``[kill]``: the same with SIGKILL, and A restarted 5 s later on its state
+   dir, preempting after its hold-time.  The fault-to-first-ACK time from B
+   is printed next to VRRP's master-down interval.
 
 Timings are printed, never asserted.  Needs root, iproute2, udhcpc, dhclient,
 perfdhcp and scapy (the ``tools`` fixture skips naming what is missing).
@@ -55,17 +57,17 @@ import sys
 import time
 from collections import defaultdict
 from ipaddress import IPv4Address
-from pathlib import Path
 
 import pytest
 
 from nefeature.dhcp.pool import Side, share_of
-from tests.system.netns import LAN_IF, VIP, Process, explain_failure, logs_of, run, wait_for
+from tests.system.netns import VIP, explain_failure, logs_of, run, wait_for
 from tests.system.test_hot_backup import (  # noqa: F401 - lab, tools: fixtures
     ADDRESS,
     CHANNEL_UP,
     ELECTION_TIMEOUT,
     GIADDR,
+    HOLD_TIME,
     PERF,
     PERF_GIADDR,
     PERF_LAN,
@@ -102,10 +104,23 @@ UNCONFIRMED = re.compile(r"(\d+) DHCPACK\(s\) sent without its copy")
 
 # --- the ledger: every DHCP frame entering the switch from a host ---
 
+# Part of the scripts below: a DHCP message's options (code -> value).
+DHCP_OPTIONS = r"""
+def dhcp_options(message):
+    options, i = {}, 240
+    while i + 1 < len(message) and message[i] != 255:
+        if message[i] == 0:
+            i += 1
+            continue
+        options[message[i]] = message[i + 2:i + 2 + message[i + 1]]
+        i += 2 + message[i + 1]
+    return options
+"""
+
 # Runs in the switch namespace: one packet socket on every interface; frames the
 # bridge sends out of a port (PACKET_OUTGOING) and frames seen on the bridges
 # themselves are skipped, so each frame is recorded once, at the port it came in on.
-LEDGER_SNIFFER = r"""
+LEDGER_SNIFFER = DHCP_OPTIONS + r"""
 import json, socket, struct
 SO_TIMESTAMPNS = 35
 s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(3))
@@ -127,13 +142,7 @@ while True:
     p = frame[udp + 8:]
     if len(p) < 240 or p[236:240] != b"\x63\x82\x53\x63":
         continue
-    options, i = {}, 240
-    while i + 1 < len(p) and p[i] != 255:
-        if p[i] == 0:
-            i += 1
-            continue
-        options[p[i]] = p[i + 2:i + 2 + p[i + 1]]
-        i += 2 + p[i + 1]
+    options = dhcp_options(p)
     t = 0.0
     for level, kind, data in ancillary:
         if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS:
@@ -226,6 +235,27 @@ def check_ledger(packets: list[dict], option82: dict[str, str]) -> dict:
             "naks": 0}
 
 
+def assert_next_server_holds(packets: list[dict], granter: str, before: float,
+                             device: Device) -> int:
+    """Every lease ``granter`` acknowledged before ``before`` (and its client did not
+    release) is bound to that client in the journal of ``device``, the device that
+    serves next; returns how many were checked."""
+    held: dict[str, str] = {}  # address -> chaddr
+    for p in sorted(packets, key=lambda p: p["t"]):
+        if p["t"] >= before:
+            break
+        if p["op"] == 2 and p["type"] == ACK and DEVICE_PORT.get(p["port"]) == granter:
+            held[p["yiaddr"]] = p["chaddr"]
+        elif p["op"] == 1 and p["type"] == RELEASE and held.get(p["ciaddr"]) == p["chaddr"]:
+            del held[p["ciaddr"]]
+    rows = bound(device.rows())
+    missing = {ip: chaddr for ip, chaddr in held.items()
+               if ip not in rows or rows[ip]["hardware_address"].hex() != chaddr}
+    assert not missing, f"leases {granter} acknowledged missing on {device.name}, which" \
+                        f" serves next: {missing}"
+    return len(held)
+
+
 def ledger_option82(*groups: ScapyClients) -> dict[str, str]:
     return {hexmac(c["mac"]): c["option82"] for group in groups for c in group.clients
             if c.get("option82")}
@@ -258,7 +288,7 @@ def wait_channel_back(a: Device, b: Device, ups_before: tuple[int, int], timeout
 # Runs in the relay's namespace: relayed RENEWING requests (ciaddr, giaddr, Option
 # 82) round-robin over the clients at ``rate`` per second until SIGTERM or
 # ``duration``; then one JSON line: each request with its reply (or none).
-RENEWER = r"""
+RENEWER = DHCP_OPTIONS + r"""
 import json, os, signal, socket, struct, sys, time
 spec = json.loads(sys.argv[1])
 stopping = []
@@ -282,13 +312,7 @@ def request(client, xid):
     return head + options
 
 def parse(data, source):
-    options, i = {}, 240
-    while i + 1 < len(data) and data[i] != 255:
-        if data[i] == 0:
-            i += 1
-            continue
-        options[data[i]] = data[i + 2:i + 2 + data[i + 1]]
-        i += 2 + data[i + 1]
+    options = dhcp_options(data)
     return {"t": time.time(), "type": options.get(53, b"\0")[0],
             "yiaddr": socket.inet_ntoa(data[16:20]),
             "sid": socket.inet_ntoa(options[54]) if 54 in options else None,
@@ -296,6 +320,16 @@ def parse(data, source):
             "src": "%s:%d" % source}
 
 sent, replies = [], {}
+
+def take_reply(until):  # one reply, if one comes before until (monotonic)
+    receive.settimeout(max(0.001, until - time.monotonic()))
+    try:
+        data, source = receive.recvfrom(4096)
+    except (socket.timeout, InterruptedError):
+        return
+    if len(data) >= 240 and data[0] == 2:
+        replies.setdefault(data[4:8].hex(), parse(data, source))
+
 print("ready", flush=True)
 clients, interval = spec["clients"], 1.0 / spec["rate"]
 end = time.monotonic() + spec["duration"]
@@ -311,22 +345,10 @@ while not stopping and time.monotonic() < end:
         sent.append({"t": time.time(), "xid": "%08x" % xid, "mac": client["mac"]})
         next_send += interval
         continue
-    receive.settimeout(max(0.001, next_send - now))
-    try:
-        data, source = receive.recvfrom(4096)
-    except (socket.timeout, InterruptedError):
-        continue
-    if len(data) >= 240 and data[0] == 2:
-        replies.setdefault(data[4:8].hex(), parse(data, source))
-drain = time.monotonic() + 1.0
+    take_reply(next_send)
+drain = time.monotonic() + 1.0  # the last replies
 while time.monotonic() < drain:
-    receive.settimeout(max(0.001, drain - time.monotonic()))
-    try:
-        data, source = receive.recvfrom(4096)
-    except (socket.timeout, InterruptedError):
-        continue
-    if len(data) >= 240 and data[0] == 2:
-        replies.setdefault(data[4:8].hex(), parse(data, source))
+    take_reply(drain)
 for request in sent:
     request["reply"] = replies.get(request["xid"])
 print(json.dumps(sent), flush=True)
@@ -378,6 +400,18 @@ def unanswered(results: list[dict], since: float = 0.0, until: float = float("in
     return [r["t"] for r in results if since <= r["t"] <= until and r["reply"] is None]
 
 
+def spans(times: list[float], since: float, gap: float = 0.1) -> list[tuple]:
+    """Runs of ``times`` (each within ``gap`` of the previous): (first, last, how many),
+    in seconds from ``since``."""
+    runs: list[list[float]] = []
+    for t in sorted(times):
+        if runs and t - runs[-1][-1] <= gap:
+            runs[-1].append(t)
+        else:
+            runs.append([t])
+    return [(round(r[0] - since, 3), round(r[-1] - since, 3), len(r)) for r in runs]
+
+
 def longest_silence(times: list[float], since: float, until: float) -> float:
     """The longest stretch in [since, until] with none of ``times`` in it."""
     points = [since, *sorted(t for t in times if since < t < until), until]
@@ -386,9 +420,10 @@ def longest_silence(times: list[float], since: float, until: float) -> float:
 
 # --- clients ---
 
-def bind_real(*clients: RealClient) -> None:
-    """Each real client obtains a lease (concurrently); checks what it learned."""
-    marks = {client: client.start_obtain() for client in clients}
+def bind(real: list[RealClient], relay: ScapyClients) -> None:
+    """Real clients and relayed ones obtain leases, all at once; checks what each got."""
+    marks = {client: client.start_obtain() for client in real}
+    dora(relay, relay.clients, RELAYED)
     for client, mark in marks.items():
         check_real_event(client.finish(mark), client)
 
@@ -443,10 +478,7 @@ def test_lan_partition_with_new_clients_on_both_sides(lab: Lab) -> None:
     watch.start()
     real = [old_a, old_b, new_a, new_b]
     try:
-        marks = {c: c.start_obtain() for c in (old_a, old_b)}
-        dora(relay, relay.clients, RELAYED)
-        for client, mark in marks.items():
-            check_real_event(client.finish(mark), client)
+        bind([old_a, old_b], relay)
         wait_journals_agree(a, b)
         ups = (channel_ups(a), channel_ups(b))
 
@@ -558,10 +590,7 @@ def test_release_then_failover(lab: Lab) -> None:
     a, b = start_pair(lab)
     load = None
     try:
-        marks = {c: c.start_obtain() for c in (leaving_u, leaving_d, staying)}
-        dora(relay, relay.clients, RELAYED)
-        for client, mark in marks.items():
-            check_real_event(client.finish(mark), client)
+        bind([leaving_u, leaving_d, staying], relay)
         released = {leaving_u.address, leaving_d.address}
         wait_journals_agree(a, b)
 
@@ -579,6 +608,7 @@ def test_release_then_failover(lab: Lab) -> None:
         lab.link("A", "uplink0p", "down")
         lab.wait_holders({"B"}, ELECTION_TIMEOUT, "B master after A's uplink went down",
                          logs_of(a, b))
+        checked = assert_next_server_holds(ledger.packets(), "A", cut, b)
         time.sleep(1.0)
         rows_b = {row["ip"]: row for row in b.rows()}
         still = {ip: rows_b[ip]["state"] for ip in released
@@ -604,11 +634,11 @@ def test_release_then_failover(lab: Lab) -> None:
                     and p["port"] == "pa" and p["t"] > first_b], "A acknowledged after B"
         assert_healthy(a, b)
         print("\n[release-failover] " + json.dumps({
-            **summary, "released": sorted(released),
+            **summary, "released": sorted(released), "A_acks_checked_on_B": checked,
             "uplink_cut_to_first_B_ack_ms": round((first_b - cut) * 1000, 1),
             "budget_ms (advert interval + 50 ms)": ADVERT_INTERVAL * 1000 + 50,
             "renewals": len(results), "unanswered": len(unanswered(results)),
-            "unanswered_after_cut_s": [round(t - cut, 3) for t in unanswered(results, cut)],
+            "unanswered_runs_s (first, last, count)": spans(unanswered(results), cut),
             "unconfirmed_acks": {"A": unconfirmed(a), "B": unconfirmed(b)}}))
     finally:
         if load is not None:
@@ -718,10 +748,7 @@ def test_garbage_in_the_live_channel(lab: Lab) -> None:
     a, b = start_pair(lab)
     load = None
     try:
-        marks = {c: c.start_obtain() for c in (udhcpc, dhclient)}
-        dora(relay, relay.clients, RELAYED)
-        for client, mark in marks.items():
-            check_real_event(client.finish(mark), client)
+        bind([udhcpc, dhclient], relay)
         wait_journals_agree(a, b)
         load = RenewLoad(lab, relay, rate=25, duration=90)
         time.sleep(1.0)
@@ -773,12 +800,16 @@ def test_garbage_in_the_live_channel(lab: Lab) -> None:
             client.stop()
 
 
-# --- 4. a frozen master ---
+# --- 4. a frozen master (and a killed one) ---
 
-FREEZE = 5.0  # seconds A stays stopped
+FREEZE = 5.0  # seconds A stays stopped, or dead before its restart
 
 
-def test_frozen_master(lab: Lab) -> None:
+@pytest.mark.parametrize("fault", ["freeze", "kill"])
+def test_frozen_master(lab: Lab, fault: str) -> None:
+    """``freeze``: SIGSTOP for 5 s, then SIGCONT.  ``kill``: SIGKILL (the box lives on,
+    its kernel keeps the VIP), a restart 5 s later on the same state dir, and the
+    preemption after A's hold-time, once it holds B's table."""
     ledger = Ledger(lab)
     udhcpc = Udhcpc(lab, "u1", persistent=True)
     dhclient = Dhclient(lab, "d1")
@@ -790,68 +821,84 @@ def test_frozen_master(lab: Lab) -> None:
     watch = VipWatch(lab)
     load = perf = None
     try:
-        marks = {c: c.start_obtain() for c in (udhcpc, dhclient)}
-        dora(relay, relay.clients, RELAYED)
-        for client, mark in marks.items():
-            check_real_event(client.finish(mark), client)
+        bind([udhcpc, dhclient], relay)
         wait_journals_agree(a, b)
         watch.start()
-        load = RenewLoad(lab, relay, rate=50, duration=90)
+        load = RenewLoad(lab, relay, rate=50, duration=120)
         perf = lab.start(lab.ns["pf"], [lab.tools["perfdhcp"], "-4", "-l", PERF_GIADDR,
-                                        "-r", "10", "-R", "1000000", "-p", "30", "-t", "1",
+                                        "-r", "10", "-R", "1000000", "-p", "60", "-t", "1",
                                         VIP], lab.dir / "perfdhcp.log", "perfdhcp")
         time.sleep(3.0)
 
-        frozen = time.time()
-        a.process.signal(signal.SIGSTOP)
+        struck = time.time()
+        if fault == "freeze":
+            a.process.signal(signal.SIGSTOP)
+        else:
+            a.kill()
         try:
             lab.wait_holders({"A", "B"}, ELECTION_TIMEOUT, "B takes the VIP (A's kernel"
                              " keeps its own)", logs_of(a, b))
-            time.sleep(max(0.0, frozen + FREEZE - time.time()))
+            took_over = time.time()
+            checked = assert_next_server_holds(ledger.packets(), "A", struck, b)
+            time.sleep(max(0.0, struck + FREEZE - time.time()))
         finally:
-            woken = time.time()
-            a.process.signal(signal.SIGCONT)
-        with explain_failure(logs_of(a, b)):
-            wait_for(lambda: len(lab.holders()) == 1, ELECTION_TIMEOUT,
-                     "one VIP holder after A woke", POLL)
+            back = time.time()
+            if fault == "freeze":
+                a.process.signal(signal.SIGCONT)
+        if fault == "freeze":
+            with explain_failure(logs_of(a, b)):
+                wait_for(lambda: len(lab.holders()) == 1, ELECTION_TIMEOUT,
+                         "one VIP holder after A woke", POLL)
+        else:
+            a.start()
+            a.wait_ready()
+            lab.wait_holders({"A"}, HOLD_TIME + ELECTION_TIMEOUT, "A master again after its"
+                             " restart and hold-time", logs_of(a, b))
+        settled = time.time()
         time.sleep(3.0)
         master = lab.holders()
-        assert len(master) == 1, f"VIP holders after A woke: {master}"
+        assert len(master) == 1, f"VIP holders after A came back: {master}"
         renew_real(udhcpc, dhclient)
         results = load.finish()
         perf.stop()
         watch.stop()
-        wait_for(lambda: channel_ups(a) >= 2 and channel_ups(b) >= 2, 30,
-                 lambda: f"the channel back after the freeze\n{logs_of(a, b)()}", POLL)
+        wait_for(lambda: channel_ups(a) >= 1 and channel_ups(b) >= 2, 30,
+                 lambda: f"the channel back after the {fault}\n{logs_of(a, b)()}", POLL)
         wait_journals_agree(a, b, timeout=30)
         time.sleep(0.5)
         packets = ledger.packets()
         summary = check_ledger(packets, ledger_option82(relay))
         acks = [p for p in packets if p["op"] == 2 and p["type"] == ACK]
-        first_b = min((p["t"] for p in acks if p["port"] == "pb" and p["t"] > frozen),
+        first_b = min((p["t"] for p in acks if p["port"] == "pb" and p["t"] > struck),
                       default=None)
-        assert first_b is not None, "B never answered while A was frozen"
-        last_a = max(p["t"] for p in acks if p["port"] == "pa" and p["t"] < frozen)
-        a_after = [p["t"] for p in acks if p["port"] == "pa" and p["t"] > woken]
-        rows_a, rows_b = bound(a.rows()), bound(b.rows())
-        assert rows_a.keys() == rows_b.keys()
+        assert first_b is not None, f"B never answered after the {fault}"
+        last_a = max(p["t"] for p in acks if p["port"] == "pa" and p["t"] < struck)
+        a_after = [p["t"] for p in acks if p["port"] == "pa" and p["t"] > back]
         assert_healthy(a, b)
         renewer_acks = [r["reply"]["t"] for r in results if r["reply"]]
-        print("\n[freeze] " + json.dumps({
-            **summary,
-            "freeze_to_first_B_ack_ms": round((first_b - frozen) * 1000, 1),
+        figures = {
+            f"{fault}_to_first_B_ack_ms": round((first_b - struck) * 1000, 1),
             "budget_ms (master-down interval + 100 ms)": round(MASTER_DOWN_B * 1000 + 100),
-            "last_A_ack_before_freeze_ms": round((last_a - frozen) * 1000, 1),
+            "last_A_ack_before_ms": round((last_a - struck) * 1000, 1),
             "longest_time_with_no_ack_ms": round(longest_silence(
-                [p["t"] for p in acks], frozen - 1, woken + 3) * 1000, 1),
-            "renewer_longest_no_ack_ms": round(longest_silence(
-                renewer_acks, frozen - 1, woken + 3) * 1000, 1),
+                [p["t"] for p in acks], struck - 1, took_over + 3) * 1000, 1),
+            "A_acks_checked_on_B_at_takeover": checked}
+        if fault == "freeze":
+            figures.update({
+                "woken_A": "kept serving" if master == {"A"} else "stepped down",
+                "first_A_ack_after_wake_ms": round((min(a_after) - back) * 1000, 1)
+                if a_after else None,
+                "renewer_longest_no_ack_after_wake_ms": round(longest_silence(
+                    renewer_acks, back, settled + 3) * 1000, 1)})
+        else:
+            figures.update({
+                "A_master_again_after_restart_s": round(settled - back, 2),
+                "renewer_longest_no_ack_around_preemption_ms": round(longest_silence(
+                    renewer_acks, settled - 2, settled + 3) * 1000, 1)})
+        print(f"\n[{fault}] " + json.dumps({
+            **summary, **figures,
             "renewals": len(results), "unanswered": len(unanswered(results)),
-            "unanswered_sent_at_s": [round(t - frozen, 3) for t in unanswered(results)],
-            "woken_A": "kept serving" if master == {"A"} else "stepped down",
-            "A_acks_after_wake": len(a_after),
-            "first_A_ack_after_wake_ms": round((min(a_after) - woken) * 1000, 1)
-            if a_after else None,
+            "unanswered_runs_s (first, last, count)": spans(unanswered(results), struck),
             "both_held_vip_s": round(watch.both(), 2),
             "unconfirmed_acks": {"A": unconfirmed(a), "B": unconfirmed(b)},
             "transitions": {"A": a.transitions(), "B": b.transitions()}}))
