@@ -11,8 +11,12 @@ enters the bridge from a host, with the kernel's receive time and the port it
 came in on, so each reply is attributed to the device that sent it.  After
 each fault the ledger is checked (``check_ledger``) for every client:
 
-* every reply comes from the virtual IP and carries it as server identifier;
-* no DHCPNAK at all;
+* every reply carries the virtual IP as server identifier, and comes from it
+  (or from the device's own address: a reply that left the ACK gate after its
+  device lost the VIP to a preempting peer; counted in the summary);
+* no DHCPNAK to a client holding an acknowledged lease (a client whose REQUEST
+  for the old master's offer reaches the new one may be NAKed: it holds
+  nothing, and starts again; counted in the summary);
 * a relayed reply carries Option 82 byte for byte as the relay sent it;
 * no client was acknowledged two different addresses;
 * no address was acknowledged to two clients with overlapping leases (a
@@ -194,11 +198,14 @@ def check_ledger(packets: list[dict], option82: dict[str, str]) -> dict:
     replies = [p for p in packets if p["op"] == 2]
     strangers = [p for p in replies if p["port"] not in DEVICE_PORT]
     assert not strangers, f"DHCP replies from hosts that are not a device: {strangers[:5]}"
-    not_vip = [p for p in replies if p["sid"] != VIP or p["src"] != VIP]
-    assert not not_vip, f"replies without the virtual IP as source and server identifier:" \
-                        f" {not_vip[:5]}"
-    naks = [p for p in replies if p["type"] == NAK]
-    assert not naks, f"DHCPNAKs: {naks[:5]}"
+    not_vip = [p for p in replies if p["sid"] != VIP]
+    assert not not_vip, f"replies without the virtual IP as server identifier: {not_vip[:5]}"
+    # From the virtual IP; but a reply that left the ACK gate after its device lost the
+    # VIP (the peer preempted meanwhile) goes out from the device's own address.
+    strange_source = [p for p in replies
+                      if p["src"] not in (VIP, ADDRESS[DEVICE_PORT[p["port"]]])]
+    assert not strange_source, f"replies from neither the VIP nor the device's address:" \
+                               f" {strange_source[:5]}"
     sent82 = {(p["xid"], p["chaddr"]): p["o82"] for p in packets
               if p["op"] == 1 and p["giaddr"] != "0.0.0.0"}
     for reply in replies:
@@ -217,7 +224,7 @@ def check_ledger(packets: list[dict], option82: dict[str, str]) -> dict:
     moved = {client: sorted(held) for client, held in addresses.items() if len(held) > 1}
     assert not moved, f"clients acknowledged more than one address: {moved}"
     holders: dict[str, dict[str, float]] = defaultdict(dict)  # address -> client -> until
-    doubled = []
+    doubled, naked = [], []
     ack_ids = {id(p) for p in acks}
     for p in sorted(packets, key=lambda p: p["t"]):
         if p["op"] == 1 and p["type"] == RELEASE:
@@ -228,11 +235,19 @@ def check_ledger(packets: list[dict], option82: dict[str, str]) -> dict:
             if others:
                 doubled.append((p["yiaddr"], p["chaddr"], DEVICE_PORT[p["port"]], others))
             holders[p["yiaddr"]][p["chaddr"]] = p["t"] + p["lease"]
+        elif p["op"] == 2 and p["type"] == NAK:
+            held = [ip for ip in addresses.get(p["chaddr"], ())
+                    if holders[ip].get(p["chaddr"], 0.0) > p["t"]]
+            if held:
+                naked.append((p["chaddr"], held, DEVICE_PORT[p["port"]], p["t"]))
     assert not doubled, f"addresses acknowledged to two clients with overlapping leases:" \
                         f" {doubled}"
+    assert not naked, f"clients NAKed while holding an acknowledged lease: {naked}"
     return {"acks": len(acks), "acks_from_A": sum(p["port"] == "pa" for p in acks),
             "acks_from_B": sum(p["port"] == "pb" for p in acks), "clients": len(addresses),
-            "naks": 0}
+            # to clients holding no lease: a REQUEST for another device's offer (SELECTING)
+            "naks_to_clients_without_a_lease": sum(p["type"] == NAK for p in replies),
+            "replies_from_a_device_address": sum(p["src"] != VIP for p in replies)}
 
 
 def assert_next_server_holds(packets: list[dict], granter: str, before: float,
@@ -355,6 +370,9 @@ print(json.dumps(sent), flush=True)
 """
 
 
+SERVER_SOURCES = {f"{address}:67" for address in (VIP, *ADDRESS.values())}  # see check_ledger
+
+
 class RenewLoad:
     """Relayed clients (already bound) renewing ``rate`` times a second, in the relay's
     namespace (never while a :class:`ScapyClients` run of the same relay is going)."""
@@ -386,7 +404,8 @@ class RenewLoad:
                 client = self.clients[request["mac"]]
                 assert reply["type"] == ACK and reply["yiaddr"] == client["address"], \
                     f"renewal of {client}: {reply}"
-                assert reply["sid"] == VIP and reply["src"] == f"{VIP}:67", reply
+                assert reply["sid"] == VIP and reply["src"] in SERVER_SOURCES, \
+                    f"reply to {request['mac']} sent at {request['t']:.3f}: {reply}"
                 assert reply["o82"] == client["option82"], reply
         return self._results
 
