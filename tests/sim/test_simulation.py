@@ -86,6 +86,30 @@ def test_the_master_that_stays_announces_the_vip_again(kind):
             f"seed {seed}: A did not announce the VIP after the {kind} ended"
 
 
+def test_after_a_partition_the_master_allocates_from_the_whole_pool_only_with_the_peers_grants():
+    """The seed where A, its channel back after the heal, left its own share before B's
+    partition grants (resent ahead of B's first heartbeat) had reached it: A could then
+    have handed client4's 10.10.10.3 to a new client (the invariant checked after every
+    event, ``check_unrestricted``)."""
+    sim = Sim(3, [Fault(11.0, "partition", "B", 6.0, clients_with_a=3)], clients=6,
+              duration=45.0).run()
+    assert any(line.endswith("ACKed 10.10.10.3 by B") for line in sim.trace)
+    a = sim.devices["A"].core
+    assert a.backup.profiles["service1"].failover is FailoverState.NORMAL
+    assert not a.dhcp.restricted_pools
+
+
+def test_a_master_made_by_silence_keeps_to_its_share_until_it_hears_the_peer():
+    """A partition at the pair's first election: each device becomes master for the
+    other's silence while the channel still looks up (neither was master before, so
+    neither presumed the other down), and both allocated from the whole pool until the
+    channel's dead interval; here B's 10.10.10.3 was unknown to A meanwhile."""
+    sim = Sim(1, [Fault(3.0, "partition", "A", 2.0)], clients=5, duration=50.0).run()
+    assert any(line.endswith("ACKed 10.10.10.3 by B") for line in sim.trace)
+    assert all(d.core.backup.profiles["service1"].failover is FailoverState.NORMAL
+               for d in sim.devices.values())
+
+
 def test_an_ack_never_precedes_its_journal_write():
     """The seed where, before the ACK gate, the peer's acknowledgement released a
     DHCPACK before the master's own journal write (the simulator checks the disk
