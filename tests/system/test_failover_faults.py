@@ -543,6 +543,8 @@ def test_lan_partition_with_new_clients_on_both_sides(lab: Lab) -> None:
         wait_channel_back(a, b, ups, 40, "after the heal")
         channel_after = time.time() - heal
         wait_journals_agree(a, b, timeout=20)
+        # A, which serves on, now holds every lease B granted on its side
+        from_b = assert_next_server_holds(ledger.packets(), "B", heal, a)
 
         renewed = time.time()
         marks = {c: c.start_renew() for c in real}
@@ -568,7 +570,8 @@ def test_lan_partition_with_new_clients_on_both_sides(lab: Lab) -> None:
             "both sides granted leases during the partition"
         assert_healthy(a, b)
         print("\n[partition] " + json.dumps({
-            **summary, "B_master_after_split_s": round(b_master_after, 2),
+            **summary, "B_acks_checked_on_A_after_heal": from_b,
+            "B_master_after_split_s": round(b_master_after, 2),
             "both_masters_s": round(watch.both(), 2),
             "A_alone_master_after_heal_s": round(single_after, 2),
             "channel_up_after_heal_s": round(channel_after, 2),
