@@ -13,6 +13,9 @@ The rules, from RFC 6241:
   holder's session-id) when held, when the candidate has uncommitted
   changes (8.3.5.1), or on running during another session's confirmed
   commit (7.5);
+* a candidate locked by another session also refuses <commit>: its content
+  is the holder's pending edits, which only the holder may commit (the VRP
+  shell keeps its uncommitted lines private this way);
 * commit (8.3.4) validates the candidate against YANG, then hands old and
   new configuration to ``apply`` (the device's two-phase transaction: it
   either applies everything or raises and changes nothing);
@@ -131,6 +134,7 @@ class Datastores:
                timeout: int = DEFAULT_CONFIRM_TIMEOUT, persist: str | None = None,
                persist_id: str | None = None) -> None:
         self._check_lock(session, "running")
+        self._check_lock(session, "candidate")
         pending = self.confirmed
         if pending is not None:
             if pending.persist is not None and persist_id != pending.persist:

@@ -79,7 +79,7 @@ def test_help_lists_keywords_and_cr():
 def test_tab_candidates_complete_a_prefix():
     sh = shell()
     sh.execute("system-view")
-    assert [w for w, _ in sh.candidates("remote-backup-p")] == ["remote-backup-profile"]
+    assert [w for w, *_ in sh.candidates("remote-backup-p")] == ["remote-backup-profile"]
 
 
 # --- views and prompts ---
@@ -121,7 +121,7 @@ NCA = 'xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0"'
      '<interface nc:operation="replace"><interface>GigabitEthernet0/1/2</interface>'
      "<priority-decrement>110</priority-decrement></interface>"),
     ("interface Vlanif100", "undo vrrp vrid 1 priority",
-     '<priority nc:operation="remove"></priority>'),
+     '<priority nc:operation="remove"/>'),
     ("ip pool p1", "lease 3 12 30",
      "<lease-time><day>3</day><hour>12</hour><minute>30</minute></lease-time>"),
     ("ip pool p1", "lease day 2 hour 1",
