@@ -154,9 +154,7 @@ def page(text: str, rows: int, out=sys.stdout) -> None:
         shown += len(chunk)
         if shown >= len(lines):
             return
-        out.write(MORE)
-        out.flush()
-        key = read_key()
+        key = read_key(lambda: (out.write(MORE), out.flush()))
         out.write("\r" + " " * len(MORE) + "\r")
         out.flush()
         if key == " ":
@@ -167,15 +165,17 @@ def page(text: str, rows: int, out=sys.stdout) -> None:
             return
 
 
-def read_key() -> str:
-    """One key from the terminal, without echo or line editing."""
+def read_key(show_prompt) -> str:
+    """One key from the terminal, without echo or line editing; the terminal is raw before
+    the prompt shows, so a key pressed at once is not lost."""
     import termios
     import tty
 
     fd = sys.stdin.fileno()
     saved = termios.tcgetattr(fd)
     try:
-        tty.setraw(fd)
+        tty.setraw(fd, termios.TCSANOW)
+        show_prompt()
         return os.read(fd, 1).decode(errors="replace")
     finally:
         termios.tcsetattr(fd, termios.TCSADRAIN, saved)

@@ -154,10 +154,9 @@ class Command:
             param.kind = scaled.group(1)
             factor = int(scaled.group(3))
             param.scale = factor if scaled.group(2) == "*" else 1 / factor
-        if re.fullmatch(r"\d+-\d+", param.kind):
-            return  # a setting outside the model
-        path = self._path(param.name)
-        if path is None:
+        path = None if re.fullmatch(r"\d+-\d+", param.kind) else self._path(param.name)
+        if path is None:  # a setting outside the model: its help is written here
+            param.help = self.words.get(param.name, self.help)
             return
         leaf = model.node(path)
         if not hasattr(leaf, "type"):
@@ -702,7 +701,7 @@ def _anywhere() -> list[Command]:
         C("screen-length <lines:0-512> temporary", (USER,), lambda k, v: [
             Action("screen-length", {"lines": v["lines"]})],
           help="Lines per screen of output for this session (0: no paging)",
-          words={"temporary": "For this session only"}),
+          words={"temporary": "For this session only", "lines": "Lines per screen"}),
         C("undo screen-length temporary", (USER,), lambda k, v: [
             Action("screen-length", {"lines": None})],
           help="Lines per screen: the terminal's height again"),
@@ -710,7 +709,8 @@ def _anywhere() -> list[Command]:
             Action("display-configuration", {"source": "running",
                                               "interface": v.get("name")})],
           help="Running configuration", words={**display,
-                                               "interface": "One interface's configuration"}),
+                                               "interface": "One interface's configuration",
+                                               "name": "Interface name, such as Vlanif100"}),
         C("display saved-configuration", ALL_VIEWS, lambda k, v: [
             Action("display-configuration", {"source": "startup", "interface": None})],
           help="The configuration the device starts with", words=display),
@@ -727,7 +727,7 @@ def _anywhere() -> list[Command]:
         C("display ip pool [ name <name> [ used ] ]", ALL_VIEWS, lambda k, v: [
             Action("display-pool", {"name": v.get("name"), "used": "used" in v["keywords"]})],
           help="Address pools", words={**display, "ip": "IP information",
-                                       "name": "One pool", "used": "Addresses in use"}),
+                                       "name": "One pool (its name)", "used": "Addresses in use"}),
         C("display dhcp server statistics", ALL_VIEWS, lambda k, v: [
             Action("display-dhcp-statistics")], help="DHCP message counters",
           words={**display, "dhcp": "DHCP information", "server": "DHCP server information"}),
@@ -737,14 +737,15 @@ def _anywhere() -> list[Command]:
                                       "mode": next((w for w in ("brief", "statistics")
                                                     if w in v["keywords"]), "verbose")})],
           help="VRRP groups", words={**display, "interface": "Groups of one interface",
-                                     "vrid": "One group", "brief": "One line per group",
+                                     "ifname": "Interface name, such as Vlanif100",
+                                     "vrid": "One group (its VRID)", "brief": "One line per group",
                                      "verbose": "Every detail", "statistics": "Counters"}),
         C("display remote-backup-service [ <name:word> ]", ALL_VIEWS, lambda k, v: [
             Action("display-rbs", {"name": v.get("name")})], help="Remote backup services",
-          words=display),
+          words={**display, "name": "One service (its name)"}),
         C("display remote-backup-profile [ <name:word> ]", ALL_VIEWS, lambda k, v: [
             Action("display-rbp", {"name": v.get("name")})], help="Remote backup profiles",
-          words=display),
+          words={**display, "name": "One profile (its name)"}),
         C("reset dhcp server statistics", ALL_VIEWS, lambda k, v: [
             Action("reset-statistics")], help="Clear the DHCP counters",
           words={"reset": "Reset operation", "dhcp": "DHCP", "server": "DHCP server"}),

@@ -256,8 +256,8 @@ def match(pattern: list, tokens: list[Token]) -> list[tuple[int, Match]] | Failu
         if isinstance(item, Keyword):
             if _keyword_matches(item.word, token):
                 return walk(rest, index + 1, Match(state.values, state.keywords + [item.word]))
-            if best.position <= index:
-                best = Failure(index, "unrecognized")
+            if best.position < index or (best.position == index and best.reason == "incomplete"):
+                best = Failure(index, "unrecognized")  # a wrong parameter here says more
             return []
         if item.kind in REST_KINDS:
             try:

@@ -12,6 +12,7 @@ from nefeature_cli.grammar import Failure, match, parse_pattern, tokenize
 from nefeature_cli.render import render_configuration
 from nefeature_cli.shell import CliError, Exit, Shell
 from tests.cli.conftest import LocalBackend
+from tests.cli.documented_pair import configuration, normalized, session
 from tests.conftest import EXAMPLES
 
 
@@ -211,18 +212,31 @@ def test_examples_round_trip(name):
     assert replay(render_configuration(explicit)) == explicit
 
 
-def test_rendered_pair_matches_huaweis_layout():
-    explicit = validate_config_text((EXAMPLES / "pair" / "deviceB.xml").read_bytes()).explicit
-    text = render_configuration(explicit)
-    assert text.splitlines()[:6] == ["#", "dhcp enable", "#", "ip pool pool1 server",
-                                     " gateway 10.10.10.100 255.255.255.0",
-                                     " section 0 10.10.10.1 10.10.10.100"]
-    assert "remote-backup-service service1\n peer 10.10.10.1 source 10.10.10.2 port 10000" \
-        in text
-    assert "remote-backup-profile service1\n service-type dhcp-server\n backup-id 1 " \
-           "remote-backup-service service1\n peer-backup hot\n vrrp-id 1 interface Vlanif100" \
-        in text
-    assert text.endswith("#\nreturn")
+@pytest.mark.parametrize("dialect", ["NE", "CE"])
+@pytest.mark.parametrize("device", ["A", "B"])
+def test_the_documented_pair_typed_block_by_block_displays_as_the_guide(device, dialect):
+    """Every line of the guide accepted, every commit succeeds, and display
+    current-configuration is the guide's configuration, order and indentation."""
+    sh = shell()
+    for line in session(device, dialect):
+        sh.execute(line)
+    assert sh.prompt() == f"<Device{device}>"  # sysname is configuration, and committed
+    shown = sh.execute("display current-configuration").splitlines()
+    assert shown == normalized(configuration(device, dialect))
+
+
+def test_the_guides_configuration_file_typed_top_to_bottom_commits_at_once():
+    """The file's own order names the profile before the interface and the pool before
+    the profile: all of it is accepted line by line and valid at commit."""
+    sh = shell()
+    sh.execute("system-view")
+    for line in configuration("A", "NE").splitlines():
+        if line not in ("#", "return"):
+            sh.execute(line)
+    assert sh.prompt() == "[*HUAWEI-GigabitEthernet0/1/2]"
+    sh.execute("commit")
+    assert sh.execute("display current-configuration").splitlines() == \
+        normalized(configuration("A", "NE"))
 
 
 addresses = st.integers(2, 250).map(lambda n: f"10.10.10.{n}")
@@ -291,9 +305,56 @@ def test_display_this_shows_the_view_section():
     assert text.splitlines()[1:3] == ["ip pool p1", " network 10.9.0.0 mask 255.255.0.0"]
 
 
-def test_display_candidate_changes_shows_a_diff():
+def test_display_candidate_shows_this_sessions_lines_under_their_headers():
     sh = shell()
-    run(sh, "system-view", "dhcp enable", "commit", "ip pool p1")
-    diff = sh.execute("display configuration candidate changes")
-    assert "+ip pool p1" in diff
-    assert etree  # lxml is used by the backend
+    run(sh, "system-view", "interface Vlanif100", "ip address 10.9.0.1 24",
+        "vrrp recover-delay 20", "commit", "description pending", "undo vrrp recover-delay")
+    assert sh.execute("display configuration candidate").splitlines() == [
+        "#", "interface Vlanif100", " description pending", " undo vrrp recover-delay 20", "#",
+        "return"]
+    assert sh.execute("display configuration candidate changes").splitlines() == [
+        "#", " interface Vlanif100", "+ description pending", "- vrrp recover-delay 20", "#"]
+    sh.execute("commit")
+    assert "no uncommitted configuration" in sh.execute("display configuration candidate")
+
+
+def test_display_this_in_the_system_view_shows_the_system_views_own_lines():
+    sh = shell()
+    run(sh, "system-view", "sysname Edge", "vrrp recover-delay 5", "ip pool p1",
+        "network 10.9.0.0 mask 16", "quit", "commit")
+    assert sh.execute("display this").splitlines() == [
+        "#", "sysname Edge", "#", "vrrp recover-delay 5", "#", "return"]
+    sh.execute("vlan 100")
+    assert sh.prompt() == "[*Edge-vlan100]"
+    sh.execute("description users")
+    sh.execute("commit")
+    assert sh.execute("display this").splitlines() == ["#", "vlan 100", " description users",
+                                                       "#", "return"]
+
+
+def test_output_filters():
+    sh = shell()
+    run(sh, "system-view", "interface Vlanif100", "ip address 10.9.0.1 24",
+        "vrrp vrid 1 virtual-ip 10.9.0.100", "vrrp vrid 1 priority 120", "commit")
+    assert sh.execute("display current-configuration | include vrrp").splitlines() == [
+        " vrrp vrid 1 virtual-ip 10.9.0.100", " vrrp vrid 1 priority 120"]
+    assert "vrrp" not in sh.execute("display current-configuration | exclude vrrp")
+    assert sh.execute("disp cur | begin ip address").splitlines()[0] == \
+        " ip address 10.9.0.1 255.255.255.0"
+    with pytest.raises(CliError) as caught:
+        sh.execute("commit | include x")
+    assert "Unrecognized" in caught.value.message
+    with pytest.raises(CliError) as caught:
+        sh.execute("display this | in")
+    assert "Incomplete" in caught.value.message
+
+
+def test_display_of_an_unknown_pool_or_interface_says_so():
+    sh = shell()
+    sh.execute("system-view")
+    with pytest.raises(CliError) as caught:
+        sh.execute("display ip pool name nosuch")
+    assert caught.value.message == "Error: The IP pool nosuch does not exist."
+    with pytest.raises(CliError) as caught:
+        sh.execute("display current-configuration interface GigabitEthernet 0/1/9")
+    assert "not configured" in caught.value.message
