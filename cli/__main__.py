@@ -61,15 +61,6 @@ def connect(args: argparse.Namespace, password: str | None):
 
     ncclient.transport.session.TICK = 0.001  # else every command waits 100 ms
     where = f"{args.host} port {args.port}"
-    try:  # ncclient hides why a socket failed; ask the socket first
-        socket.create_connection((args.host, args.port), timeout=args.timeout).close()
-    except socket.timeout:
-        raise ConnectError(f"Error: Connection to {where} timed out.") from None
-    except ConnectionRefusedError:
-        raise ConnectError(f"Error: Failed to connect to {where}: connection refused.") from None
-    except OSError as error:
-        reason = (error.strerror or "unreachable").lower()
-        raise ConnectError(f"Error: Failed to connect to {where}: {reason}.") from None
     try:
         return manager.connect(host=args.host, port=args.port, username=args.user,
                                password=password, hostkey_verify=False,
@@ -79,8 +70,23 @@ def connect(args: argparse.Namespace, password: str | None):
         raise ConnectError(f"Error: Authentication failed for user {args.user} "
                            f"({where}).") from None
     except (SSHError, TransportError, OSError, EOFError):
-        raise ConnectError(f"Error: The SSH session to {where} could not be set up "
-                           "(is it a NETCONF server?).") from None
+        raise ConnectError(_socket_failure(args) or f"Error: The SSH session to {where} could "
+                           "not be set up (is it a NETCONF server?).") from None
+
+
+def _socket_failure(args: argparse.Namespace) -> str | None:
+    """Why a TCP connection fails, in ssh's words (ncclient keeps only 'could not open
+    socket'); None if it does not."""
+    where = f"{args.host} port {args.port}"
+    try:
+        socket.create_connection((args.host, args.port), timeout=args.timeout).close()
+    except socket.timeout:
+        return f"Error: Connection to {where} timed out."
+    except ConnectionRefusedError:
+        return f"Error: Failed to connect to {where}: connection refused."
+    except OSError as error:
+        return f"Error: Failed to connect to {where}: {(error.strerror or 'unreachable').lower()}."
+    return None
 
 
 def password_of(args: argparse.Namespace) -> str | None:
