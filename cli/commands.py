@@ -236,6 +236,23 @@ def many(name: str, values: list, operation: str | None = None) -> str:
 C = Command
 
 
+def setting(syntax: str, views: tuple[str, ...], wrap: Callable[[str, str], list], node: str,
+            name: str) -> list[Command]:
+    """'KEYWORDS <value>' setting the leaf ``name`` (whose node is ``node``) and
+    'undo KEYWORDS' removing it; ``wrap(view key, leaf XML)`` places the leaf."""
+    keywords, _, parameter = syntax.partition(" <")
+    value = re.match(r"[^:>]+", parameter).group()
+    return [C(syntax, views, lambda k, v: wrap(k, leaf(name, v[value])), node, words={value: ""}),
+            C(f"undo {keywords}", views, lambda k, v: wrap(k, removed(name)), node)]
+
+
+def switch(word: str, views: tuple[str, ...], wrap: Callable[[str, str], list], node: str,
+           name: str) -> list[Command]:
+    """'WORD' setting a boolean leaf true and 'undo WORD' setting it false (both shown)."""
+    return [C(word, views, lambda k, v: wrap(k, leaf(name, True)), node),
+            C(f"undo {word}", views, lambda k, v: wrap(k, leaf(name, False)), node)]
+
+
 def _profile_command(key: str, values: dict) -> list:
     if key:  # in a pool view (its key is the pool): bind the pool
         return [Edit(pool(key, leaf("remote-backup-profile", values["name"])))]
@@ -285,21 +302,16 @@ def _system() -> list[Command]:
           words={"dhcp": "DHCP", "server": "DHCP server",
                  "backup": "Back up DHCP server leases (service-type dhcp-server)",
                  "enable": "Back up DHCP server leases (service-type dhcp-server)"}),
-        C("sysname <name>", (SYSTEM,), lambda k, v: [Edit(system(leaf("sysname", v["name"])))],
-          SYSTEM_NODE + "/sysname", words={"name": ""}),
-        C("undo sysname", (SYSTEM,), lambda k, v: [Edit(system(removed("sysname")))],
-          SYSTEM_NODE + "/sysname"),
+        *setting("sysname <name>", (SYSTEM,), lambda k, inner: [Edit(system(inner))],
+                 SYSTEM_NODE + "/sysname", "sysname"),
         C("vlan <vlan-id>", (SYSTEM,), lambda k, v: [
             Edit(vlan(v["vlan-id"])), Enter(VLAN, str(v["vlan-id"]))], VLAN_NODE,
           words={"vlan": ""}),
         C("undo vlan <vlan-id>", (SYSTEM,), lambda k, v: [
             Edit(vlan(v["vlan-id"], operation="delete"))], VLAN_NODE, words={"vlan": ""}),
-        C("vrrp recover-delay <delay>", (SYSTEM,), lambda k, v: [Edit(
-            f'<vrrp xmlns="{VRRP}">{leaf("recover-delay", v["delay"])}</vrrp>')],
-          GLOBAL_VRRP_NODE + "/recover-delay", words={"delay": ""}),
-        C("undo vrrp recover-delay", (SYSTEM,), lambda k, v: [Edit(
-            f'<vrrp xmlns="{VRRP}">{removed("recover-delay")}</vrrp>')],
-          GLOBAL_VRRP_NODE + "/recover-delay"),
+        *setting("vrrp recover-delay <delay>", (SYSTEM,),
+                 lambda k, inner: [Edit(f'<vrrp xmlns="{VRRP}">{inner}</vrrp>')],
+                 GLOBAL_VRRP_NODE + "/recover-delay", "recover-delay"),
     ]
 
 
@@ -308,13 +320,9 @@ def _vlan() -> list[Command]:
         return [Edit(vlan(int(k), inner))]
 
     return [
-        C("description <text:text>", (VLAN,), lambda k, v: edit(k, leaf("description", v["text"])),
-          VLAN_NODE + "/description", words={"text": ""}),
-        C("undo description", (VLAN,), lambda k, v: edit(k, removed("description")),
-          VLAN_NODE + "/description"),
-        C("name <name>", (VLAN,), lambda k, v: edit(k, leaf("name", v["name"])),
-          VLAN_NODE + "/name", words={"name": ""}),
-        C("undo name", (VLAN,), lambda k, v: edit(k, removed("name")), VLAN_NODE + "/name"),
+        *setting("description <text:text>", (VLAN,), edit, VLAN_NODE + "/description",
+                 "description"),
+        *setting("name <name>", (VLAN,), edit, VLAN_NODE + "/name", "name"),
     ]
 
 
@@ -344,23 +352,11 @@ def _interface() -> list[Command]:
         C("undo ip address [ <address:ipv4> [ <mask:mask> ] ]", (INTERFACE,), lambda k, v: edit(
             k, "<ipv4>" + removed("address") + removed("mask") + "</ipv4>"),
           IF_NODE + "/ipv4", words={"ip": "IP configuration"}),
-        C("description <text:text>", (INTERFACE,),
-          lambda k, v: edit(k, leaf("description", v["text"])), IF_NODE + "/description",
-          words={"text": ""}),
-        C("undo description", (INTERFACE,), lambda k, v: edit(k, removed("description")),
-          IF_NODE + "/description"),
-        C("linux-name <name>", (INTERFACE,), lambda k, v: edit(k, leaf("linux-name", v["name"])),
-          IF_NODE + "/linux-name", words={"name": ""}),
-        C("undo linux-name", (INTERFACE,), lambda k, v: edit(k, removed("linux-name")),
-          IF_NODE + "/linux-name"),
-        C("shutdown", (INTERFACE,), lambda k, v: edit(k, leaf("shutdown", True)),
-          IF_NODE + "/shutdown"),
-        C("undo shutdown", (INTERFACE,), lambda k, v: edit(k, leaf("shutdown", False)),
-          IF_NODE + "/shutdown"),
-        C("portswitch", (INTERFACE,), lambda k, v: edit(k, leaf("portswitch", True)),
-          IF_NODE + "/portswitch"),
-        C("undo portswitch", (INTERFACE,), lambda k, v: edit(k, leaf("portswitch", False)),
-          IF_NODE + "/portswitch"),
+        *setting("description <text:text>", (INTERFACE,), edit, IF_NODE + "/description",
+                 "description"),
+        *setting("linux-name <name>", (INTERFACE,), edit, IF_NODE + "/linux-name", "linux-name"),
+        *switch("shutdown", (INTERFACE,), edit, IF_NODE + "/shutdown", "shutdown"),
+        *switch("portswitch", (INTERFACE,), edit, IF_NODE + "/portswitch", "portswitch"),
         C("port link-type { access | trunk | hybrid }", (INTERFACE,), lambda k, v: port(
             k, leaf("link-type", v["keywords"][-1])), IF_NODE + "/port/link-type",
           words={"access": "Untagged frames of one VLAN",
@@ -471,12 +467,9 @@ def _interface() -> list[Command]:
           VRRP_INSTANCE_NODE, words={**vi_words, "track": "track/interfaces",
                                      "interface": "track/interfaces",
                                      "tracked": "track/interfaces/interface/interface"}),
-        C("vrrp recover-delay <delay>", (INTERFACE,), lambda k, v: [Edit(vrrp(
-            k, leaf("recover-delay", v["delay"])))], IF_VRRP_NODE + "/recover-delay",
-          words={"delay": "", "vrrp": IF_VRRP_NODE}),
-        C("undo vrrp recover-delay", (INTERFACE,), lambda k, v: [Edit(vrrp(
-            k, removed("recover-delay")))], IF_VRRP_NODE + "/recover-delay",
-          words={"vrrp": IF_VRRP_NODE}),
+        *setting("vrrp recover-delay <delay>", (INTERFACE,),
+                 lambda k, inner: [Edit(vrrp(k, inner))], IF_VRRP_NODE + "/recover-delay",
+                 "recover-delay"),
     ]
 
 
@@ -569,10 +562,7 @@ def _pool() -> list[Command]:
             k, leaf("dns-list", v["address"], "remove") if "address" in v
             else removed("dns-list")), POOL_NODE + "/dns-list",
           words={"address": "", "dns-server": "", "all": "Every DNS server"}),
-        C("domain-name <name>", (POOL,), lambda k, v: p(k, leaf("domain-name", v["name"])),
-          POOL_NODE + "/domain-name", words={"name": ""}),
-        C("undo domain-name", (POOL,), lambda k, v: p(k, removed("domain-name")),
-          POOL_NODE + "/domain-name"),
+        *setting("domain-name <name>", (POOL,), p, POOL_NODE + "/domain-name", "domain-name"),
         C("option <code> { ascii <ascii:text> | hex <hex:hex> | ip-address "
           "<addresses:ipv4s> }", (POOL,), lambda k, v: p(
               k, '<user-options><user-option nc:operation="replace">'
@@ -588,11 +578,8 @@ def _pool() -> list[Command]:
             k, leaf("identifier-ip", v["address"])), POOL_NODE, words=identifier),
         C("undo server identifier ip [ <address:ipv4> ]", (POOL,), lambda k, v: p(
             k, removed("identifier-ip")), POOL_NODE, words=identifier),
-        C("warning-threshold <percent>", (POOL,), lambda k, v: p(
-            k, leaf("warning-threshold", v["percent"])), POOL_NODE + "/warning-threshold",
-          words={"percent": ""}),
-        C("undo warning-threshold", (POOL,), lambda k, v: p(k, removed("warning-threshold")),
-          POOL_NODE + "/warning-threshold"),
+        *setting("warning-threshold <percent>", (POOL,), p, POOL_NODE + "/warning-threshold",
+                 "warning-threshold"),
     ]
 
 
@@ -608,14 +595,8 @@ def _service() -> list[Command]:
         C("undo peer [ <peer:ipv4> ]", (SERVICE,), lambda k, v: s(
             k, removed("peer-ip") + removed("source-ip") + removed("tcp-port")), SERVICE_NODE,
           words=addresses),
-        C("shared-key <key>", (SERVICE,), lambda k, v: s(k, leaf("shared-key", v["key"])),
-          SERVICE_NODE + "/shared-key", words={"key": ""}),
-        C("undo shared-key", (SERVICE,), lambda k, v: s(k, removed("shared-key")),
-          SERVICE_NODE + "/shared-key"),
-        C("shutdown", (SERVICE,), lambda k, v: s(k, leaf("shut-down", True)),
-          SERVICE_NODE + "/shut-down"),
-        C("undo shutdown", (SERVICE,), lambda k, v: s(k, leaf("shut-down", False)),
-          SERVICE_NODE + "/shut-down"),
+        *setting("shared-key <key>", (SERVICE,), s, SERVICE_NODE + "/shared-key", "shared-key"),
+        *switch("shutdown", (SERVICE,), s, SERVICE_NODE + "/shut-down", "shut-down"),
         C("batch-backup service-type dhcp-server now", (SERVICE,), lambda k, v: [
             Action("batch-backup", {"service": k})],
           help="Send every lease to the peer now"),
@@ -658,9 +639,7 @@ def _profile() -> list[Command]:
                  "lazy": "Reply first, synchronize after (lease capped by the MCLT)"}),
         C("undo sync-mode", (PROFILE,), lambda k, v: pr(k, removed("sync-mode")),
           PROFILE_NODE + "/sync-mode"),
-        C("mclt <seconds>", (PROFILE,), lambda k, v: pr(k, leaf("mclt", v["seconds"])),
-          PROFILE_NODE + "/mclt", words={"seconds": ""}),
-        C("undo mclt", (PROFILE,), lambda k, v: pr(k, removed("mclt")), PROFILE_NODE + "/mclt"),
+        *setting("mclt <seconds>", (PROFILE,), pr, PROFILE_NODE + "/mclt", "mclt"),
     ]
 
 

@@ -100,10 +100,6 @@ interface GigabitEthernet 0/1/1
 return
 """
 
-#: Lines of DeviceA's configuration that are not Huawei's (see the module docstring).
-OURS = (" vrrp vrid 1 track interface GigabitEthernet0/1/2 reduced 110",
-        "interface GigabitEthernet0/1/2", " linux-name uplink0")
-
 NE_POOL = """\
 ip pool pool1 server
  gateway 10.10.10.100 255.255.255.0

@@ -247,13 +247,19 @@ def test_save_survives_a_restart(empty_device, tmp_path):
     assert after.splitlines()[1:] == normalized(configuration("B", "NE"))
 
 
+def killed_mid_edit(device, tmp_path) -> Terminal:
+    """A shell with an edit pending when its device is killed (SIGKILL: no goodbye)."""
+    shell = terminal(device, tmp_path)
+    shell.line("system-view", "[~HUAWEI]")
+    shell.line(POOL[0], "[*HUAWEI-ip-pool-half-typed]")
+    device.process.send_signal(signal.SIGKILL)
+    device.process.wait(10)
+    return shell
+
+
 def test_a_device_killed_mid_session_gets_a_message_not_a_traceback(empty_device, tmp_path):
-    shell = terminal(empty_device, tmp_path)
+    shell = killed_mid_edit(empty_device, tmp_path)
     try:
-        shell.line("system-view", "[~HUAWEI]")
-        shell.line(POOL[0], "[*HUAWEI-ip-pool-half-typed]")
-        empty_device.process.send_signal(signal.SIGKILL)
-        empty_device.process.wait(10)
         shell.line("display this", "Error: The connection to the device 127.0.0.1 port "
                                    f"{empty_device.port} was lost.")
         shell.expect("cannot be reached; the session ends.", timeout=60)
@@ -264,16 +270,11 @@ def test_a_device_killed_mid_session_gets_a_message_not_a_traceback(empty_device
 
 
 def test_the_shell_reconnects_to_a_device_that_comes_back(empty_device, tmp_path):
-    shell = terminal(empty_device, tmp_path)
+    shell = killed_mid_edit(empty_device, tmp_path)
     try:
-        shell.line("system-view", "[~HUAWEI]")
-        shell.line(POOL[0], "[*HUAWEI-ip-pool-half-typed]")
-        port = empty_device.port
-        empty_device.process.send_signal(signal.SIGKILL)
-        empty_device.process.wait(10)
-        start_on(empty_device, port)
+        start_on(empty_device, empty_device.port)
         shell.line("display this", "was lost.")
-        shell.expect(f"Info: Reconnected to 127.0.0.1 port {port}", timeout=60)
+        shell.expect(f"Info: Reconnected to 127.0.0.1 port {empty_device.port}", timeout=60)
         shell.expect("<HUAWEI>")
         shell.line("display current-configuration", "return")
         shell.line("quit")

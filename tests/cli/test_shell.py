@@ -358,3 +358,27 @@ def test_display_of_an_unknown_pool_or_interface_says_so():
     with pytest.raises(CliError) as caught:
         sh.execute("display current-configuration interface GigabitEthernet 0/1/9")
     assert "not configured" in caught.value.message
+
+
+def test_display_vrrp_selects_by_interface_and_vrid_and_shows_statistics():
+    from nefeature_cli.render import display_vrrp
+
+    def group(vrid, state, sent):
+        return {"vrid": vrid, "virtual-ipv4-addresses": {"virtual-ipv4-address": [
+            {"ipv4-address": f"10.9.{vrid}.100"}]},
+            "state": {"state": state, "statistics": {"advertisement-sent": sent}}}
+
+    tree = {"nefeature-interfaces:interfaces": {"interface": [
+        {"name": "Vlanif100", "ipv4": {"nefeature-vrrp:vrrp": {"vrrp-instance": [
+            group(1, "master", 7), group(2, "backup", 0)]}}},
+        {"name": "Vlanif200", "ipv4": {"nefeature-vrrp:vrrp": {"vrrp-instance": [
+            group(1, "backup", 0)]}}}]},
+        "nefeature-vrrp:vrrp": {"statistics": {"checksum-errors": 3}}}
+    brief = display_vrrp(tree, "brief", "vlanif100")
+    assert brief.splitlines()[0].split() == ["Total:2", "Master:1", "Backup:1", "Non-active:0"]
+    assert display_vrrp(tree, "verbose", None, 2).count("Virtual Router") == 1
+    statistics = display_vrrp(tree, "statistics", "Vlanif100", 1).splitlines()
+    assert "    Sent Advertisement             : 7" in statistics
+    assert "    Checksum Errors                : 3" in statistics
+    assert display_vrrp(tree, "brief", "Vlanif300").startswith("Total:0")
+    assert display_vrrp(tree, "verbose", None, 9) == "Info: The VRRP does not exist."
