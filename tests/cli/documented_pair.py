@@ -2,10 +2,11 @@
 
 The configuration files below are Huawei's (NE40E V800R012C10 configuration
 guide, "Example for Configuring DHCP Server Dual-Device Hot Backup"), line
-for line and in their order.  Two additions, marked ``OURS``, are not in the
-guide: DeviceA tracks its uplink GigabitEthernet0/1/2 so an uplink failure
-moves the master (the feature text relies on it, the example never
-configures it), and that uplink is bound to the Linux interface it runs on.
+for line and in their order.  Two additions to DeviceA are not in the
+guide: ``vrrp vrid 1 track interface GigabitEthernet0/1/2 reduced 110``, so an
+uplink failure moves the master (the feature text relies on it, the example
+never configures it), and the section ``interface GigabitEthernet0/1/2`` /
+``linux-name uplink0`` that binds the uplink to the Linux interface it runs on.
 
 The CE/AR dialect replaces the pool and the interface's ``dhcp server
 enable`` with the CE/AR commands (``ip pool pool1`` with ``gateway-list``,
