@@ -222,6 +222,18 @@ def _is_transport_error(error: BaseException) -> bool:
     return isinstance(error, (TransportError, TimeoutExpiredError, OSError, EOFError))
 
 
+def _changes_nothing(configuration: dict, fragment: str) -> bool:
+    """Whether an edit leaves a configuration as it is (the server's own edit semantics)."""
+    from nefeature.datastore.edit import apply_edit
+    from nefeature.datastore.errors import NetconfError
+
+    element = etree.fromstring(f'<config xmlns="{NC}" xmlns:nc="{NC}">{fragment}</config>')
+    try:
+        return apply_edit(configuration, element) == configuration
+    except NetconfError:
+        return False  # the device will say what is wrong with it
+
+
 def apply_filter(text: str, kind: str, expression: str) -> str:
     """VRP's ``| include`` / ``| exclude`` / ``| begin`` on a display's lines."""
     pattern = re.compile(expression)
@@ -401,6 +413,8 @@ class Shell:
 
     def _edit(self, fragment: str) -> None:
         if not self.locked:
+            if _changes_nothing(self._call(self.backend.config, "running"), fragment):
+                return  # entering an existing entry's view: no edit, no lock
             self._lock("candidate")
         try:
             self._call(self.backend.edit, fragment)

@@ -91,6 +91,9 @@ def test_a_line_that_changes_nothing_holds_no_lock():
     run(alice, "system-view", *POOL, "commit", "quit", "ip pool half-typed")
     assert alice.prompt() == "[~HUAWEI-ip-pool-half-typed]"
     run(bob, "system-view", "sysname Other")  # not refused: alice has nothing pending
+    # and views of existing entries open while another session has edits
+    run(alice, "ip pool half-typed", "quit", "ip pool half-typed")
+    assert "network 10.7.0.0" in alice.execute("display this")
 
 
 def test_a_netconf_client_cannot_commit_or_discard_a_shells_edits():
