@@ -304,6 +304,7 @@ def test_interactive_session_in_a_terminal(empty_device, tmp_path):
         shell.line("re", "Error: Ambiguous command found at '^' position.")
         shell.send("vrrp-idd ?")
         shell.expect("Error: Unrecognized command found at '^' position.")
+        shell.expect("[*HUAWEI-rm-backup-prf-rbp9]vrrp-idd")  # the line comes back
         shell.send("\x03")
         shell.line("clear configuration candidate", "[~HUAWEI-rm-backup-prf-rbp9]")
         shell.line("return", "<HUAWEI>")
