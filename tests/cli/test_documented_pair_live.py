@@ -51,7 +51,7 @@ TIMEOUT = 40.0  # seconds for an election or a channel, generously
 LEASE = {"NE": "259200", "CE": "86400"}  # NE's default 3 days; CE/AR typed 'lease day 1'
 PYTHON_TEXT = ("Traceback", "Exception", "Error(", "ncclient")
 NEXT_PROMPT = b"\x1b[?2004h"  # prompt_toolkit starts every prompt with it
-COMMAND_OUTPUT = "\x1b[?2004l"  # and ends it with this, before the command prints
+COMMAND_OUTPUT = b"\x1b[?2004l"  # and ends it with this, before the command prints
 
 
 @pytest.fixture(scope="module")
@@ -107,12 +107,13 @@ def typed(shell: Terminal, lines: list[str]) -> None:
             f"{line!r} was not accepted:\n{printed}"
 
 
-def displayed_configuration(shell: Terminal, prompt: str) -> list[str]:
-    shell.line("screen-length 0 temporary", prompt)
+def displayed_configuration(shell: Terminal) -> list[str]:
+    typed(shell, ["screen-length 0 temporary"])
+    shell.line("display current-configuration")
+    shell.expect(COMMAND_OUTPUT)
     start = shell.mark
-    shell.line("display current-configuration", "\nreturn")
-    text = shell.output[start:shell.mark].decode(errors="replace").replace("\r", "")
-    return text.split(COMMAND_OUTPUT, 1)[1].splitlines()
+    shell.expect("\nreturn")
+    return shell.output[start:shell.mark].decode(errors="replace").replace("\r", "").splitlines()
 
 
 def dhcp_client(lan: Lan, label: str, tools: dict[str, str]) -> dict[str, str]:
@@ -157,7 +158,7 @@ def test_the_documented_pair_typed_in_two_shells_serves_and_switches_over(
         lan.assert_steady({"A"}, 2.0, "DeviceA stays master when DeviceB joins")
 
         for label, shell in shells.items():
-            assert displayed_configuration(shell, f"<Device{label}>") == \
+            assert displayed_configuration(shell) == \
                 normalized(configuration(label, dialect))
 
         first = dhcp_client(lan, "C1", tools)
