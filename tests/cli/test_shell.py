@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lxml import etree
 
 from nefeature.datastore.validation import validate_config_text
 from nefeature_cli.grammar import Failure, match, parse_pattern, tokenize
