@@ -12,7 +12,8 @@ The CE/AR dialect replaces the pool and the interface's ``dhcp server
 enable`` with the CE/AR commands (``ip pool pool1`` with ``gateway-list``,
 ``network``, ``excluded-ip-address``, ``lease day``, ``dns-list``,
 ``domain-name``; ``dhcp select global``; ``dhcp enable`` in the system view);
-the VRRP, RBS and RBP lines stay.
+the VRRP, RBS and RBP lines stay.  The guide elides the DNS server and the
+domain name; 10.10.10.53 and example.net are ours.
 
 ``session(device, dialect)`` is what an engineer types: the guide's lines,
 block by block with ``commit``, in the guide's procedure order (interfaces,

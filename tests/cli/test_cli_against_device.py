@@ -200,6 +200,7 @@ def test_two_shells_and_a_netconf_client_keep_to_their_own_edits(empty_device, t
         client.lock("candidate")  # nobody holds it any more
         client.unlock("candidate")
         assert pools(empty_device) == ["half-typed"]
+        assert_no_python_text(alice.text() + bob.text())
     finally:
         client.close_session()
         alice.close()
@@ -236,6 +237,7 @@ def test_save_survives_a_restart(empty_device, tmp_path):
         shell.line("quit")
         assert shell.wait() == 0
         assert "not saved" not in shell.text()
+        assert_no_python_text(shell.text())
     finally:
         shell.close()
     before = cli(empty_device, "-c", "display current-configuration").stdout
