@@ -8,7 +8,7 @@ dhcp-server`` is served only by the device whose VRRP group of that profile
 is master; the other device keeps silent and applies the updates it
 receives (``update_roles``).  A device that rejoins may take the master role
 back only after the batch backup from the current master is complete: its
-VRRP preemption gate stays closed until then (DESIGN.md section 4).
+VRRP preemption gate stays closed until then (docs/architecture.md).
 
 Updates.  Every lease event of a bound pool (commit, renew, release,
 decline, expiry) becomes a record on the profile's channel.  In ``strict``

@@ -1,4 +1,4 @@
-"""Print yang/README.md: the `pyang -f tree` of every module of the model.
+"""Print nefeature/yang/README.md: the `pyang -f tree` of every module of the model.
 
 `make yang-tree` rewrites the file; tests/unit/test_yang_model.py fails when
 the committed file differs from what this prints.
@@ -18,8 +18,8 @@ Four modules, Huawei leaf names where a VRP command exists, RFC 8347
 import. Check them and a config with:
 
 ```sh
-pyang --strict -p yang yang/*.yang
-yanglint -p yang -t config yang/nefeature-*.yang examples/pair/deviceA.xml
+pyang --strict -p nefeature/yang nefeature/yang/*.yang
+yanglint -p nefeature/yang -t config nefeature/yang/nefeature-*.yang examples/pair/deviceA.xml
 nefeature validate examples/pair/deviceA.xml
 ```
 
