@@ -142,6 +142,34 @@ def netconf_settings(args: argparse.Namespace, state_dir):
     return NetconfSettings(host, int(port), passwords, keys)
 
 
+def cmd_journal(args: argparse.Namespace) -> int:
+    """Look at a lease journal, or copy it, without changing it (safe while the device runs)."""
+    from nefeature.dhcp import journal
+
+    path = Path(args.state_dir) / "leases.sqlite"
+    try:
+        if args.action == "backup":
+            if args.destination is None:
+                print("nefeature journal backup: name the file to copy to", file=sys.stderr)
+                return 2
+            count = journal.backup(path, args.destination)
+            print(f"{path}: {count} leases copied to {args.destination}")
+            return 0
+        info = journal.describe(path)
+    except OSError as error:
+        print(f"{error.filename or path}: {error.strerror}", file=sys.stderr)
+        return 1
+    except journal.sqlite3.DatabaseError as error:
+        print(f"{path}: not a lease journal ({error})", file=sys.stderr)
+        return 1
+    leases = ", ".join(f"{count} {state}" for state, count in info["leases"].items()) or "none"
+    print(f"{path}\n  schema       {info['schema']}"
+          f"{'' if info['readable'] else ' (newer than this release reads)'}\n"
+          f"  written by   {info['written-by']}\n  leases       {leases}\n"
+          f"  integrity    {info['integrity']}")
+    return 0 if info["integrity"] == "ok" else 1
+
+
 def cmd_lab(args: argparse.Namespace) -> int:
     from nefeature.lab import main as lab_main
 
@@ -199,6 +227,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-v", "--verbose", action="store_true", help="the same as --log-level debug")
     run.add_argument("--version", action=VersionAction)
     run.set_defaults(handler=cmd_run)
+
+    journal = sub.add_parser("journal", help="look at or copy a device's lease journal "
+                             "(read-only; safe while it runs)")
+    journal.add_argument("action", choices=("info", "backup"))
+    journal.add_argument("state_dir", metavar="STATE_DIR", help="the device's state directory")
+    journal.add_argument("destination", nargs="?", metavar="FILE",
+                         help="backup: the file to copy the journal to")
+    journal.set_defaults(handler=cmd_journal)
 
     lab = sub.add_parser("lab", help="the Figure 4-10 lab in network namespaces (root)")
     lab.add_argument("action", choices=("up", "status", "cut", "restore", "down"))

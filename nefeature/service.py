@@ -1,8 +1,8 @@
 """What makes ``nefeature run`` a service: version, logging, readiness, reload.
 
 * Version: :func:`version_text` names the release, the YANG module
-  revisions and the lease journal's schema version, the three things an
-  upgrade changes (docs/operations.md).
+  revisions, the lease journal's schema version and the remote backup
+  protocol's, what an upgrade may change (docs/operations.md).
 * Logging goes to stderr.  Under systemd (stderr connected to the journal,
   which ``$JOURNAL_STREAM`` says, see systemd.exec(5)) each line starts with
   its syslog priority, ``<3>`` for an error, and carries no timestamp: the
@@ -55,13 +55,16 @@ def release() -> str:
 
 
 def version_text() -> str:
-    """``nefeature --version``: the release, the model's revisions, the journal schema."""
+    """``nefeature --version``: the release, the model's revisions, the journal schema, the
+    remote backup protocol (two devices must speak the same one to sync)."""
+    from nefeature.backup.frames import PROTOCOL_VERSION
     from nefeature.datastore.schema import modules
     from nefeature.dhcp.journal import SCHEMA_VERSION
 
     revisions = ", ".join(f"{m.name}@{m.revision}" for m in modules() if m.implemented)
     return (f"nefeature {release()}\nYANG modules: {revisions}\n"
-            f"lease journal schema: {SCHEMA_VERSION}")
+            f"lease journal schema: {SCHEMA_VERSION}\n"
+            f"remote backup protocol: {PROTOCOL_VERSION}")
 
 
 # --- logging ---

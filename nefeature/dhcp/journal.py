@@ -232,3 +232,44 @@ class LeaseJournal:
             self._checkpoints.close()
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         self._db.close()
+
+
+def open_read_only(path: str | Path) -> sqlite3.Connection:
+    """A connection that can neither write nor migrate (safe beside a running device)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+
+
+def describe(path: str | Path) -> dict:
+    """What ``nefeature journal info`` prints: layout, writer, leases by state, integrity."""
+    db = open_read_only(path)
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        try:
+            written_by = db.execute(
+                "SELECT value FROM journal_info WHERE key = 'written-by'").fetchone()
+        except sqlite3.OperationalError:  # layout 0 has no journal_info
+            written_by = None
+        states = dict(db.execute("SELECT state, count(*) FROM leases GROUP BY state ORDER BY "
+                                 "state").fetchall())
+        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        db.close()
+    return {"schema": version, "readable": version <= SCHEMA_VERSION,
+            "written-by": written_by[0] if written_by else "unknown", "leases": states,
+            "integrity": integrity}
+
+
+def backup(path: str | Path, destination: str | Path) -> int:
+    """Copy the journal, consistent even while a device writes it (SQLite's online backup);
+    returns the number of leases copied."""
+    source = open_read_only(path)
+    target = sqlite3.connect(destination)
+    try:
+        source.backup(target)
+        return target.execute("SELECT count(*) FROM leases").fetchone()[0]
+    finally:
+        target.close()
+        source.close()

@@ -171,6 +171,7 @@ def test_a_startup_saved_by_a_newer_release_is_refused(tmp_path):
 
 
 def test_version():
+    from nefeature.backup.frames import PROTOCOL_VERSION
     from nefeature.datastore.schema import modules
     from nefeature.dhcp.journal import SCHEMA_VERSION
 
@@ -183,4 +184,5 @@ def test_version():
         for module in modules():
             if module.implemented:
                 assert f"{module.name}@{module.revision}" in lines[1]
-        assert lines[2] == f"lease journal schema: {SCHEMA_VERSION}"
+        assert lines[2:] == [f"lease journal schema: {SCHEMA_VERSION}",
+                             f"remote backup protocol: {PROTOCOL_VERSION}"]

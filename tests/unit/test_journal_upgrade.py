@@ -157,3 +157,37 @@ def test_a_cleanly_closed_journal_leaves_no_wal(tmp_path):
     db = sqlite3.connect(f"{path.as_uri()}?mode=ro&immutable=1", uri=True)
     assert db.execute("SELECT count(*) FROM leases").fetchone()[0] == 3
     db.close()
+
+
+def nefeature(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "nefeature", *map(str, args)],
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_journal_info_reads_without_migrating(tmp_path):
+    path = v0_journal(tmp_path)
+    result = nefeature("journal", "info", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[1:] == ["  schema       0", "  written by   unknown",
+                                              "  leases       2 bound, 1 released",
+                                              "  integrity    ok"]
+    assert pragma(path, "user_version") == 0  # looked at, not migrated
+
+
+def test_journal_backup_beside_a_writer_restores_every_lease(tmp_path):
+    state, elsewhere = tmp_path / "state", tmp_path / "backup"
+    state.mkdir()
+    elsewhere.mkdir()
+    running = LeaseJournal(state / "leases.sqlite")  # a device holding it open, mid-WAL
+    try:
+        running.commit({lease.address: lease for lease in V0_LEASES})
+        result = nefeature("journal", "backup", state, elsewhere / "leases.sqlite")
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip().endswith(f"3 leases copied to {elsewhere / 'leases.sqlite'}")
+    finally:
+        running.close()
+    restored = LeaseJournal(elsewhere / "leases.sqlite")
+    try:
+        assert restored.load() == V0_LEASES
+    finally:
+        restored.close()
