@@ -26,9 +26,10 @@ import sqlite3
 import subprocess
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(str(resources.files("nefeature") / "examples"))  # examples/, shipped in the package
 LAB = Path("/run/nefeature-lab")
 SWITCH, DEVICES = "nfl-sw", {"a": "nfl-a", "b": "nfl-b"}
 HOOK = """#!/bin/sh

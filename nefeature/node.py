@@ -30,6 +30,7 @@ from pathlib import Path
 
 from lxml import etree
 
+from nefeature import service
 from nefeature.backup.hotbackup import (
     STRICT_WAIT,
     BatchBackupDone,
@@ -53,8 +54,8 @@ from nefeature.core import (
 )
 from nefeature.datastore.datastores import Datastores
 from nefeature.datastore.errors import NetconfError
+from nefeature.datastore.startup import STARTUP_FILE, StartupTooNew, read_startup, write_startup
 from nefeature.datastore.validation import ValidatedConfig, validate_config_text
-from nefeature.datastore.xmlform import to_xml
 from nefeature.dhcp.events import PoolThresholdExceeded
 from nefeature.dhcp.journal import LeaseJournal
 from nefeature.dhcp.server import SERVER_PORT, Received
@@ -70,7 +71,6 @@ from nefeature.vrrp.transport import (
 
 log = logging.getLogger("nefeature")
 
-STARTUP_FILE = "startup.xml"
 GC_FREEZE_INTERVAL = 10.0  # seconds between moving survivors out of the collector's way
 
 
@@ -87,9 +87,11 @@ class Device:
 
     def __init__(self, validated: ValidatedConfig, state_dir: str | Path,
                  dhcp_port: int = SERVER_PORT, emulated_lan: tuple[str, int] | None = None,
-                 netconf: NetconfSettings | None = None, relay_port: int = SERVER_PORT) -> None:
+                 netconf: NetconfSettings | None = None, relay_port: int = SERVER_PORT,
+                 startup_file: str | Path | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.startup_file = None if startup_file is None else Path(startup_file)  # for SIGHUP
         self.netconf_settings = netconf
         self.netconf_server = None
         self.netconf = None  # the NetconfHandler once the server runs
@@ -381,12 +383,14 @@ class Device:
             log.info("NETCONF over SSH on %s port %d", settings.host, self.netconf_server.port)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopped.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_startup)
         if self.emulated_lan:
             loop.add_signal_handler(signal.SIGUSR1, self.set_emulated_tracked_links, False)
             loop.add_signal_handler(signal.SIGUSR2, self.set_emulated_tracked_links, True)
         log.info("serving DHCP on port %d (direct on %s), %d leases loaded; %d VRRP group(s)",
                  self.dhcp_port, ", ".join(direct) or "no interface",
                  len(self.core.dhcp.table), len(self.core.vrrp))
+        service.notify("READY=1")
         try:
             await self._stopped.wait()
         finally:
@@ -395,9 +399,17 @@ class Device:
     def stop(self) -> None:
         self._stopped.set()
 
+    def reload_startup(self) -> bool:
+        """SIGHUP: commit the startup configuration again (``nefeature.service``)."""
+        reloaded = service.reload_startup(self.datastores, self.state_dir, self.startup_file)
+        self._arm_timer()
+        return reloaded
+
     def close(self) -> None:
         """Stop cleanly: a VRRP master says priority 0 and drops its virtual IPs; the
-        journal gets what is pending, then the replies waiting for it leave."""
+        journal gets what is pending, then the replies waiting for it leave, and the journal
+        is checkpointed."""
+        service.notify("STOPPING=1")
         if self._timer is not None:
             self._timer.cancel()
         self._closed = True
@@ -459,19 +471,13 @@ class Device:
         if not path.exists():
             return None
         try:
-            return validate_config_text(path.read_bytes()).explicit
-        except NetconfError as error:
+            return validate_config_text(read_startup(path)).explicit
+        except (NetconfError, StartupTooNew) as error:
             log.error("%s is not a valid configuration (%s): ignored", path, error)
             return None
 
     def _save_startup(self, explicit: dict) -> None:
-        data = etree.Element("{urn:ietf:params:xml:ns:netconf:base:1.0}config",
-                             nsmap={None: "urn:ietf:params:xml:ns:netconf:base:1.0"})
-        to_xml(explicit, data)
-        path = self.state_dir / STARTUP_FILE
-        temporary = path.with_suffix(".tmp")
-        temporary.write_bytes(etree.tostring(data, pretty_print=True))
-        temporary.replace(path)
+        write_startup(self.state_dir, explicit)
 
     def config_tree(self, source: str, mode: str) -> dict:
         explicit = self.datastores.content(source)

@@ -156,6 +156,30 @@ class Datastores:
         else:
             self.confirmed = None  # a confirming commit (or none was pending)
 
+    def reload(self, validated: ValidatedConfig, session: int = 0) -> bool:
+        """Make a reloaded startup configuration running, as the system's commit (SIGHUP).
+
+        The same install as commit: two-phase apply, commit listeners.  Refused
+        with in-use while a session locks running or has a confirmed commit
+        pending (its rollback point would be lost).  A candidate nobody edited
+        follows running; edits in progress are kept.  Returns whether running
+        changed.
+        """
+        self._check_lock(session, "running")
+        if self.confirmed is not None:
+            raise NetconfError("protocol", "in-use",
+                               f"session {self.confirmed.session} has a confirmed commit "
+                               "pending: confirm or cancel it first",
+                               info=(ErrorInfo("session-id", str(self.confirmed.session)),))
+        changed = validated.explicit != self.running.explicit
+        if changed:
+            in_step = not self.candidate_modified
+            self._install(validated, session)
+            if in_step:
+                self.candidate = copy.deepcopy(validated.explicit)
+        self.startup = copy.deepcopy(validated.explicit)
+        return changed
+
     def cancel_commit(self, session: int, persist_id: str | None = None) -> None:
         pending = self.confirmed
         if pending is None:

@@ -1,9 +1,11 @@
 """The YANG model of the device, loaded once for validation and lookup.
 
-The modules in ``yang/`` are the source of truth (DESIGN.md section 3.3).
-This module finds them, reads each one's name, revision, namespace and
-prefix, builds the RFC 7895 YANG library that yangson needs, and keeps one
-yangson :class:`DataModel` per process.  The NETCONF server uses the same
+The modules in ``nefeature/yang/`` are the source of truth
+(docs/architecture.md).  They ship inside the package and are found with
+:mod:`importlib.resources`, so an installed wheel needs no checkout.  This
+module finds them, reads each one's name, revision, namespace and prefix,
+builds the RFC 7895 YANG library that yangson needs, and keeps one yangson
+:class:`DataModel` per process.  The NETCONF server uses the same
 :class:`ModuleInfo` records for <get-schema> and the YANG library.
 """
 
@@ -14,6 +16,7 @@ import json
 import os
 import re
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
 
 from yangson import DataModel
@@ -39,12 +42,20 @@ class ModuleInfo:
     implemented: bool
 
 
+class SchemaNotFound(Exception):
+    """The schema directory, or a module in it, is missing: the message names which."""
+
+
 def yang_dir() -> Path:
-    """The directory holding the modules: ``$NEFEATURE_YANG_DIR`` or ``yang/``."""
+    """The directory holding the modules: ``$NEFEATURE_YANG_DIR``, else the package's ``yang/``."""
     configured = os.environ.get("NEFEATURE_YANG_DIR")
     if configured:
-        return Path(configured)
-    return Path(__file__).resolve().parents[2] / "yang"
+        directory, origin = Path(configured), "$NEFEATURE_YANG_DIR"
+    else:
+        directory, origin = Path(str(resources.files("nefeature") / "yang")), "the package"
+    if not directory.is_dir():
+        raise SchemaNotFound(f"the YANG schema directory {directory} ({origin}) does not exist")
+    return directory
 
 
 def _statement_argument(text: str, keyword: str, path: Path) -> str:
@@ -55,7 +66,10 @@ def _statement_argument(text: str, keyword: str, path: Path) -> str:
 
 
 def _read_module(path: Path, implemented: bool) -> ModuleInfo:
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise SchemaNotFound(f"the YANG module {path.stem} is missing: no file {path}") from None
     return ModuleInfo(
         name=_statement_argument(text, "module", path),
         revision=_statement_argument(text, "revision", path),

@@ -1,6 +1,6 @@
 """Validate configuration XML against the YANG model, with NETCONF errors.
 
-Input is instance data in either of the two forms DESIGN.md section 5
+Input is instance data in either of the two forms docs/architecture.md
 allows: the top-level nodes of our modules side by side (what
 ``yanglint -t config`` reads), or the same nodes inside a NETCONF
 ``<config>`` element.  yangson parses and validates it (defaults added

@@ -9,8 +9,8 @@ replies to send; it never touches a socket or a clock.  Its inputs:
 
 Durability is the caller's half of the contract: a reply marked ``durable``
 carries a binding that must be in the journal before the reply leaves, so
-the caller commits ``table.take_pending()`` first and then sends (DESIGN.md
-section 4, "a lease is written before its ACK leaves").  Lease events
+the caller commits ``table.take_pending()`` first and then sends (docs/architecture.md,
+"a lease is written before its ACK leaves").  Lease events
 (``nefeature.dhcp.events``) accumulate in ``events`` for whoever consumes
 them (the sync engine).
 

@@ -21,7 +21,7 @@ hears a lower-priority master keeps treating it as alive and preempts
 after ``preempt hold-time`` (at once when zero), so a master whose tracked
 uplink fails loses the role in one advertisement.  ``preempt_allowed`` lets
 the device hold preemption back further (until a rejoining DHCP backup has
-its batch backup, DESIGN.md section 4).
+its batch backup, docs/architecture.md).
 """
 
 from __future__ import annotations

@@ -1,12 +1,12 @@
-"""Helpers for system tests in network namespaces (DESIGN.md section 8).
+"""Helpers for system tests in network namespaces (docs/architecture.md).
 
 Everything a test builds here is its own: namespaces with a random suffix
 (:class:`Namespaces` deletes exactly the ones it created, and with them every
 link inside), and processes started as direct children (``ip netns exec``
 execs in place, so the PID we hold is the program's) and stopped by that PID.
 DHCP clients run with :func:`write_hook` as their script, never their stock
-one, which would rewrite the host's /etc/resolv.conf (research/tooling.md
-section 3).
+one, which would rewrite the host's /etc/resolv.conf (a namespace made by
+``ip netns`` shares the host's mount namespace).
 
 Two labs are built from these pieces:
 
@@ -42,9 +42,8 @@ from typing import IO, TypeVar
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = ROOT / ".venv" / "bin"
-NEFEATURE = VENV_BIN / "nefeature"
-PYTHON = VENV_BIN / "python"
+PYTHON = Path(sys.executable)  # the interpreter running the tests, in whatever environment
+NEFEATURE = [PYTHON, "-m", "nefeature"]  # the project's command, from that environment
 PAIR = ROOT / "examples" / "pair"  # deviceA.xml, deviceB.xml: the hot backup pair
 LAN_IF = "Vlanif100"  # the Linux interface the example configs name
 VIP = "10.10.10.100"  # the pair's VRRP virtual IP
@@ -488,7 +487,7 @@ class Nefeature:
             number += 1
         self.started_at = time.time()
         self.process = self.lab.start(self.namespace, [
-            NEFEATURE, "run", "--startup", self.config, "--state-dir", self.state_dir], log,
+            *NEFEATURE, "run", "--startup", self.config, "--state-dir", self.state_dir], log,
             f"{self.name} run {number}")
         self.runs.append(self.process)
         return self.process
@@ -600,7 +599,7 @@ def pair_device(lan: Lan, label: str, *pools: str,
 def write_config(path: Path, text: str) -> Path:
     """Write a derived config and check it with ``nefeature validate``."""
     path.write_text(text)
-    result = run([NEFEATURE, "validate", path], check=False)
+    result = run([*NEFEATURE, "validate", path], check=False)
     assert result.returncode == 0, f"generated config {path} is invalid:\n{result.stdout}" \
                                    f"{result.stderr}\n{text}"
     return path

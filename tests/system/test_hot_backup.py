@@ -88,7 +88,6 @@ import pytest
 from tests.system.netns import (
     BOUND_EVENTS,
     LAN_IF,
-    NEFEATURE,
     PAIR,
     PYTHON,
     VIP,
@@ -140,8 +139,6 @@ EXTRA_POOLS = (ip_pool("relayed", RELAYED, GIADDR, identifier=VIP, backup_profil
 @pytest.fixture(scope="module")
 def tools() -> dict[str, str]:
     require_root()
-    if not NEFEATURE.exists() or not PYTHON.exists():
-        pytest.skip(f"{NEFEATURE} is missing: run `make venv`")
     check = subprocess.run([str(PYTHON), "-c", "import scapy.layers.dhcp"],
                            capture_output=True, timeout=60)
     if check.returncode != 0:

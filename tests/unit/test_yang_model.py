@@ -8,7 +8,7 @@ import sys
 import pytest
 
 from nefeature.tools import yang_tree
-from tests.conftest import EXAMPLES, MODULE_FILES, ROOT, YANG, run_yanglint
+from tests.conftest import EXAMPLES, MODULE_FILES, YANG, run_yanglint
 
 
 def test_pyang_strict_is_silent():
@@ -33,7 +33,7 @@ def test_yanglint_accepts_example(yanglint, example):
 
 def test_yang_readme_tree_is_current():
     committed = (YANG / "README.md").read_text()
-    assert committed == yang_tree.render(), "yang/README.md is stale: run `make yang-tree`"
+    assert committed == yang_tree.render(), "nefeature/yang/README.md is stale: run `make yang-tree`"
 
 
 TREE_MUST_SHOW = {
@@ -75,4 +75,4 @@ def test_modules_import_only_ietf_types_besides_our_own():
                    for name in imports), (path.name, imports)
     assert sorted(p.name for p in (YANG / "ietf").glob("*.yang")) == [
         "ietf-inet-types.yang", "ietf-yang-types.yang"]
-    assert (ROOT / "yang" / "README.md").exists()
+    assert (YANG / "README.md").exists()
