@@ -147,6 +147,16 @@ def validate_config(config: etree._Element) -> ValidatedConfig:
         ) from None
     except RawDataError as error:
         raise _raw_error(config, error) from None
+    if libyang_validator.available():
+        # yangson keeps a value its type rejects in the instance but leaves it out of
+        # raw_value(), so libyang would judge a configuration without it: check types
+        # here (cheap; the costly rules are the semantic ones libyang judges).
+        try:
+            instance.validate(ValidationScope.syntax, ContentType.config)
+        except ValidationError as error:
+            raise _validation_error(error) from None
+        except (TypeError, YangsonException):
+            pass  # not a type error: libyang and yangson judge it below
     return _validate(instance.raw_value(), lambda: instance)
 
 
