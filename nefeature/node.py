@@ -22,7 +22,6 @@ for the earliest deadline of any engine.
 from __future__ import annotations
 
 import asyncio
-import copy
 import gc
 import logging
 import signal
@@ -44,9 +43,8 @@ from nefeature.config.diff import diff_configs
 from nefeature.config.model import DeviceConfig, build_device_config
 from nefeature.datastore.datastores import Datastores
 from nefeature.datastore.errors import NetconfError
-from nefeature.datastore.validation import ValidatedConfig, validate_config_text
-from nefeature.datastore.xmlform import to_xml
-from lxml import etree
+from nefeature.datastore.startup import STARTUP_FILE, load_startup, save_startup
+from nefeature.datastore.validation import ValidatedConfig
 from nefeature.dhcp.events import PoolThresholdExceeded
 from nefeature.dhcp.journal import LeaseJournal
 from nefeature.dhcp.server import SERVER_PORT, DhcpServer, Received
@@ -63,7 +61,8 @@ from nefeature.vrrp.transport import (
 
 log = logging.getLogger("nefeature")
 
-STARTUP_FILE = "startup.xml"
+__all__ = ["STARTUP_FILE", "Device", "NetconfSettings"]
+
 COMMIT_WINDOW = 0.001  # seconds of lease bindings written in one SQLite transaction
 GC_FREEZE_INTERVAL = 10.0  # seconds between moving survivors out of the collector's way
 
@@ -95,9 +94,9 @@ class Device:
         self.netconf_settings = netconf
         self.netconf_server = None
         self.netconf = None  # the NetconfHandler once the server runs
-        self.datastores = Datastores(validated, self.apply_config, self._save_startup,
-                                     startup=self._load_startup())
-        self.datastores.commit_listeners.append(self._config_changed)
+        self.datastores = Datastores(validated, self.apply_config,
+                                     lambda explicit: save_startup(self.state_dir, explicit),
+                                     startup=load_startup(self.state_dir))
         self.emulated_lan = emulated_lan
         self.journal = LeaseJournal(self.state_dir / "leases.sqlite")
         self.journal.checkpoint_in_background()
@@ -178,12 +177,7 @@ class Device:
             if isinstance(event, PoolThresholdExceeded):
                 log.warning("pool %s: %d of %d addresses in use (threshold %d)", event.pool,
                             event.allocated, event.total, event.threshold_addresses)
-                self._notify("nefeature-dhcp-server",
-                             "address-pool-utilization-threshold-exceeded", [
-                                 ("pool-name", event.pool),
-                                 ("total-pool-addresses", str(event.total)),
-                                 ("max-allocated-addresses", str(event.threshold_addresses)),
-                                 ("allocated-address-count", str(event.allocated))])
+                self._publish(event)
 
     # --- remote backup ---
 
@@ -205,10 +199,7 @@ class Device:
                 log.info("remote backup %s: %s (%s)", event.service,
                          "protected: peer connected" if event.resumed else "protect down",
                          event.reason)
-                self._notify("nefeature-rbs", "rbs-protect-down-resume" if event.resumed
-                             else "rbs-protect-down", [("rbs-name", event.service),
-                                                        ("protect-type", "dhcp-server"),
-                                                        ("reason", event.reason)])
+                self._publish(event)
             elif isinstance(event, PeerUnresponsive):
                 log.warning("remote backup %s: the peer acknowledged nothing for %.1f s: %d "
                             "DHCPACK(s) sent without its copy", event.service, STRICT_WAIT,
@@ -219,9 +210,7 @@ class Device:
             elif isinstance(event, RbpStateChanged):
                 log.info("remote backup profile %s: %s -> %s", event.profile, event.old,
                          event.new)
-                self._notify("nefeature-rbs", "rbp-state-change", [
-                    ("profile-name", event.profile), ("old-state", event.old),
-                    ("new-state", event.new), ("reason", event.reason)])
+                self._publish(event)
         self.backup_events.extend(self.backup.events)
         self.backup.events.clear()
         del self.backup_events[:-1000]
@@ -360,12 +349,9 @@ class Device:
                     elif virtual is not None and event.old is State.MASTER:
                         virtual.remove(router.virtual_addresses)
                 elif isinstance(event, VrrpNewMaster):
-                    log.info("VRRP %s vrid %d: new master %s (%s)", event.interface, event.vrid,
-                             IPv4Address(event.master_ip), event.reason)
-                    self._notify("nefeature-vrrp", "vrrp-new-master-event", [
-                        ("interface", event.interface), ("vrid", str(event.vrid)),
-                        ("master-ip-address", str(IPv4Address(event.master_ip))),
-                        ("new-master-reason", event.reason)])
+                    log.info("VRRP %s vrid %d: new master %s (%s)", event.interface,
+                             event.vrid, IPv4Address(event.master_ip), event.reason)
+                    self._publish(event)
             self.vrrp_events.extend(router.events)
             router.events.clear()
         del self.vrrp_events[:-1000]
@@ -490,64 +476,18 @@ class Device:
         log.info("stopped")
 
 
-    # --- management (NETCONF): called on the loop thread ---
+    # --- management: what nefeature.netconf.device.ManagedDevice asks of a device ---
 
-    def _notify(self, module: str, name: str, leaves: list[tuple[str, str]]) -> None:
-        if self.netconf is None:
-            return
-        from nefeature.datastore.schema import namespaces
+    def _publish(self, event) -> None:
+        """Hand an engine event to the NETCONF server (which notifies its subscribers)."""
+        if self.netconf is not None:
+            self.netconf.publish(event)
 
-        namespace = namespaces()[module]
-        element = etree.Element(f"{{{namespace}}}{name}", nsmap={None: namespace})
-        for leaf, value in leaves:
-            etree.SubElement(element, f"{{{namespace}}}{leaf}").text = value
-        self.netconf.notify(element)
+    def now(self) -> float:
+        return self.clock()
 
-    def _config_changed(self, session: int, datastore: str) -> None:
-        """RFC 6470 netconf-config-change after every change of running."""
-        if self.netconf is None:
-            return
-        namespace = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
-        element = etree.Element(f"{{{namespace}}}netconf-config-change", nsmap={None: namespace})
-        changed_by = etree.SubElement(element, f"{{{namespace}}}changed-by")
-        session_object = self.netconf.sessions.get(session)
-        etree.SubElement(changed_by, f"{{{namespace}}}username").text = \
-            getattr(session_object, "username", None) or "system"
-        etree.SubElement(changed_by, f"{{{namespace}}}session-id").text = str(session)
-        etree.SubElement(element, f"{{{namespace}}}datastore").text = datastore
-        self.netconf.notify(element)
-
-    def _load_startup(self) -> dict | None:
-        path = self.state_dir / STARTUP_FILE
-        if not path.exists():
-            return None
-        try:
-            return validate_config_text(path.read_bytes()).explicit
-        except NetconfError as error:
-            log.error("%s is not a valid configuration (%s): ignored", path, error)
-            return None
-
-    def _save_startup(self, explicit: dict) -> None:
-        data = etree.Element("{urn:ietf:params:xml:ns:netconf:base:1.0}config",
-                             nsmap={None: "urn:ietf:params:xml:ns:netconf:base:1.0"})
-        to_xml(explicit, data)
-        path = self.state_dir / STARTUP_FILE
-        temporary = path.with_suffix(".tmp")
-        temporary.write_bytes(etree.tostring(data, pretty_print=True))
-        temporary.replace(path)
-
-    def config_tree(self, source: str, mode: str) -> dict:
-        explicit = self.datastores.content(source)
-        return explicit if mode in ("explicit",) else with_defaults(explicit)
-
-    def state_tree(self, mode: str) -> dict:
-        from nefeature.state import merge_trees, operational_state
-
-        config = self.config_tree("running", mode)
-        tcp_states = {name: c.tcp_state for name, c in self.connectors.items()}
-        state = operational_state(self.config, self.dhcp, self.vrrp, self.vrrp_errors,
-                                  self.clock(), self.backup, tcp_states)
-        return merge_trees(copy.deepcopy(config), state)
+    def channel_tcp_states(self) -> dict[str, str]:
+        return {name: connector.tcp_state for name, connector in self.connectors.items()}
 
     def commit(self, session: int, confirmed: bool, timeout: int, persist: str | None,
                persist_id: str | None) -> None:
@@ -557,51 +497,20 @@ class Device:
     def cancel_commit(self, session: int, persist_id: str | None) -> None:
         self.datastores.cancel_commit(session, persist_id)
 
-    def rpc_reset_statistics(self, session: int, operation) -> None:
+    def reset_statistics(self) -> None:
         self.dhcp.statistics.reset()
-        return None
 
-    def rpc_reset_address_state(self, session: int, operation):
-        from nefeature.datastore.schema import namespaces
-
-        namespace = namespaces()["nefeature-dhcp-server"]
-
-        def text(tag):
-            child = operation.find(f"{{{namespace}}}{tag}")
-            return None if child is None else (child.text or "").strip()
-
-        pool = text("pool-name")
-        if pool not in self.dhcp.pools:
-            raise NetconfError("application", "data-missing", f"no pool {pool}",
-                               app_tag="instance-required")
-        start, end = text("start-ip-address"), text("end-ip-address")
-        try:
-            count = self.dhcp.reset_addresses(
-                pool, int(IPv4Address(start)) if start else None,
-                int(IPv4Address(end)) if end else None, text("reset-flag"))
-        except ValueError as error:
-            raise NetconfError("application", "invalid-value", str(error)) from None
+    def reset_address_state(self, pool: str, start: int | None, end: int | None,
+                            flag: str | None) -> int:
+        count = self.dhcp.reset_addresses(pool, start, end, flag)
         self._commit()
-        output = etree.Element(f"{{{namespace}}}reset-count", nsmap={None: namespace})
-        output.text = str(count)
-        return output
+        return count
 
-    def rpc_batch_backup_now(self, session: int, operation) -> None:
-        from nefeature.datastore.schema import namespaces
-
-        namespace = namespaces()["nefeature-rbs"]
-        element = operation.find(f"{{{namespace}}}rbs-name")
-        name = None if element is None else (element.text or "").strip()
-        if name not in self.backup.channels:
-            raise NetconfError("application", "data-missing",
-                               f"no remote-backup-service {name} with a dhcp-server profile",
-                               app_tag="instance-required")
-        if not self.backup.batch_backup_now(name, self.clock()):
-            raise NetconfError("application", "operation-failed",
-                               f"remote-backup-service {name} is not connected: the batch "
-                               "backup runs when the peer connects")
-        self._flush_channels()
-        return None
+    def batch_backup_now(self, service: str) -> bool:
+        started = bool(self.backup.batch_backup_now(service, self.clock()))
+        if started:
+            self._flush_channels()
+        return started
 
     # --- live apply: the device's half of the two-phase commit ---
 
@@ -696,11 +605,3 @@ class Device:
             self.connectors[name] = connector
             loop.create_task(connector.start())
 
-
-def with_defaults(explicit: dict) -> dict:
-    """The configuration with every default filled in (report-all)."""
-    from yangson.enumerations import ContentType
-
-    from nefeature.datastore.schema import data_model
-
-    return data_model().from_raw(explicit).add_defaults(ContentType.config).raw_value()

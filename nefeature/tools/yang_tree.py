@@ -15,7 +15,9 @@ HEADER = """# The YANG model
 
 Four modules, Huawei leaf names where a VRP command exists, RFC 8347
 (ietf-vrrp) names for VRRP. `ietf/` holds the RFC 6991 type modules they
-import. Check them and a config with:
+import and the modules of the NETCONF server (protocol, with-defaults,
+monitoring, YANG library, notifications); `nefeature-list-pagination`
+adds paging to `<get>`. Check them and a config with:
 
 ```sh
 pyang --strict -p yang yang/*.yang
