@@ -79,7 +79,7 @@ def _write(tree: dict, parent: etree._Element, schema_parent: Any, module: str |
             text = _text(value)
             if isinstance(schema_node.type, IdentityrefType):
                 text, declaration = _identity_text(value)
-                nsmap = {**(nsmap or {}), **declaration}
+                nsmap = {None: namespace, **(nsmap or {}), **declaration}  # tag unprefixed
             element = etree.SubElement(parent, tag, nsmap=nsmap)
             element.text = text
             if default and mode == "report-all-tagged":

@@ -163,15 +163,21 @@ class StreamedData:
         self.entries = entries
 
     def parts(self, reply: etree._Element) -> Iterator[str]:
-        reply.append(self.data)
-        text = etree.tostring(reply).decode()
+        # The <data> is serialized on its own and not moved into the reply: moving an
+        # element to another document drops the namespace declarations that only
+        # identityref values (text) use.
+        reply.append(etree.Comment("data"))
+        head, _, tail = etree.tostring(reply).decode().partition("<!--data-->")
+        yield head
+        text = etree.tostring(self.data).decode()
         if self.entries is None:
             yield text
-            return
-        before, _, after = text.partition(f"<!--{LeaseEntries.marker}-->")
-        yield before
-        yield from self.entries.chunks()
-        yield after
+        else:
+            before, _, after = text.partition(f"<!--{LeaseEntries.marker}-->")
+            yield before
+            yield from self.entries.chunks()
+            yield after
+        yield tail
 
 
 def _now_text() -> str:
@@ -414,7 +420,7 @@ class NetconfHandler:
         explicit = self._in_loop(self.device.datastores.content, source)
         tree = select(self._config_view(explicit, mode), filters)
         data = etree.Element(nc("data"), nsmap={None: NC})
-        return to_xml(tree, data, mode)
+        return StreamedData(to_xml(tree, data, mode), None)
 
     def _device_state(self, filters):
         """On the loop: the running configuration, the state the filter can reach (the lease
