@@ -48,7 +48,7 @@ from lxml import etree
 
 from nefeature.datastore.errors import ErrorInfo, NetconfError
 from nefeature.datastore.schema import modules, namespaces
-from nefeature.datastore.validation import parse_config_xml
+from nefeature.datastore.validation import parse_config_xml, validate_config, validate_raw
 from nefeature.datastore.xmlform import MODES, subtree_filter, to_xml
 from nefeature.netconf import monitoring, rpcs
 from nefeature.netconf.auth import Users
@@ -487,8 +487,15 @@ class NetconfHandler:
         if error_option not in ("stop-on-error", "rollback-on-error"):
             raise NetconfError("protocol", "operation-not-supported",
                                f"error-option {error_option} is not supported")
-        self._in_loop(self.device.datastores.edit_config, session.session_id, target, config,
-                      default, test, error_option)
+        datastores = self.device.datastores
+        if target == "candidate":  # edited and validated here, installed on the loop
+            base = self._in_loop(datastores.content, "candidate")
+            edited, validated = datastores.prepare_edit(base, config, default, test)
+            if self._in_loop(datastores.install_candidate_edit, session.session_id, base,
+                             edited, validated, test):
+                return None
+        self._in_loop(datastores.edit_config, session.session_id, target, config, default,
+                      test, error_option)
         return None
 
     def rpc_copy_config(self, session, operation):
@@ -541,10 +548,12 @@ class NetconfHandler:
         return None
 
     def rpc_validate(self, session, operation):
+        """Validation is pure: it runs here, on the content the loop hands over."""
         source, inline = _datastore_name(operation.find(nc("source")))
         if inline is not None:
-            inline = parse_config_xml(etree.tostring(inline))
-        self._in_loop(self.device.datastores.validate, session.session_id, source, inline)
+            validate_config(parse_config_xml(etree.tostring(inline)))
+        else:
+            validate_raw(self._in_loop(self.device.datastores.content, source))
         return None
 
     def rpc_kill_session(self, session, operation):

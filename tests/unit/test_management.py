@@ -232,3 +232,32 @@ def test_the_device_shell_provides_what_the_protocol_asks():
     missing = [name for name in members
                if not hasattr(Device, name) and name not in Device.__init__.__code__.co_names]
     assert missing == []
+
+
+def test_candidate_edit_prepared_off_the_loop_is_installed_only_on_the_content_it_saw():
+    from nefeature.datastore.datastores import Datastores
+    from nefeature.datastore.validation import validate_config_text
+    from tests.conftest import EXAMPLES
+
+    datastores = Datastores(validate_config_text((EXAMPLES / "single" / "server.xml")
+                                                 .read_bytes()), lambda old, new: None)
+
+    def edit(domain: str):
+        return etree.fromstring(
+            f'<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"><dhcp xmlns="{DHCP}">'
+            f"<server><ip-pools><ip-pool><ip-pool-name>pool1</ip-pool-name><domain-name>"
+            f"{domain}</domain-name></ip-pool></ip-pools></server></dhcp></config>")
+
+    base = datastores.content("candidate")
+    late = datastores.prepare_edit(base, edit("late.example"), "merge", "test-then-set")
+    early = datastores.prepare_edit(base, edit("early.example"), "merge", "test-then-set")
+    datastores.lock(2, "candidate")
+    with pytest.raises(Exception) as caught:
+        datastores.install_candidate_edit(1, base, *early, "test-then-set")
+    assert caught.value.tag == "in-use"
+    datastores.unlock(2, "candidate")
+    assert datastores.install_candidate_edit(1, base, *early, "test-then-set")
+    assert not datastores.install_candidate_edit(1, base, *late, "test-then-set")
+    pool = datastores.content("candidate")["nefeature-dhcp-server:dhcp"]["server"][
+        "ip-pools"]["ip-pool"][0]
+    assert pool["domain-name"] == "early.example"
