@@ -43,7 +43,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from nefeature import memprobe
     from nefeature.datastore.validation import validate_config_text, validator
-    from nefeature.node import STARTUP_FILE, Device
+    from nefeature.datastore.startup import STARTUP_FILE
+    from nefeature.node import Device
 
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")

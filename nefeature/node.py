@@ -43,7 +43,7 @@ from nefeature.config.diff import diff_configs
 from nefeature.config.model import DeviceConfig, build_device_config
 from nefeature.datastore.datastores import Datastores
 from nefeature.datastore.errors import NetconfError
-from nefeature.datastore.startup import STARTUP_FILE, load_startup, save_startup
+from nefeature.datastore.startup import load_startup, save_startup
 from nefeature.datastore.validation import ValidatedConfig
 from nefeature.dhcp.events import PoolThresholdExceeded
 from nefeature.dhcp.journal import LeaseJournal
@@ -60,8 +60,6 @@ from nefeature.vrrp.transport import (
 )
 
 log = logging.getLogger("nefeature")
-
-__all__ = ["STARTUP_FILE", "Device", "NetconfSettings"]
 
 COMMIT_WINDOW = 0.001  # seconds of lease bindings written in one SQLite transaction
 GC_FREEZE_INTERVAL = 10.0  # seconds between moving survivors out of the collector's way
