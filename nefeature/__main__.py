@@ -112,13 +112,25 @@ def netconf_settings(args: argparse.Namespace, state_dir):
 
     if not args.netconf:
         return None
-    host, _, port = args.netconf.rpartition(":")
+    host, _, port_text = args.netconf.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"--netconf {args.netconf}: expected ADDRESS:PORT, e.g. "
+                         "127.0.0.1:830") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"--netconf {args.netconf}: port {port} is not in 1..65535")
     passwords: dict[str, str] = {}
     keys: dict[str, list] = {}
     if args.netconf_user:
         if args.netconf_password_file:
-            passwords[args.netconf_user] = open(args.netconf_password_file).read().strip()
+            password = open(args.netconf_password_file).read().strip()
+            if not password:
+                raise ValueError(f"--netconf-password-file {args.netconf_password_file} is "
+                                 "empty: nobody could log in")
+            passwords[args.netconf_user] = password
         elif args.netconf_password:
             passwords[args.netconf_user] = args.netconf_password
         if args.netconf_authorized_keys:
@@ -139,7 +151,7 @@ def netconf_settings(args: argparse.Namespace, state_dir):
     else:
         raise ValueError(f"NETCONF on {host} needs --netconf-user and a password or keys: "
                          "no default password off loopback")
-    return NetconfSettings(host, int(port), passwords, keys)
+    return NetconfSettings(host, port, passwords, keys)
 
 
 def cmd_journal(args: argparse.Namespace) -> int:

@@ -17,7 +17,6 @@ this module only moves bytes and time in and out of it:
 from __future__ import annotations
 
 import asyncio
-import copy
 import gc
 import logging
 import signal
@@ -25,19 +24,9 @@ import socket
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from pathlib import Path
 
-from lxml import etree
-
 from nefeature import service
-from nefeature.backup.hotbackup import (
-    STRICT_WAIT,
-    BatchBackupDone,
-    PeerUnresponsive,
-    ProtectDown,
-    RbpStateChanged,
-)
 from nefeature.backup.transport import ChannelConnector
 from nefeature.config.model import DeviceConfig, build_device_config
 from nefeature.core import (
@@ -54,12 +43,12 @@ from nefeature.core import (
 )
 from nefeature.datastore.datastores import Datastores
 from nefeature.datastore.errors import NetconfError
-from nefeature.datastore.startup import STARTUP_FILE, StartupTooNew, read_startup, write_startup
-from nefeature.datastore.validation import ValidatedConfig, validate_config_text
-from nefeature.dhcp.events import PoolThresholdExceeded
+from nefeature.datastore.startup import load_startup, save_startup
+from nefeature.datastore.validation import ValidatedConfig
 from nefeature.dhcp.journal import LeaseJournal
 from nefeature.dhcp.server import SERVER_PORT, Received
 from nefeature.dhcp.transport import DhcpSockets
+from nefeature.eventlog import log_event
 from nefeature.linkstate import LinkMonitor, link_is_up
 from nefeature.vrrp.router import VrrpNewMaster, VrrpStateChanged
 from nefeature.vrrp.transport import (
@@ -95,9 +84,9 @@ class Device:
         self.netconf_settings = netconf
         self.netconf_server = None
         self.netconf = None  # the NetconfHandler once the server runs
-        self.datastores = Datastores(validated, self.apply_config, self._save_startup,
-                                     startup=self._load_startup())
-        self.datastores.commit_listeners.append(self._config_changed)
+        self.datastores = Datastores(validated, self.apply_config,
+                                     lambda explicit: save_startup(self.state_dir, explicit),
+                                     startup=load_startup(self.state_dir))
         self.emulated_lan = emulated_lan
         self.dhcp_port = dhcp_port
         self.journal = LeaseJournal(self.state_dir / "leases.sqlite")
@@ -290,50 +279,16 @@ class Device:
         for connector in self.connectors.values():
             connector.close()
         self.connectors = {}
-        for service in services:
-            connector = ChannelConnector(self._loop, service, self)
-            self.connectors[service.name] = connector
+        for rbs in services:
+            connector = ChannelConnector(self._loop, rbs, self)
+            self.connectors[rbs.name] = connector
             self._loop.create_task(connector.start())
 
     def _on_event(self, event) -> None:
-        """Log an engine event and send its NETCONF notification."""
-        if isinstance(event, VrrpStateChanged):
-            log.info("VRRP %s vrid %d: %s -> %s (%s)", event.interface, event.vrid,
-                     event.old.value, event.new.value, event.reason)
-        elif isinstance(event, VrrpNewMaster):
-            log.info("VRRP %s vrid %d: new master %s (%s)", event.interface, event.vrid,
-                     IPv4Address(event.master_ip), event.reason)
-            self._notify("nefeature-vrrp", "vrrp-new-master-event", [
-                ("interface", event.interface), ("vrid", str(event.vrid)),
-                ("master-ip-address", str(IPv4Address(event.master_ip))),
-                ("new-master-reason", event.reason)])
-        elif isinstance(event, PoolThresholdExceeded):
-            log.warning("pool %s: %d of %d addresses in use (threshold %d)", event.pool,
-                        event.allocated, event.total, event.threshold_addresses)
-            self._notify("nefeature-dhcp-server", "address-pool-utilization-threshold-exceeded", [
-                ("pool-name", event.pool), ("total-pool-addresses", str(event.total)),
-                ("max-allocated-addresses", str(event.threshold_addresses)),
-                ("allocated-address-count", str(event.allocated))])
-        elif isinstance(event, ProtectDown):
-            log.info("remote backup %s: %s (%s)", event.service,
-                     "protected: peer connected" if event.resumed else "protect down",
-                     event.reason)
-            self._notify("nefeature-rbs", "rbs-protect-down-resume" if event.resumed
-                         else "rbs-protect-down", [("rbs-name", event.service),
-                                                    ("protect-type", "dhcp-server"),
-                                                    ("reason", event.reason)])
-        elif isinstance(event, PeerUnresponsive):
-            log.warning("remote backup %s: the peer acknowledged nothing for %.1f s: %d "
-                        "DHCPACK(s) sent without its copy", event.service, STRICT_WAIT,
-                        event.replies)
-        elif isinstance(event, BatchBackupDone):
-            log.info("remote backup profile %s: batch backup of %d leases %s", event.profile,
-                     event.leases, "sent" if event.sent else "received")
-        elif isinstance(event, RbpStateChanged):
-            log.info("remote backup profile %s: %s -> %s", event.profile, event.old, event.new)
-            self._notify("nefeature-rbs", "rbp-state-change", [
-                ("profile-name", event.profile), ("old-state", event.old),
-                ("new-state", event.new), ("reason", event.reason)])
+        """Log an engine event and hand it to the NETCONF server for its notifications."""
+        log_event(event)
+        if self.netconf is not None:
+            self.netconf.publish(event)
         events = self.vrrp_events if isinstance(event, (VrrpStateChanged, VrrpNewMaster)) \
             else self.backup_events
         events.append(event)
@@ -439,114 +394,35 @@ class Device:
         self.journal.close()
         log.info("stopped")
 
-    # --- management (NETCONF): called on the loop thread ---
+    # --- management: what nefeature.netconf.device.ManagedDevice asks of a device ---
 
-    def _notify(self, module: str, name: str, leaves: list[tuple[str, str]]) -> None:
-        if self.netconf is None:
-            return
-        from nefeature.datastore.schema import namespaces
+    def now(self) -> float:
+        return time.time()
 
-        namespace = namespaces()[module]
-        element = etree.Element(f"{{{namespace}}}{name}", nsmap={None: namespace})
-        for leaf, value in leaves:
-            etree.SubElement(element, f"{{{namespace}}}{leaf}").text = value
-        self.netconf.notify(element)
-
-    def _config_changed(self, session: int, datastore: str) -> None:
-        """RFC 6470 netconf-config-change after every change of running."""
-        if self.netconf is None:
-            return
-        namespace = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
-        element = etree.Element(f"{{{namespace}}}netconf-config-change", nsmap={None: namespace})
-        changed_by = etree.SubElement(element, f"{{{namespace}}}changed-by")
-        session_object = self.netconf.sessions.get(session)
-        etree.SubElement(changed_by, f"{{{namespace}}}username").text = \
-            getattr(session_object, "username", None) or "system"
-        etree.SubElement(changed_by, f"{{{namespace}}}session-id").text = str(session)
-        etree.SubElement(element, f"{{{namespace}}}datastore").text = datastore
-        self.netconf.notify(element)
-
-    def _load_startup(self) -> dict | None:
-        path = self.state_dir / STARTUP_FILE
-        if not path.exists():
-            return None
-        try:
-            return validate_config_text(read_startup(path)).explicit
-        except (NetconfError, StartupTooNew) as error:
-            log.error("%s is not a valid configuration (%s): ignored", path, error)
-            return None
-
-    def _save_startup(self, explicit: dict) -> None:
-        write_startup(self.state_dir, explicit)
-
-    def config_tree(self, source: str, mode: str) -> dict:
-        explicit = self.datastores.content(source)
-        return explicit if mode in ("explicit",) else with_defaults(explicit)
-
-    def state_tree(self, mode: str) -> dict:
-        from nefeature.state import merge_trees, operational_state
-
-        config = self.config_tree("running", mode)
-        tcp_states = {name: c.tcp_state for name, c in self.connectors.items()}
-        core = self.core
-        state = operational_state(core.config, core.dhcp, core.vrrp, core.vrrp_errors,
-                                  self.clock(), core.backup, tcp_states)
-        return merge_trees(copy.deepcopy(config), state)
+    def channel_tcp_states(self) -> dict[str, str]:
+        return {name: connector.tcp_state for name, connector in self.connectors.items()}
 
     def commit(self, session: int, confirmed: bool, timeout: int, persist: str | None,
                persist_id: str | None) -> None:
-        self.datastores.commit(session, self.clock(), confirmed, timeout, persist, persist_id)
+        self.datastores.commit(session, time.time(), confirmed, timeout, persist, persist_id)
         self._arm_timer()
 
     def cancel_commit(self, session: int, persist_id: str | None) -> None:
         self.datastores.cancel_commit(session, persist_id)
 
-    def rpc_reset_statistics(self, session: int, operation) -> None:
+    def reset_statistics(self) -> None:
         self.core.reset_statistics()
-        return None
 
-    def rpc_reset_address_state(self, session: int, operation):
-        from nefeature.datastore.schema import namespaces
-
-        namespace = namespaces()["nefeature-dhcp-server"]
-
-        def text(tag):
-            child = operation.find(f"{{{namespace}}}{tag}")
-            return None if child is None else (child.text or "").strip()
-
-        pool = text("pool-name")
-        if pool not in self.core.dhcp.pools:
-            raise NetconfError("application", "data-missing", f"no pool {pool}",
-                               app_tag="instance-required")
-        start, end = text("start-ip-address"), text("end-ip-address")
-        try:
-            first = int(IPv4Address(start)) if start else None
-            last = int(IPv4Address(end)) if end else None
-        except ValueError as error:
-            raise NetconfError("application", "invalid-value", str(error)) from None
-        count = self.core.reset_addresses(pool, first, last, text("reset-flag"),
-                                          time.monotonic(), time.time())
+    def reset_address_state(self, pool: str, start: int | None, end: int | None,
+                            flag: str | None) -> int:
+        count = self.core.reset_addresses(pool, start, end, flag, time.monotonic(), time.time())
         self._drain()
-        output = etree.Element(f"{{{namespace}}}reset-count", nsmap={None: namespace})
-        output.text = str(count)
-        return output
+        return count
 
-    def rpc_batch_backup_now(self, session: int, operation) -> None:
-        from nefeature.datastore.schema import namespaces
-
-        namespace = namespaces()["nefeature-rbs"]
-        element = operation.find(f"{{{namespace}}}rbs-name")
-        name = None if element is None else (element.text or "").strip()
-        if name not in self.core.channels:
-            raise NetconfError("application", "data-missing",
-                               f"no remote-backup-service {name} with a dhcp-server profile",
-                               app_tag="instance-required")
-        if not self.core.batch_backup_now(name, time.monotonic(), time.time()):
-            raise NetconfError("application", "operation-failed",
-                               f"remote-backup-service {name} is not connected: the batch "
-                               "backup runs when the peer connects")
+    def batch_backup_now(self, service: str) -> bool:
+        started = bool(self.core.batch_backup_now(service, time.monotonic(), time.time()))
         self._drain()
-        return None
+        return started
 
     # --- live apply: the device's half of the two-phase commit ---
 
@@ -577,12 +453,3 @@ class Device:
         log.info("configuration applied: %d change(s)", changes)
         if self._loop is not None:
             self._drain()
-
-
-def with_defaults(explicit: dict) -> dict:
-    """The configuration with every default filled in (report-all)."""
-    from yangson.enumerations import ContentType
-
-    from nefeature.datastore.schema import data_model
-
-    return data_model().from_raw(explicit).add_defaults(ContentType.config).raw_value()

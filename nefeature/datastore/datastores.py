@@ -120,6 +120,33 @@ class Datastores:
             if in_step:
                 self.candidate = copy.deepcopy(validated.explicit)
 
+    # Off the event loop: an edit of the candidate is computed and validated on the
+    # caller's thread from the content it saw (both pure), then installed on the loop
+    # only if the candidate is still that content (else it is done again there).
+
+    @staticmethod
+    def prepare_edit(base: dict, config: etree._Element, default_operation: str,
+                     test_option: str) -> tuple[dict, ValidatedConfig | None]:
+        """The candidate after the edit, and its validation (pure; raises NetconfError)."""
+        if default_operation not in ("merge", "replace", "none"):
+            raise NetconfError("protocol", "invalid-value",
+                               f"default-operation {default_operation}")
+        edited = apply_edit(base, config, default_operation)
+        validated = validate_raw(edited) if test_option in ("test-then-set",
+                                                            "test-only") else None
+        return edited, validated
+
+    def install_candidate_edit(self, session: int, base: dict, edited: dict,
+                               validated: ValidatedConfig | None, test_option: str) -> bool:
+        """Install a prepared edit of the candidate; False if the candidate changed since."""
+        self._check_lock(session, "candidate")
+        if self.candidate is not base:
+            return False
+        if test_option != "test-only":
+            self.candidate = edited
+            self._candidate_validated = validated
+        return True
+
     def validate(self, session: int, source: str | None = None,
                  config: etree._Element | None = None) -> None:
         if config is not None:

@@ -19,6 +19,7 @@ instruction (written by hand, or saved before the rule) is read as it is.
 
 from __future__ import annotations
 
+import logging
 import re
 from pathlib import Path
 
@@ -26,6 +27,8 @@ from lxml import etree
 
 from nefeature.datastore.schema import modules
 from nefeature.datastore.xmlform import to_xml
+
+log = logging.getLogger("nefeature")
 
 STARTUP_FILE = "startup.xml"
 REVISIONS_TARGET = "nefeature-yang"
@@ -110,3 +113,27 @@ def write_startup(state_dir: str | Path, explicit: dict) -> Path:
     temporary.write_bytes(render_startup(explicit))
     temporary.replace(path)
     return path
+
+
+def load_startup(state_dir: str | Path) -> dict | None:
+    """The saved startup configuration (explicit form) for the startup datastore, or None.
+
+    A file that is not a valid configuration, or one a newer release saved, is
+    reported and ignored here: the device still starts (from ``--startup``).
+    """
+    from nefeature.datastore.errors import NetconfError
+    from nefeature.datastore.validation import validate_config_text
+
+    path = Path(state_dir) / STARTUP_FILE
+    if not path.exists():
+        return None
+    try:
+        return validate_config_text(read_startup(path)).explicit
+    except (NetconfError, StartupTooNew) as error:
+        log.error("%s is not a valid configuration (%s): ignored", path, error)
+        return None
+
+
+def save_startup(state_dir: str | Path, explicit: dict) -> None:
+    """copy-config to startup: write the file (``write_startup``)."""
+    write_startup(state_dir, explicit)

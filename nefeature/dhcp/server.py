@@ -370,10 +370,15 @@ class DhcpServer:
                   "used": {LeaseState.BOUND}}.get(state or "", set(LeaseState) - {
                       LeaseState.OFFERED})
         last = start if end is None else end
+        candidates = self.table.addresses_in(pool)  # the pool's index, not the whole table
+        if start is not None and last - start + 1 < len(candidates):
+            candidates = range(start, last + 1)
         count = 0
-        for address in list(self.table.addresses_in(pool)):
-            lease = self.table.by_address[address]
-            if (start is None or start <= address <= last) and lease.state in wanted:
+        for address in list(candidates):
+            lease = self.table.by_address.get(address)
+            if lease is None or lease.pool != pool or lease.state not in wanted:
+                continue
+            if start is None or start <= address <= last:
                 self.table.remove(address)
                 self.pools[pool].addresses.free(address)
                 self.events.append(LeaseRemoved(lease))

@@ -15,8 +15,10 @@ HEADER = """# The YANG model
 
 Four modules, Huawei leaf names where a VRP command exists, RFC 8347
 (ietf-vrrp) names for VRRP. `ietf/` holds the RFC 6991 type modules they
-import. They ship inside the package, which finds them with
-`importlib.resources`.
+import and the modules of the NETCONF server (protocol, with-defaults,
+monitoring, YANG library, notifications); `nefeature-list-pagination`
+adds paging to `<get>`. They ship inside the package, which finds them
+with `importlib.resources`.
 
 - `nefeature-interfaces`: interfaces and their Linux binding;
 - `nefeature-vrrp`: VRRP groups with tracking, state and statistics;
