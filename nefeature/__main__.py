@@ -18,7 +18,7 @@ from nefeature.datastore.schema import SchemaNotFound
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check instance files against the YANG model; print `file: path: message`."""
-    from nefeature.config import load_config_file
+    from nefeature.datastore.validation import load_config_file
 
     failed = 0
     for name in args.files:

@@ -50,7 +50,6 @@ from nefeature.dhcp.server import SERVER_PORT, Received
 from nefeature.dhcp.transport import DhcpSockets
 from nefeature.eventlog import log_event
 from nefeature.linkstate import LinkMonitor, link_is_up
-from nefeature.vrrp.router import VrrpNewMaster, VrrpStateChanged
 from nefeature.vrrp.transport import (
     EmulatedVrrpLink,
     NoVirtualAddresses,
@@ -98,8 +97,7 @@ class Device:
         self._writing: tuple[int, Future] | None = None  # the journal write in flight
         self._closed = False
         self.connectors: dict[str, ChannelConnector] = {}
-        self.vrrp_events: list = []  # the last events, for the memory probe
-        self.backup_events: list = []
+        self.recent_events: list = []  # the last engine events, for the memory probe
         # On the emulated LAN links exist only here: all up, SIGUSR1 cuts the tracked
         # ones and SIGUSR2 restores them (what `make demo` does to DeviceA's uplink).
         self.emulated_links: dict[str, bool] = {}
@@ -289,10 +287,8 @@ class Device:
         log_event(event)
         if self.netconf is not None:
             self.netconf.publish(event)
-        events = self.vrrp_events if isinstance(event, (VrrpStateChanged, VrrpNewMaster)) \
-            else self.backup_events
-        events.append(event)
-        del events[:-1000]
+        self.recent_events.append(event)
+        del self.recent_events[:-1000]
 
     # --- the one timer ---
 

@@ -43,6 +43,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lxml import etree
@@ -62,6 +63,7 @@ from yangson.instance import RootNode
 from yangson.instvalue import ArrayValue, ObjectValue
 from yangson.schemanode import ChoiceNode
 
+from nefeature.config.model import DeviceConfig, build_device_config
 from nefeature.datastore import libyang_validator
 from nefeature.datastore.errors import ErrorInfo, NetconfError
 from nefeature.datastore.schema import data_model
@@ -510,3 +512,15 @@ def _element_text(config: etree._Element, pointer: str) -> str:
     steps = _walk(config, pointer)
     element = steps[-1][0] if steps else None
     return "" if element is None else (element.text or "").strip()
+
+
+def load_config(data: str | bytes) -> DeviceConfig:
+    """Validate instance XML (bare or in <config>) and build its DeviceConfig.
+
+    Raises NetconfError on the first violation of the model.
+    """
+    return build_device_config(validate_config_text(data).raw)
+
+
+def load_config_file(path: str | Path) -> DeviceConfig:
+    return load_config(Path(path).read_bytes())
