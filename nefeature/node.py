@@ -59,6 +59,7 @@ from nefeature.vrrp.transport import (
     NoVirtualAddresses,
     RawVrrpLink,
     VirtualAddresses,
+    remove_leftovers,
 )
 
 log = logging.getLogger("nefeature")
@@ -229,13 +230,15 @@ class Device:
     # --- VRRP ---
 
     def _ensure_link(self, loop: asyncio.AbstractEventLoop, key: tuple[str, int],
-                     router: VrrpRouter) -> None:
-        """The interface's VRRP socket, the group's virtual addresses, link watching."""
+                     router: VrrpRouter, group=None) -> None:
+        """The interface's VRRP socket, the group's virtual addresses, link watching
+        (of ``group``'s tracks when given: a change adds them)."""
         linux = self.linux_name[key[0]]
         self._open_link(loop, linux, router.primary_address)
-        self._virtual[key] = (NoVirtualAddresses() if self.emulated_lan else VirtualAddresses(
-            linux, self.config.interface(key[0]).address))
-        watched = {linux} | {self.linux_name[t.interface] for t in router.group.tracks}
+        if key not in self._virtual:
+            self._virtual[key] = (NoVirtualAddresses() if self.emulated_lan else
+                                  VirtualAddresses(linux, self.config.interface(key[0]).address))
+        watched = {linux} | {self.linux_name[t.interface] for t in (group or router.group).tracks}
         if self.emulated_lan:
             for name in watched:
                 self.emulated_links.setdefault(name, True)
@@ -267,6 +270,8 @@ class Device:
         router.outgoing.clear()
 
     def _start_vrrp(self, loop: asyncio.AbstractEventLoop) -> None:
+        if not self.emulated_lan:
+            remove_leftovers({self.linux_name[name] for name, _ in self.vrrp})
         for key, router in self.vrrp.items():
             self._ensure_link(loop, key, router)
             if not router.is_owner:
@@ -275,12 +280,15 @@ class Device:
                 self._virtual[key].remove(router.virtual_addresses)
         now = self.clock()
         for router in self.vrrp.values():
-            for track in router.group.tracks:
-                if not self._link_up(self.linux_name[track.interface]):
-                    router.link_changed(track.interface, False, now)
+            for name in self._links_down(router.group):
+                router.link_changed(name, False, now)
             if self._link_up(self.linux_name[router.group.interface]):
                 router.startup(now)
         self._after_vrrp()
+
+    def _links_down(self, group) -> set[str]:
+        """The group's tracked interfaces whose links are down now."""
+        return {t.interface for t in group.tracks if not self._link_up(self.linux_name[t.interface])}
 
     def _link_up(self, linux_name: str) -> bool:
         if self.emulated_lan:
@@ -356,7 +364,7 @@ class Device:
                              event.old.value, event.new.value, event.reason)
                     virtual = self._virtual.get(key)
                     if virtual is not None and event.new is State.MASTER:
-                        virtual.add(router.virtual_addresses)
+                        virtual.add(router.virtual_addresses, router.virtual_mac)
                     elif virtual is not None and event.old is State.MASTER:
                         virtual.remove(router.virtual_addresses)
                 elif isinstance(event, VrrpNewMaster):
@@ -670,17 +678,19 @@ class Device:
                 router = VrrpRouter(change.new, int(interface.address.ip))
                 self.vrrp[key] = router
                 self._ensure_link(asyncio.get_running_loop(), key, router)
+                for name in self._links_down(change.new):
+                    router.link_changed(name, False, now)
                 if self._link_up(self.linux_name[change.new.interface]):
                     router.startup(now)
             else:
                 router = self.vrrp[key]
                 old_addresses = router.virtual_addresses
-                router.reconfigure(change.new, now)
+                self._ensure_link(asyncio.get_running_loop(), key, router, change.new)
+                router.reconfigure(change.new, now, self._links_down(change.new))
                 virtual = self._virtual.get(key)
-                if virtual is not None and router.state is State.MASTER and \
-                        old_addresses != router.virtual_addresses:
-                    virtual.remove(tuple(set(old_addresses) - set(router.virtual_addresses)))
-                    virtual.add(tuple(set(router.virtual_addresses) - set(old_addresses)))
+                if virtual is not None and router.state is State.MASTER:
+                    virtual.remove(set(old_addresses) - set(router.virtual_addresses))
+                    virtual.add(router.virtual_addresses, router.virtual_mac)
 
     def _rebuild_backup(self, now: float) -> None:
         for connector in self.connectors.values():

@@ -89,9 +89,24 @@ def vrrp_instance_state(router: VrrpRouter, now: float) -> dict:
         state["last-adv-source"] = _address(router.last_adv_source)
     if router.up_since is not None:
         state["up-datetime"] = date_and_time(router.up_since)
+    if router.last_change is not None:
+        state["last-change-datetime"] = date_and_time(router.last_change)
+    if router.virtual_mac is not None:
+        state["virtual-mac"] = hex_string(router.virtual_mac)
     if router.preempt_timer is not None:
         state["preempt-remaining"] = max(0, min(65535, int(router.preempt_timer - now)))
     return state
+
+
+def vrrp_instance(vrid: int, router: VrrpRouter, now: float) -> dict:
+    """A vrrp-instance's state, with each tracked interface's link as VRRP saw it."""
+    instance = {"vrid": vrid, "state": vrrp_instance_state(router, now)}
+    tracked = router.tracked_links()
+    if tracked:
+        instance["track"] = {"interfaces": {"interface": [
+            {"interface": name, "oper-status": "up" if up else "down"}
+            for name, up in tracked.items()]}}
+    return instance
 
 
 def lease_entry(lease, pool_name: str) -> dict:
@@ -203,7 +218,7 @@ def operational_state(config: DeviceConfig, dhcp: DhcpServer,
     interfaces = []
     for interface in config.interfaces:
         entry: dict = {"name": interface.name, "state": _link_state(interface.linux_name)}
-        instances = [{"vrid": vrid, "state": vrrp_instance_state(router, now)}
+        instances = [vrrp_instance(vrid, router, now)
                      for (name, vrid), router in vrrp.items() if name == interface.name]
         if instances:
             entry["ipv4"] = {VRRP + "vrrp": {"vrrp-instance": instances}}
