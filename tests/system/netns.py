@@ -505,8 +505,9 @@ class Nefeature:
     """
 
     def __init__(self, lab: Namespaces, namespace: str, config: Path, state_dir: Path,
-                 log_dir: Path, name: str) -> None:
+                 log_dir: Path, name: str, extra_args: Sequence[Arg] = ()) -> None:
         self.lab = lab
+        self.extra_args = list(extra_args)  # e.g. --netconf HOST:PORT
         self.namespace = namespace
         self.config = config
         self.state_dir = state_dir
@@ -528,8 +529,8 @@ class Nefeature:
             number += 1
         self.started_at = time.time()
         self.process = self.lab.start(self.namespace, [
-            NEFEATURE, "run", "--startup", self.config, "--state-dir", self.state_dir], log,
-            f"{self.name} run {number}")
+            NEFEATURE, "run", "--startup", self.config, "--state-dir", self.state_dir,
+            *self.extra_args], log, f"{self.name} run {number}")
         self.runs.append(self.process)
         return self.process
 

@@ -87,6 +87,10 @@ MARGIN = 2.0  # seconds added to every protocol-derived deadline
 PREEMPT_GATE = 10.0
 CHANNEL_UP = "remote backup service1: protected: peer connected"
 BATCH_RECEIVED = "batch backup of"
+NETCONF_PORT = 830  # on each router namespace's loopback
+NETCONF_PASSWORD = "nfv-test"
+NETCONF_ARGS = ("--netconf", f"127.0.0.1:{NETCONF_PORT}", "--netconf-user", "admin",
+                "--netconf-password", NETCONF_PASSWORD)
 
 
 # --- prerequisites: the only reasons to skip ---
@@ -208,11 +212,11 @@ class Lan(netns.Lan):
         return {a["src"] for a in self.adverts(since)
                 if a["prio"] > 0 and (until is None or a["t"] <= until)}
 
-    def arp_answers(self, seconds: float = 0.3) -> list[str]:
-        """The MAC of each answer to one ARP request for the VIP from the observer (two
+    def arp_answers(self, seconds: float = 0.3, address: str = VIP) -> list[str]:
+        """The MAC of each answer to one ARP request for ``address`` from the observer (two
         devices answering with one MAC count twice): the LAN's view."""
         out = run(self.exec_args(self.ns[OBSERVER], sys.executable, "-c", ARP_PROBE,
-                                 OBSERVER_IF, OBSERVER_ADDRESS, VIP, str(seconds))).stdout
+                                 OBSERVER_IF, OBSERVER_ADDRESS, address, str(seconds))).stdout
         return out.split()
 
     # teardown
@@ -231,9 +235,14 @@ def lan(ip_tool: str, tmp_path: Path) -> Iterator[Lan]:
 # --- nefeature ---
 
 def nefeature_config(path: Path, device: str, *, priority: int | None = None,
-                     interval_cs: int | None = None, hold_time: int | None = None) -> Path:
-    """examples/pair/device{A,B}.xml with some VRRP leaves changed, validated."""
+                     interval_cs: int | None = None, hold_time: int | None = None,
+                     track: bool = True) -> Path:
+    """examples/pair/device{A,B}.xml with some VRRP leaves changed (and A's tracking line
+    gone without ``track``), validated."""
     text = (PAIR / f"device{device}.xml").read_text()
+    if not track:
+        start, end = text.index("          <track>"), text.index("</track>") + len("</track>\n")
+        text = text[:start] + text[end:]
     extra = ""
     if interval_cs is not None:
         extra += f"<advertise-interval-centi-sec>{interval_cs}</advertise-interval-centi-sec>"
@@ -254,9 +263,10 @@ def nefeature_config(path: Path, device: str, *, priority: int | None = None,
 
 
 def start_nefeature(lan: Lan, label: str, config: Path) -> Nefeature:
-    """``nefeature run`` in a router's namespace, on its state dir STATE-<label>."""
+    """``nefeature run`` in a router's namespace, on its state dir STATE-<label>, with
+    NETCONF on the namespace's loopback (:func:`netconf_commit`, :func:`cli_commit`)."""
     router = Nefeature(lan, lan.ns[label], config, lan.dir / f"state-{label}", lan.dir,
-                       f"nefeature {label}")
+                       f"nefeature {label}", NETCONF_ARGS)
     router.start()
     return router
 
@@ -843,3 +853,258 @@ def test_switchovers_keep_the_relay_on_the_virtual_mac_and_renewals_answered(
                                        f" unanswered after a switchover: {unanswered}"
     for device in (a, b):
         device.assert_healthy(("ERROR", "CRITICAL"))
+
+
+# --- (i) live reconfiguration: each kind of change, then the fault it must react to ---
+
+EDIT = r"""
+import sys
+import ncclient.transport.session
+from ncclient import manager
+ncclient.transport.session.TICK = 0.001
+NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
+m = manager.connect(host="127.0.0.1", port=int(sys.argv[1]), username="admin",
+                    password=sys.argv[2], hostkey_verify=False, look_for_keys=False,
+                    allow_agent=False, timeout=30)
+m.edit_config(target="candidate", config=f'<config xmlns="{NC}" xmlns:nc="{NC}">{sys.argv[3]}'
+                                         '</config>')
+m.commit()
+m.close_session()
+print("committed", flush=True)
+"""
+
+
+def healthy_but_for_ssh(router: Nefeature) -> None:
+    """No problem logged, but for paramiko's ERROR when an ncclient process exits after
+    its close-session without an SSH disconnect (the client's manners, not the device's)."""
+    bad = [line for line in router.problems() if " paramiko.transport ERROR " not in line]
+    assert not bad, f"{router.name} logged problems:\n" + "\n".join(bad)
+
+
+def vrrp_edit(inner: str, vrid: int = 1, operation: str = "") -> str:
+    """A NETCONF edit of one VRRP group on Vlanif100."""
+    return ('<interfaces xmlns="urn:nefeature:yang:nefeature-interfaces"><interface>'
+            '<name>Vlanif100</name><ipv4><vrrp xmlns="urn:nefeature:yang:nefeature-vrrp">'
+            f'<vrrp-instance{operation}><vrid>{vrid}</vrid>{inner}</vrrp-instance></vrrp>'
+            '</ipv4></interface></interfaces>')
+
+
+def netconf_commit(lan: Lan, label: str, edit: str) -> None:
+    """edit-config on the candidate and commit, over NETCONF (ncclient) in ``label``'s
+    namespace."""
+    result = run(lan.exec_args(lan.ns[label], PYTHON, "-c", EDIT, str(NETCONF_PORT),
+                               NETCONF_PASSWORD, edit), timeout=60)
+    assert "committed" in result.stdout, result
+
+
+def cli_commit(lan: Lan, label: str, *commands: str) -> None:
+    """VRP commands in Vlanif100's view, then commit, from the shell (nefeature-cli)."""
+    lines = ["system-view", "interface Vlanif100", *commands, "commit"]
+    result = run(lan.exec_args(lan.ns[label], netns.VENV_BIN / "nefeature-cli", "--port",
+                               str(NETCONF_PORT), "--password", NETCONF_PASSWORD,
+                               *[arg for line in lines for arg in ("-c", line)]), timeout=60)
+    assert result.returncode == 0, result
+
+
+def gate_open(router: Nefeature) -> None:
+    """Wait out the preemption gate of a device with no DHCP backup peer."""
+    time.sleep(max(0.0, router.started_at + PREEMPT_GATE + 0.5 - time.time()))
+
+
+def test_live_track_added_from_the_shell_hands_over_to_keepalived(
+        lan: Lan, keepalived_tool: str) -> None:
+    """The issue's case: type the group, commit, then add the tracking line and commit:
+    cutting that uplink must hand the role to the peer (keepalived)."""
+    interval = 10
+    lan.add_router("A", "10.10.10.1")
+    lan.add_router("B", "10.10.10.2", uplink=False)
+    a = start_nefeature(lan, "A", nefeature_config(lan.dir / "a.xml", "A", interval_cs=interval,
+                                                   hold_time=0, track=False))
+    a.wait_ready()
+    lan.wait_holders({"A"}, master_down_s(interval, 200) + MARGIN, "nefeature A master")
+    k = Keepalived(lan, "B", keepalived_tool, priority=100, interval_cs=interval)
+    k.wait_ready()
+    with explain_failure(logs_of(a, k)):
+        settle(lan, "A", "B", interval, MARGIN, "A master, keepalived B backup")
+        cli_commit(lan, "A", "vrrp vrid 1 track interface GigabitEthernet0/1/2 reduced 110")
+        lan.assert_steady({"A"}, 1.0, "A master with its uplink up")
+        since = time.time()
+        lan.link("A", "uplink0p", "down")
+        assert_one_master(lan, "B", False, "keepalived B master after A's uplink was cut")
+        assert any(x["src"] == "10.10.10.1" and x["prio"] == 90 for x in lan.adverts(since))
+    healthy_but_for_ssh(a)
+
+
+def test_live_track_added_over_netconf_on_a_down_link_counts_at_once(lan: Lan) -> None:
+    """A tracking line committed over NETCONF while its link is already down lowers the
+    priority at once; the link coming back gives it back; the next cut hands over."""
+    interval = 10
+    lan.add_router("A", "10.10.10.1")
+    lan.add_router("B", "10.10.10.2", uplink=False)
+    a = start_nefeature(lan, "A", nefeature_config(lan.dir / "a.xml", "A", interval_cs=interval,
+                                                   hold_time=0, track=False))
+    a.wait_ready()
+    lan.wait_holders({"A"}, master_down_s(interval, 200) + MARGIN, "A alone becomes master")
+    b = start_nefeature(lan, "B", nefeature_config(lan.dir / "b.xml", "B", interval_cs=interval))
+    b.wait_ready()
+    with explain_failure(logs_of(a, b)):
+        settle(lan, "A", "B", interval, MARGIN, "A master, B backup")
+        lan.link("A", "uplink0p", "down")  # nothing tracks it yet
+        lan.assert_steady({"A"}, 1.0, "an untracked link changes nothing")
+        gate_open(b)
+        netconf_commit(lan, "A", vrrp_edit(
+            "<track><interfaces><interface><interface>GigabitEthernet0/1/2</interface>"
+            "<priority-decrement>110</priority-decrement></interface></interfaces></track>"))
+        assert_one_master(lan, "B", True, "B master once A tracks its down uplink")
+        gate_open(a)
+        lan.link("A", "uplink0p", "up")
+        assert_one_master(lan, "A", True, "A master again with its uplink back")
+        lan.link("A", "uplink0p", "down")
+        assert_one_master(lan, "B", True, "B master on the next cut")
+    healthy_but_for_ssh(a)
+    healthy_but_for_ssh(b)
+
+
+def test_live_priority_change_hands_over_to_keepalived_and_back(
+        lan: Lan, keepalived_tool: str) -> None:
+    interval = 10
+    lan.add_router("A", "10.10.10.1")
+    lan.add_router("B", "10.10.10.2", uplink=False)
+    a = start_nefeature(lan, "A", nefeature_config(lan.dir / "a.xml", "A", interval_cs=interval,
+                                                   hold_time=0))
+    a.wait_ready()
+    lan.wait_holders({"A"}, master_down_s(interval, 200) + MARGIN, "nefeature A master")
+    k = Keepalived(lan, "B", keepalived_tool, priority=150, interval_cs=interval, use_vmac=True)
+    k.wait_ready()
+    with explain_failure(logs_of(a, k)):
+        settle(lan, "A", "B", interval, MARGIN, "A (200) master, keepalived B (150) backup")
+        since = time.time()
+        netconf_commit(lan, "A", vrrp_edit("<priority>100</priority>"))
+        assert_one_master(lan, "B", True, "keepalived B master once A runs at 100")
+        assert any(x["src"] == "10.10.10.1" and x["prio"] == 100 for x in lan.adverts(since))
+        gate_open(a)
+        netconf_commit(lan, "A", vrrp_edit("<priority>200</priority>"))
+        assert_one_master(lan, "A", True, "A master again at 200 (preempts at once)")
+    healthy_but_for_ssh(a)
+
+
+def test_live_preempt_mode_and_delay_against_keepalived(lan: Lan, keepalived_tool: str) -> None:
+    """nefeature B raised above keepalived's priority with preemption off stays backup;
+    preemption turned on with a 3 s delay takes the role, not before the delay."""
+    interval = 10
+    delay = 3
+    lan.add_router("A", "10.10.10.1", uplink=False)
+    lan.add_router("B", "10.10.10.2", uplink=False)
+    k = Keepalived(lan, "A", keepalived_tool, priority=150, interval_cs=interval)
+    k.wait_ready()
+    lan.wait_holders({"A"}, master_down_s(interval, 150) + MARGIN + 3, "keepalived A master")
+    b = start_nefeature(lan, "B", nefeature_config(lan.dir / "b.xml", "B", interval_cs=interval))
+    b.wait_ready()
+    with explain_failure(logs_of(k, b)):
+        settle(lan, "A", "B", interval, MARGIN, "keepalived A master, nefeature B backup")
+        gate_open(b)
+        netconf_commit(lan, "B", vrrp_edit("<priority>200</priority>"
+                                           "<preempt><enabled>false</enabled></preempt>"))
+        lan.assert_steady({"A"}, 2.0, "B at 200 without preemption stays backup")
+        committed = time.monotonic()
+        cli_commit(lan, "B", "undo vrrp vrid 1 preempt-mode",
+                   f"vrrp vrid 1 preempt-mode timer delay {delay}")
+        took = lan.wait_holders({"B"}, delay + 3 * MARGIN, "B preempts after its delay")
+        assert took - committed >= delay - 0.5, "B preempted before its delay"
+        assert_one_master(lan, "B", True, "nefeature B master")
+    healthy_but_for_ssh(b)
+
+
+def test_live_interval_change_is_advertised_and_a_crash_then_taken_over(lan: Lan) -> None:
+    a, b = a_master_then_b(lan, 100, "A master, B backup, 1 s interval")
+    with explain_failure(logs_of(a, b)):
+        netconf_commit(lan, "A", vrrp_edit(
+            "<advertise-interval-centi-sec>10</advertise-interval-centi-sec>"))
+        since = time.time()
+        time.sleep(1.0)
+        intervals = {x["int"] for x in lan.adverts(since) if x["src"] == "10.10.10.1"}
+        assert intervals == {10}, f"A advertised intervals {intervals}"
+        assert len([x for x in lan.adverts(since) if x["src"] == "10.10.10.1"]) >= 5
+        a.process.crash()
+        lan.wait_holders({"A", "B"}, master_down_s(10, 100) + MARGIN, "B takes over")
+        assert ("backup", "master", "no-response") in b.transitions()
+    healthy_but_for_ssh(b)
+
+
+SECOND_VIP = "10.10.10.101"
+
+
+def test_live_virtual_address_added_and_removed(lan: Lan) -> None:
+    interval = 10
+    a, b = a_master_then_b(lan, interval, "A master, B backup")
+    added = vrrp_edit("<virtual-ipv4-addresses><virtual-ipv4-address><ipv4-address>"
+                      f"{SECOND_VIP}</ipv4-address></virtual-ipv4-address>"
+                      "</virtual-ipv4-addresses>")
+    with explain_failure(logs_of(a, b)):
+        for label in ("A", "B"):
+            netconf_commit(lan, label, added)
+        assert lan.arp_answers(address=SECOND_VIP) == [VIRTUAL_MAC]
+        assert SECOND_VIP in run([lan.ip, "-n", lan.ns["A"], "-4", "-o", "addr"]).stdout
+        lan.link("A", "uplink0p", "down")
+        assert_one_master(lan, "B", True, "B master with both addresses")
+        assert lan.arp_answers(address=SECOND_VIP) == [VIRTUAL_MAC]
+        assert SECOND_VIP in run([lan.ip, "-n", lan.ns["B"], "-4", "-o", "addr"]).stdout
+        netconf_commit(lan, "B", added.replace("<virtual-ipv4-address>",
+                                               '<virtual-ipv4-address nc:operation="delete">'))
+        wait_for(lambda: lan.arp_answers(address=SECOND_VIP) == [], MARGIN,
+                 "nobody answers for the removed address", POLL)
+        assert SECOND_VIP not in run([lan.ip, "-n", lan.ns["B"], "-4", "-o", "addr"]).stdout
+        assert lan.arp_answers() == [VIRTUAL_MAC]
+    healthy_but_for_ssh(a)
+    healthy_but_for_ssh(b)
+
+
+def test_live_virtual_mac_off_and_on(lan: Lan) -> None:
+    interval = 10
+    a, b = a_master_then_b(lan, interval, "A master, B backup")
+    with explain_failure(logs_of(a, b)):
+        assert_one_master(lan, "A", True, "A master with the virtual MAC")
+        netconf_commit(lan, "A", vrrp_edit("<virtual-mac>false</virtual-mac>"))
+        since = time.time()
+        assert_one_master(lan, "A", False, "A master with its interface's MAC")
+        assert lan.vip_interface("A") == LAN_IF
+        time.sleep(3 * interval_s(interval))
+        macs = {x["mac"] for x in lan.adverts(since) if x["src"] == "10.10.10.1"}
+        assert macs == {lan.macs["A"]}, f"A advertised from {macs}"
+        lan.link("A", "uplink0p", "down")  # B (virtual MAC on) takes over
+        assert_one_master(lan, "B", True, "B master after A's uplink was cut")
+        lan.link("A", "uplink0p", "up")
+        assert_one_master(lan, "A", False, "A master again, interface MAC")
+        netconf_commit(lan, "A", vrrp_edit("<virtual-mac>true</virtual-mac>"))
+        assert_one_master(lan, "A", True, "A master with the virtual MAC again")
+    healthy_but_for_ssh(a)
+    healthy_but_for_ssh(b)
+
+
+def test_live_group_created_then_deleted(lan: Lan) -> None:
+    """A second group (VRID 2, its own virtual MAC) created on both routers by a commit,
+    then deleted on its master: the other router takes it over at once (priority 0)."""
+    interval = 10
+    a, b = a_master_then_b(lan, interval, "A master, B backup")
+    second_mac = "00:00:5e:00:01:02"
+    group = ("<virtual-ipv4-addresses><virtual-ipv4-address><ipv4-address>"
+             f"{SECOND_VIP}</ipv4-address></virtual-ipv4-address></virtual-ipv4-addresses>"
+             f"<advertise-interval-centi-sec>{interval}</advertise-interval-centi-sec>")
+    with explain_failure(logs_of(a, b)):
+        gate_open(a)
+        netconf_commit(lan, "B", vrrp_edit(group, vrid=2))
+        netconf_commit(lan, "A", vrrp_edit(group + "<priority>200</priority>", vrid=2))
+        wait_for(lambda: lan.arp_answers(address=SECOND_VIP) == [second_mac]
+                 and lan.bridge_port_of(second_mac) == "A", 3 * MARGIN,
+                 "A master of group 2, answering with its virtual MAC", POLL)
+        assert lan.arp_answers() == [VIRTUAL_MAC] and lan.bridge_port_of(VIRTUAL_MAC) == "A"
+        since = time.time()
+        netconf_commit(lan, "A", vrrp_edit("", vrid=2, operation=' nc:operation="delete"'))
+        wait_for(lambda: lan.bridge_port_of(second_mac) == "B", 3 * MARGIN,
+                 "B master of group 2", POLL)
+        assert lan.arp_answers(address=SECOND_VIP) == [second_mac]
+        assert any(x["vrid"] == 2 and x["src"] == "10.10.10.1" and x["prio"] == 0
+                   for x in lan.adverts(since)), "A did not say priority 0 for group 2"
+        assert_one_master(lan, "A", True, "group 1 untouched: A master")
+    healthy_but_for_ssh(a)
+    healthy_but_for_ssh(b)
