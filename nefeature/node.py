@@ -288,7 +288,8 @@ class Device:
 
     def _links_down(self, group) -> set[str]:
         """The group's tracked interfaces whose links are down now."""
-        return {t.interface for t in group.tracks if not self._link_up(self.linux_name[t.interface])}
+        return {t.interface for t in group.tracks
+                if not self._link_up(self.linux_name[t.interface])}
 
     def _link_up(self, linux_name: str) -> bool:
         if self.emulated_lan:

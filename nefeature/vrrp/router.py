@@ -205,6 +205,7 @@ class VrrpRouter:
         if self.priority == before:
             return
         if self.state is State.MASTER:
+            self.master_priority = self.priority
             self._send(self.priority)  # tell the backups now, not at the next interval
             self.adver_timer = now + self.advertisement_interval / 100
         elif self.state is State.BACKUP:

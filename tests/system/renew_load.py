@@ -26,37 +26,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from nefeature.dhcp.codec import (  # noqa: E402
-    BOOTREPLY,
-    BROADCAST_FLAG,
-    DhcpMessage,
-    MalformedMessage,
-    MessageType,
-    Option,
-    decode,
-    encode,
-)
+from nefeature.dhcp.codec import BROADCAST_FLAG, DhcpMessage, MessageType, Option  # noqa: E402
+from tests.system.relay_load import exchange  # noqa: E402
 
 REPLY_TIMEOUT = 2.0  # seconds; a real client waits longer before it retransmits
 PAUSE = 0.1  # seconds between two renewals
 SO_BINDTODEVICE = 25
-
-
-def exchange(sock: socket.socket, destination: tuple[str, int], message: DhcpMessage,
-             wanted: MessageType) -> DhcpMessage | None:
-    sock.sendto(encode(message), destination)
-    deadline = time.monotonic() + REPLY_TIMEOUT
-    while (left := deadline - time.monotonic()) > 0:
-        sock.settimeout(left)
-        try:
-            reply = decode(sock.recvfrom(4096)[0])
-        except (TimeoutError, socket.timeout):
-            return None
-        except MalformedMessage:
-            continue
-        if reply.op == BOOTREPLY and reply.xid == message.xid:
-            return reply if reply.message_type == wanted else None
-    return None
 
 
 def main(ifname: str, server: str, seconds: float, records: str) -> int:
@@ -70,13 +45,14 @@ def main(ifname: str, server: str, seconds: float, records: str) -> int:
     broadcast.bind(("0.0.0.0", 68))
     offer = exchange(broadcast, ("255.255.255.255", 67), DhcpMessage(
         xid=1, flags=BROADCAST_FLAG, chaddr=chaddr,
-        options={Option.MESSAGE_TYPE: bytes([MessageType.DISCOVER])}), MessageType.OFFER)
+        options={Option.MESSAGE_TYPE: bytes([MessageType.DISCOVER])}), MessageType.OFFER,
+        REPLY_TIMEOUT)
     assert offer is not None, "no DHCPOFFER"
     ack = exchange(broadcast, ("255.255.255.255", 67), DhcpMessage(
         xid=2, flags=BROADCAST_FLAG, chaddr=chaddr, options={
             Option.MESSAGE_TYPE: bytes([MessageType.REQUEST]),
             Option.REQUESTED_ADDRESS: struct.pack("!I", offer.yiaddr),
-            Option.SERVER_ID: offer.options[Option.SERVER_ID]}), MessageType.ACK)
+            Option.SERVER_ID: offer.options[Option.SERVER_ID]}), MessageType.ACK, REPLY_TIMEOUT)
     assert ack is not None, "no DHCPACK"
     broadcast.close()
     leased = str(IPv4Address(ack.yiaddr))
@@ -93,7 +69,8 @@ def main(ifname: str, server: str, seconds: float, records: str) -> int:
         sent_at = time.time()
         reply = exchange(sock, (server, 67), DhcpMessage(
             xid=xid, ciaddr=ack.yiaddr, chaddr=chaddr,
-            options={Option.MESSAGE_TYPE: bytes([MessageType.REQUEST])}), MessageType.ACK)
+            options={Option.MESSAGE_TYPE: bytes([MessageType.REQUEST])}), MessageType.ACK,
+            REPLY_TIMEOUT)
         out.write(json.dumps({"sent_at": sent_at, "answered": reply is not None}) + "\n")
         time.sleep(PAUSE)
     out.close()

@@ -378,6 +378,42 @@ def a_master_then_b(lan: Lan, interval: int, what: str,
     return a, b
 
 
+def nefeature_a_then_keepalived_b(lan: Lan, tool: str, interval: int, *, track: bool = True,
+                                  priority_b: int = 100, use_vmac: bool = False
+                                  ) -> tuple[Nefeature, Keepalived]:
+    """nefeature A (hold-time 0) alone becomes master, then keepalived B joins, and A
+    must stay master (:func:`settle`)."""
+    lan.add_router("A", "10.10.10.1")
+    lan.add_router("B", "10.10.10.2", uplink=False)
+    a = start_nefeature(lan, "A", nefeature_config(lan.dir / "a.xml", "A", interval_cs=interval,
+                                                   hold_time=0, track=track))
+    a.wait_ready()
+    lan.wait_holders({"A"}, master_down_s(interval, 200) + MARGIN, "nefeature A becomes master")
+    k = Keepalived(lan, "B", tool, priority=priority_b, interval_cs=interval, use_vmac=use_vmac)
+    k.wait_ready()
+    with explain_failure(logs_of(a, k)):
+        settle(lan, "A", "B", interval, MARGIN, "nefeature A stays master, keepalived B backs up")
+    return a, k
+
+
+def keepalived_a_then_nefeature_b(lan: Lan, tool: str, interval: int, *, priority_a: int = 200,
+                                  track_uplink: bool = True, use_vmac: bool = False
+                                  ) -> tuple[Keepalived, Nefeature]:
+    """keepalived A alone becomes master, then nefeature B joins, and A must stay master."""
+    lan.add_router("A", "10.10.10.1", uplink=track_uplink)
+    lan.add_router("B", "10.10.10.2", uplink=False)
+    k = Keepalived(lan, "A", tool, priority=priority_a, interval_cs=interval,
+                   track_uplink=track_uplink, use_vmac=use_vmac)
+    k.wait_ready()
+    lan.wait_holders({"A"}, master_down_s(interval, priority_a) + MARGIN + 3,
+                     "keepalived A alone becomes master")
+    b = start_nefeature(lan, "B", nefeature_config(lan.dir / "b.xml", "B", interval_cs=interval))
+    b.wait_ready()
+    with explain_failure(logs_of(k, b)):
+        settle(lan, "A", "B", interval, MARGIN, "keepalived A stays master, nefeature B backs up")
+    return k, b
+
+
 # --- (a) election ---
 
 def test_higher_priority_is_elected(lan: Lan) -> None:
@@ -458,17 +494,7 @@ def b_takes_over_from_crashed_a(lan: Lan, interval: int, what: str, a, b) -> Non
 
 def test_nefeature_takes_over_from_crashed_keepalived(lan: Lan, keepalived_tool: str) -> None:
     interval = 10
-    lan.add_router("A", "10.10.10.1")
-    lan.add_router("B", "10.10.10.2", uplink=False)
-    k = Keepalived(lan, "A", keepalived_tool, priority=200, interval_cs=interval,
-                   track_uplink=True)
-    k.wait_ready()
-    lan.wait_holders({"A"}, master_down_s(interval, 200) + MARGIN + 3,
-                     "keepalived A alone becomes master")
-    b = start_nefeature(lan, "B", nefeature_config(lan.dir / "b.xml", "B", interval_cs=interval))
-    b.wait_ready()
-    with explain_failure(logs_of(k, b)):
-        settle(lan, "A", "B", interval, MARGIN, "keepalived A stays master, nefeature B backs up")
+    k, b = keepalived_a_then_nefeature_b(lan, keepalived_tool, interval)
     assert b.transitions() == [("initialize", "backup", "startup")], b.output()
 
     lan.touch_vip(OBSERVER)
@@ -480,17 +506,7 @@ def test_nefeature_takes_over_from_crashed_keepalived(lan: Lan, keepalived_tool:
 
 def test_keepalived_takes_over_from_crashed_nefeature(lan: Lan, keepalived_tool: str) -> None:
     interval = 10
-    lan.add_router("A", "10.10.10.1")
-    lan.add_router("B", "10.10.10.2", uplink=False)
-    a = start_nefeature(lan, "A", nefeature_config(lan.dir / "a.xml", "A", interval_cs=interval,
-                                                   hold_time=0))
-    a.wait_ready()
-    lan.wait_holders({"A"}, master_down_s(interval, 200) + MARGIN, "nefeature A becomes master")
-    k = Keepalived(lan, "B", keepalived_tool, priority=100, interval_cs=interval)
-    k.wait_ready()
-    with explain_failure(logs_of(a, k)):
-        settle(lan, "A", "B", interval, MARGIN, "nefeature A stays master, keepalived B backs up")
-
+    a, k = nefeature_a_then_keepalived_b(lan, keepalived_tool, interval)
     lan.touch_vip(OBSERVER)
     a.process.crash()
     b_takes_over_from_crashed_a(lan, interval, "keepalived B takes over from the crashed"
@@ -667,17 +683,8 @@ def test_keepalived_backup_takes_over_and_gives_back(lan: Lan, keepalived_tool: 
     """nefeature A (virtual MAC) master, keepalived B backup; A's tracked uplink fails and
     keepalived takes over; it comes back and A preempts: one master at every check."""
     interval = 10
-    lan.add_router("A", "10.10.10.1")
-    lan.add_router("B", "10.10.10.2", uplink=False)
-    a = start_nefeature(lan, "A", nefeature_config(lan.dir / "a.xml", "A", interval_cs=interval,
-                                                   hold_time=0))
-    a.wait_ready()
-    lan.wait_holders({"A"}, master_down_s(interval, 200) + MARGIN, "nefeature A becomes master")
-    k = Keepalived(lan, "B", keepalived_tool, priority=100, interval_cs=interval,
-                   use_vmac=use_vmac)
-    k.wait_ready()
+    a, k = nefeature_a_then_keepalived_b(lan, keepalived_tool, interval, use_vmac=use_vmac)
     with explain_failure(logs_of(a, k)):
-        settle(lan, "A", "B", interval, MARGIN, "nefeature A stays master, keepalived B backs up")
         assert_one_master(lan, "A", True, "nefeature A master")
         lan.link("A", "uplink0p", "down")
         assert_one_master(lan, "B", use_vmac, "keepalived B master after A's uplink failed")
@@ -694,17 +701,8 @@ def test_nefeature_backup_takes_over_from_keepalived_and_gives_back(
     """keepalived A (tracked uplink) master, nefeature B (virtual MAC) backup; keepalived's
     uplink fails and nefeature takes over; it comes back and keepalived preempts."""
     interval = 10
-    lan.add_router("A", "10.10.10.1")
-    lan.add_router("B", "10.10.10.2", uplink=False)
-    k = Keepalived(lan, "A", keepalived_tool, priority=200, interval_cs=interval,
-                   track_uplink=True, use_vmac=use_vmac)
-    k.wait_ready()
-    lan.wait_holders({"A"}, master_down_s(interval, 200) + MARGIN + 3,
-                     "keepalived A alone becomes master")
-    b = start_nefeature(lan, "B", nefeature_config(lan.dir / "b.xml", "B", interval_cs=interval))
-    b.wait_ready()
+    k, b = keepalived_a_then_nefeature_b(lan, keepalived_tool, interval, use_vmac=use_vmac)
     with explain_failure(logs_of(k, b)):
-        settle(lan, "A", "B", interval, MARGIN, "keepalived A stays master, nefeature B backs up")
         assert_one_master(lan, "A", use_vmac, "keepalived A master")
         lan.link("A", "uplink0p", "down")
         # no DHCP backup peer: B may preempt 10 s after its start
@@ -916,16 +914,8 @@ def test_live_track_added_from_the_shell_hands_over_to_keepalived(
     """The issue's case: type the group, commit, then add the tracking line and commit:
     cutting that uplink must hand the role to the peer (keepalived)."""
     interval = 10
-    lan.add_router("A", "10.10.10.1")
-    lan.add_router("B", "10.10.10.2", uplink=False)
-    a = start_nefeature(lan, "A", nefeature_config(lan.dir / "a.xml", "A", interval_cs=interval,
-                                                   hold_time=0, track=False))
-    a.wait_ready()
-    lan.wait_holders({"A"}, master_down_s(interval, 200) + MARGIN, "nefeature A master")
-    k = Keepalived(lan, "B", keepalived_tool, priority=100, interval_cs=interval)
-    k.wait_ready()
+    a, k = nefeature_a_then_keepalived_b(lan, keepalived_tool, interval, track=False)
     with explain_failure(logs_of(a, k)):
-        settle(lan, "A", "B", interval, MARGIN, "A master, keepalived B backup")
         cli_commit(lan, "A", "vrrp vrid 1 track interface GigabitEthernet0/1/2 reduced 110")
         lan.assert_steady({"A"}, 1.0, "A master with its uplink up")
         since = time.time()
@@ -968,16 +958,9 @@ def test_live_track_added_over_netconf_on_a_down_link_counts_at_once(lan: Lan) -
 def test_live_priority_change_hands_over_to_keepalived_and_back(
         lan: Lan, keepalived_tool: str) -> None:
     interval = 10
-    lan.add_router("A", "10.10.10.1")
-    lan.add_router("B", "10.10.10.2", uplink=False)
-    a = start_nefeature(lan, "A", nefeature_config(lan.dir / "a.xml", "A", interval_cs=interval,
-                                                   hold_time=0))
-    a.wait_ready()
-    lan.wait_holders({"A"}, master_down_s(interval, 200) + MARGIN, "nefeature A master")
-    k = Keepalived(lan, "B", keepalived_tool, priority=150, interval_cs=interval, use_vmac=True)
-    k.wait_ready()
+    a, k = nefeature_a_then_keepalived_b(lan, keepalived_tool, interval, priority_b=150,
+                                         use_vmac=True)
     with explain_failure(logs_of(a, k)):
-        settle(lan, "A", "B", interval, MARGIN, "A (200) master, keepalived B (150) backup")
         since = time.time()
         netconf_commit(lan, "A", vrrp_edit("<priority>100</priority>"))
         assert_one_master(lan, "B", True, "keepalived B master once A runs at 100")
@@ -993,15 +976,9 @@ def test_live_preempt_mode_and_delay_against_keepalived(lan: Lan, keepalived_too
     preemption turned on with a 3 s delay takes the role, not before the delay."""
     interval = 10
     delay = 3
-    lan.add_router("A", "10.10.10.1", uplink=False)
-    lan.add_router("B", "10.10.10.2", uplink=False)
-    k = Keepalived(lan, "A", keepalived_tool, priority=150, interval_cs=interval)
-    k.wait_ready()
-    lan.wait_holders({"A"}, master_down_s(interval, 150) + MARGIN + 3, "keepalived A master")
-    b = start_nefeature(lan, "B", nefeature_config(lan.dir / "b.xml", "B", interval_cs=interval))
-    b.wait_ready()
+    k, b = keepalived_a_then_nefeature_b(lan, keepalived_tool, interval, priority_a=150,
+                                         track_uplink=False)
     with explain_failure(logs_of(k, b)):
-        settle(lan, "A", "B", interval, MARGIN, "keepalived A master, nefeature B backup")
         gate_open(b)
         netconf_commit(lan, "B", vrrp_edit("<priority>200</priority>"
                                            "<preempt><enabled>false</enabled></preempt>"))

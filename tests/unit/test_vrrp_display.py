@@ -47,6 +47,7 @@ def test_display_vrrp_shows_tracked_links_the_virtual_mac_and_times():
     lines = [line.strip() for line in text.splitlines()]
     assert "State           : Master" in lines
     assert "PriorityRun     : 90" in lines  # 200 reduced by 110
+    assert "MasterPriority  : 90" in lines  # its own, as it advertises it
     assert "Virtual MAC     : 0000-5e00-0101" in lines
     track = lines.index(next(line for line in lines if line.startswith("Track IF")))
     assert lines[track].split() == ["Track", "IF", ":", "GigabitEthernet0/1/2", "Priority",

@@ -420,8 +420,8 @@ def test_priority_lowered_on_the_master_is_advertised_and_it_yields():
     assert lan.masters() == [1]
 
 
-def test_preemption_disabled_then_enabled():
-    high = VrrpRouter(group(priority=200, preempt=False), A)
+def low_master_then_high(high: VrrpRouter) -> Lan:
+    """A priority-100 router is master alone, then ``high`` (priority 200) joins it."""
     low = VrrpRouter(group(priority=100), B)
     lan = Lan(low, high)
     low.startup(0.0)
@@ -430,27 +430,28 @@ def test_preemption_disabled_then_enabled():
     high.startup(lan.now)
     lan.collect()
     lan.run_until(10.0)
-    assert lan.masters() == [0]  # no preemption: the lower router stays master
-    high.reconfigure(with_changes(high, preempt=True), lan.now, links_down=())
+    return lan
+
+
+def change_and_settle(lan: Lan, router: VrrpRouter, **changes) -> None:
+    router.reconfigure(with_changes(router, **changes), lan.now, links_down=())
     lan.collect()
     lan.run_until(lan.now + 0.01)
+
+
+def test_preemption_disabled_then_enabled():
+    high = VrrpRouter(group(priority=200, preempt=False), A)
+    lan = low_master_then_high(high)
+    assert lan.masters() == [0]  # no preemption: the lower router stays master
+    change_and_settle(lan, high, preempt=True)
     assert lan.masters() == [1] and high.new_master_reason == "preempted"
 
 
 def test_a_shorter_hold_time_restarts_a_pending_preemption():
     high = VrrpRouter(group(priority=200, hold=600), A)
-    low = VrrpRouter(group(priority=100), B)
-    lan = Lan(low, high)
-    low.startup(0.0)
-    lan.collect()
-    lan.run_until(5.0)
-    high.startup(lan.now)
-    lan.collect()
-    lan.run_until(10.0)
+    lan = low_master_then_high(high)
     assert lan.masters() == [0] and high.preempt_timer is not None
-    high.reconfigure(with_changes(high, preempt_hold_time=0), lan.now, links_down=())
-    lan.collect()
-    lan.run_until(lan.now + 0.01)
+    change_and_settle(lan, high, preempt_hold_time=0)
     assert lan.masters() == [1]
 
 
