@@ -16,8 +16,9 @@ hear each other).
 
 Virtual addresses (``VirtualAddresses``, one per group).  With the virtual
 MAC, a master holds its virtual IPs (as /32) on a macvlan interface that
-has that MAC, created when the group becomes master and deleted when it
-stops, as keepalived's ``use_vmac`` does (``nefeature.vrrp.netlink``).  The
+has that MAC, as keepalived's ``use_vmac`` does (``nefeature.vrrp.netlink``):
+made when the group first becomes master, empty while it is backup, deleted
+with the group or when the device stops.  The
 macvlan has IFF_NOARP and no IPv6, and the interface under it answers ARP
 only for addresses it holds itself (``arp_ignore=1``) and asks only from
 them (``arp_announce=2``), so the kernel ties the virtual IPs to no MAC
@@ -323,11 +324,15 @@ class VirtualAddresses:
     ``add(addresses, virtual_mac)`` when the group becomes master (or gains
     addresses, or its virtual-MAC setting changes: the held addresses then
     move), ``remove(addresses)`` when it stops being master (or loses
-    addresses), ``close()`` at the end.  ``remove`` also clears what a
-    previous run left: it takes the addresses off the interface and off any
-    virtual-MAC interface of ours under it, and deletes those left empty.
-    The interface's own address is never added or removed (an address
-    owner's virtual IP is its interface address).
+    addresses), ``close()`` when the group goes or the device stops.  The
+    virtual-MAC interface is made by the first ``add`` that needs it and
+    kept, empty, while the group is backup (as keepalived keeps its
+    ``use_vmac`` interface): deleting a link costs the kernel tens of
+    milliseconds, which a takeover must not wait for; ``close()`` deletes it.
+    ``remove`` also clears what a previous run left on the interface (the
+    addresses, wherever they are under it).  The interface's own address is
+    never added or removed (an address owner's virtual IP is its interface
+    address).
     """
 
     def __init__(self, linux_name: str, interface_address: IPv4Interface) -> None:
@@ -336,6 +341,8 @@ class VirtualAddresses:
         self.own_address = int(interface_address.ip)
         self.held: set[int] = set()
         self.virtual_mac: bytes | None = None  # what answers for the held addresses
+        self._where: dict[int, tuple[int, int]] = {}  # address -> (ifindex, prefix length)
+        self._virtual_index: int | None = None  # the virtual-MAC interface we made
         self._sock: socket.socket | None = None  # ARP in and out
         self._loop: asyncio.AbstractEventLoop | None = None
         self._answered_claim: dict[int, float] = {}
@@ -347,9 +354,10 @@ class VirtualAddresses:
         """Hold ``addresses`` too, answered for with ``virtual_mac`` (None: the interface's
         MAC); a different ``virtual_mac`` moves every held address."""
         new = set(addresses) - self.held - {self.own_address}
-        if virtual_mac != self.virtual_mac and self.held:
+        if virtual_mac != self.virtual_mac:
             moving = set(self.held)
             self.remove(moving)
+            self._delete_virtual_interface()
             new |= moving
         self.virtual_mac = virtual_mac
         if not new:
@@ -357,9 +365,15 @@ class VirtualAddresses:
         try:
             with Rtnetlink() as nl:
                 home, prefix = self._home(nl)
+                if home is None and self.virtual_mac is not None:
+                    log.warning("no virtual MAC on %s: its interface's MAC answers for %s",
+                                self.linux_name, _addresses(new))
+                    self.virtual_mac = None
+                    home, prefix = self._home(nl)
                 for address in sorted(new):
-                    if home is not None and self._change(nl, True, home, address, prefix):
+                    if self._change(nl, True, home, address, prefix):
                         self.held.add(address)
+                        self._where[address] = (home, prefix)
         except OSError as error:
             log.warning("adding %s on %s: %s", _addresses(new), self.linux_name, error)
         self._open_arp()
@@ -368,7 +382,7 @@ class VirtualAddresses:
             self._later(ANNOUNCE_AGAIN, self._announce_if_held, address)
 
     def remove(self, addresses: Iterable[int]) -> None:
-        """Stop holding ``addresses``; the virtual-MAC interface goes with the last one."""
+        """Stop holding ``addresses``: off the interface, or off the virtual-MAC one."""
         leaving = set(addresses) - {self.own_address}
         self.held -= leaving
         if not self.held:
@@ -377,24 +391,19 @@ class VirtualAddresses:
             return
         try:
             with Rtnetlink() as nl:
-                lower = socket.if_nametoindex(self.linux_name)
-                on = self._addresses_by_interface(nl)
-                ours = _our_virtual_mac_interfaces(nl, lower)
-                for index in [lower] + [link.index for link in ours]:
-                    for address in sorted(leaving & on.get(index, set())):
-                        if self._change(nl, False, index, address, 32 if index != lower
-                                        else self.prefix_length):
-                            on[index].discard(address)
-                for link in ours:
-                    if not on.get(link.index):
-                        self._check(nl.request(netlink.delete_link_request, link.index),
-                                    f"deleting {link.name}")
+                known = {a: self._where.pop(a) for a in leaving if a in self._where}
+                if len(known) < len(leaving):  # not added by us: wherever a previous run put it
+                    known.update(self._found(nl, leaving - set(known)))
+                for address, (index, prefix) in sorted(known.items()):
+                    self._change(nl, False, index, address, prefix)
         except OSError as error:
             log.warning("removing %s from %s: %s", _addresses(leaving), self.linux_name, error)
 
     def close(self) -> None:
-        """Stop answering ARP (the shell removes the addresses first, when it stops)."""
+        """Stop answering ARP and delete the virtual-MAC interface (the shell removes the
+        addresses first, when the group stops)."""
         self._close_arp()
+        self._delete_virtual_interface()
 
     def announce(self, address: int) -> None:
         """A gratuitous ARP for one held address, from the MAC that answers for it."""
@@ -417,7 +426,8 @@ class VirtualAddresses:
         vrid = self.virtual_mac[-1]
         name = virtual_mac_interface_name(lower, vrid)
         try:
-            return socket.if_nametoindex(name), 32
+            self._virtual_index = socket.if_nametoindex(name)
+            return self._virtual_index, 32
         except OSError:
             pass
         # Before the virtual IPs exist anywhere, the interface under them must neither
@@ -431,9 +441,11 @@ class VirtualAddresses:
         if not self._check(nl.request(netlink.macvlan_request, name, lower, self.virtual_mac),
                            f"creating {name}"):
             return None, 32
-        index = socket.if_nametoindex(name)
-        self._sysctl(f"net/ipv6/conf/{name}/disable_ipv6", 1)  # no link-local, no NDP, no MLD
-        self._sysctl(f"net/ipv4/conf/{name}/rp_filter", 0)  # replies leave by the LAN
+        index = self._virtual_index = socket.if_nametoindex(name)
+        if Path(f"/proc/sys/net/ipv6/conf/{name}").exists():  # not where IPv6 is off
+            self._sysctl(f"net/ipv6/conf/{name}/disable_ipv6", 1)  # no link-local, NDP, MLD
+        # What arrives here is answered through the LAN interface: no reverse-path check.
+        self._sysctl(f"net/ipv4/conf/{name}/rp_filter", 0)
         if get_sysctl("net/ipv4/conf/all/rp_filter") == 1:
             log.warning("net.ipv4.conf.all.rp_filter is 1 (strict): what the LAN sends to the"
                         " virtual MAC is dropped; set it to 0 or 2 (loose)")
@@ -442,19 +454,33 @@ class VirtualAddresses:
                     f"setting {name} up")
         return index, 32
 
+    def _found(self, nl: Rtnetlink, addresses: set[int]) -> dict[int, tuple[int, int]]:
+        """Where the kernel has these addresses: on the interface or a virtual-MAC one."""
+        lower = socket.if_nametoindex(self.linux_name)
+        prefixes = {lower: self.prefix_length}
+        prefixes.update((link.index, 32) for link in _our_virtual_mac_interfaces(nl, lower))
+        return {address: (index, prefixes[index]) for index, address in
+                netlink.parse_addresses(nl.dump(netlink.address_dump_request))
+                if index in prefixes and address in addresses}
+
+    def _delete_virtual_interface(self) -> None:
+        if self._virtual_index is None:
+            return
+        index, self._virtual_index = self._virtual_index, None
+        try:
+            with Rtnetlink() as nl:
+                error = nl.request(netlink.delete_link_request, index)
+        except OSError as failure:
+            error = failure.errno or 0
+        if error not in (0, errno.ENODEV):
+            self._check(error, "deleting the virtual MAC interface")
+
     def _change(self, nl: Rtnetlink, add: bool, index: int, address: int, prefix: int) -> bool:
         error = nl.request(netlink.address_request, add, index, address, prefix)
         # Already there (add) or already gone (delete): the state we wanted.
         fine = {0, errno.EEXIST} if add else {0, errno.EADDRNOTAVAIL, errno.ENOENT}
         return error in fine or self._check(error, f"{'adding' if add else 'removing'} "
                                                    f"{IPv4Address(address)}")
-
-    @staticmethod
-    def _addresses_by_interface(nl: Rtnetlink) -> dict[int, set[int]]:
-        on: dict[int, set[int]] = {}
-        for index, address in netlink.parse_addresses(nl.dump(netlink.address_dump_request)):
-            on.setdefault(index, set()).add(address)
-        return on
 
     def _check(self, error: int, what: str) -> bool:
         if error:

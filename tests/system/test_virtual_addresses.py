@@ -219,11 +219,16 @@ def test_with_the_virtual_mac_a_macvlan_holds_the_vip_and_only_that_mac_answers(
     neighbour = run([lab.ip, "-n", lab.client_ns, "neigh", "show", VIP]).stdout
     assert f"lladdr {VIRTUAL_MAC}" in neighbour, neighbour
 
-    driver.do("remove", VIP)
+    driver.do("remove", VIP)  # backup now: the macvlan stays, empty, and nothing answers
     assert addresses(lab) == {LAN_IF: ["10.10.10.1/24"]}
-    assert vmacs[0] not in links(lab)
+    assert vmacs[0] in links(lab)
     assert arp(lab) == []
-    driver.do("quit")
+    driver.do("add", VIP, VIRTUAL_MAC)  # master again, on the same macvlan
+    assert addresses(lab)[vmacs[0]] == [f"{VIP}/32"]
+    assert arp(lab) == [f"reply {VIRTUAL_MAC}"]
+    driver.do("remove", VIP)
+    driver.do("quit")  # the group stops: its macvlan goes
+    assert set(links(lab)) == {"lo", LAN_IF}
     assert driver.warnings() == []
 
 
@@ -232,6 +237,7 @@ def test_switching_the_virtual_mac_moves_the_held_vip(lab: Lab, tmp_path: Path) 
     driver.do("add", VIP, VIRTUAL_MAC)
     driver.do("add", VIP)  # virtual-mac turned off while master
     assert addresses(lab) == {LAN_IF: ["10.10.10.1/24", f"{VIP}/24"]}
+    assert set(links(lab)) == {"lo", LAN_IF}
     assert arp(lab) == [f"reply {interface_mac(lab)}"]
     driver.do("add", VIP, VIRTUAL_MAC)  # and on again
     assert sorted(addresses(lab)[LAN_IF]) == ["10.10.10.1/24"]

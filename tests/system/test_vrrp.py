@@ -849,6 +849,10 @@ def test_switchovers_keep_the_relay_on_the_virtual_mac_and_renewals_answered(
                if start <= r["sent_at"] <= end]
     assert counted and not unanswered, f"{len(unanswered)} of {len(counted)} renewals" \
                                        f" unanswered after a switchover: {unanswered}"
+    print(f"\n[switchovers] {len(counted)} renewals after the uplink cut and the SIGKILL,"
+          f" {len(unanswered)} unanswered; {len(records(renewals))} renewals and"
+          f" {len(records(acks))} relayed DHCPACKs in all; the relay's ARP entry for the VIP"
+          f" held {sorted(watch.seen[RELAY])}")
     for device in (a, b):
         device.assert_healthy(("ERROR", "CRITICAL"))
 
