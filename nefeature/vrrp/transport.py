@@ -5,32 +5,32 @@ carries whole Ethernet frames of IPv4 protocol 112 to 224.0.0.18 with TTL
 255 (RFC 5798 section 5.1.1.3); a classic BPF filter in the kernel lets only
 those through, and the IPv4 datagram inside goes to the engine as a raw IP
 socket would deliver it, with its real TTL (section 7.1).  A master's
-advertisements leave from the virtual router MAC (section 7.3) while its
-group has that MAC up on this host, so every switch on the LAN learns
-where the virtual router is from each advertisement; otherwise from the
-interface's MAC.  The socket is a tap on the interface: it also sees the
-advertisements another master sends from the same virtual MAC, which the
-kernel hands to this host's own virtual-MAC interface alone (a raw IP
-socket on the interface would never see them, and two masters would never
-hear each other).
+advertisements leave from the virtual router MAC (section 7.3) when its
+group's virtual-MAC interface exists on this host, so every switch on the
+LAN learns where the virtual router is from each advertisement; otherwise
+from the interface's MAC.  The socket is a tap on the interface: it also
+sees the advertisements another master sends from the same virtual MAC,
+which the kernel hands to this host's own virtual-MAC interface alone (a
+raw IP socket on the interface would never see them, and two masters would
+never hear each other).
 
 Virtual addresses (``VirtualAddresses``, one per group).  With the virtual
 MAC, a master holds its virtual IPs (as /32) on a macvlan interface that
 has that MAC, as keepalived's ``use_vmac`` does (``nefeature.vrrp.netlink``):
 made when the group first becomes master, empty while it is backup, deleted
-with the group or when the device stops.  The
-macvlan has IFF_NOARP and no IPv6, and the interface under it answers ARP
-only for addresses it holds itself (``arp_ignore=1``) and asks only from
-them (``arp_announce=2``), so the kernel ties the virtual IPs to no MAC
-anywhere: this transport answers ARP for them, with
-the virtual MAC (section 8.1.2), while the group is master.  A device whose
-process was killed, or is frozen, answers nothing and sends nothing from
-the virtual MAC; the addresses its kernel keeps until it restarts are
-unreachable from the LAN, whose switches follow the new master's
-advertisements.  Without the virtual MAC (``virtual-mac false``) the
-virtual IPs go on the interface itself and its kernel answers ARP for them
-with the interface's MAC, as keepalived does without ``use_vmac``; a killed
-master then keeps answering for them until it restarts and removes them.
+with the group or when the device stops.  The macvlan has IFF_NOARP and no
+IPv6, and the interface under it answers ARP only for addresses it holds
+itself (``arp_ignore=1``) and asks only from them (``arp_announce=2``), so
+the kernel ties the virtual IPs to no MAC anywhere: this transport answers
+ARP for them, with the virtual MAC (section 8.1.2), while the group is
+master.  A device whose process was killed, or is frozen, answers nothing
+and sends nothing from the virtual MAC; the addresses its kernel keeps
+until it restarts are unreachable from the LAN, whose switches follow the
+new master's advertisements.  Without the virtual MAC (``virtual-mac
+false``) the virtual IPs go on the interface itself and its kernel answers
+ARP for them with the interface's MAC, as keepalived does without
+``use_vmac``; a killed master then keeps answering for them until it
+restarts and removes them.
 
 Either way a master announces each address it takes with a gratuitous ARP
 (section 6.4.1), again a second later in case one was lost, and whenever
@@ -258,7 +258,7 @@ class RawVrrpLink(_Link):
                                            self.source_mac(advertisement.vrid)))
 
     def source_mac(self, vrid: int) -> bytes:
-        """The group's virtual MAC while its interface is up on this host, else ours."""
+        """The group's virtual MAC when its interface exists on this host, else ours."""
         try:
             socket.if_nametoindex(virtual_mac_interface_name(self.ifindex, vrid))
         except OSError:
@@ -386,7 +386,7 @@ class VirtualAddresses:
         leaving = set(addresses) - {self.own_address}
         self.held -= leaving
         if not self.held:
-            self._close_arp()
+            self._cancel_timers()
         if not leaving:
             return
         try:
@@ -509,10 +509,15 @@ class VirtualAddresses:
         if self._loop is not None:
             self._loop.add_reader(self._sock.fileno(), self._read_arp)
 
-    def _close_arp(self) -> None:
+    def _cancel_timers(self) -> None:
         for timer in self._timers:
             timer.cancel()
         self._timers.clear()
+
+    def _close_arp(self) -> None:
+        """Closing a packet socket waits for the kernel (synchronize_net, 5-20 ms here):
+        only when the group goes, never on a takeover; a backup's reader ignores all."""
+        self._cancel_timers()
         if self._sock is not None:
             if self._loop is not None:
                 self._loop.remove_reader(self._sock.fileno())
