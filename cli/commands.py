@@ -233,6 +233,10 @@ def _interface() -> list[Command]:
           "Advertisement interval (ms; 100, 200 and 500 on VRP)"),
         C("undo vrrp vrid <vrid:1-255> timer advertise", (INTERFACE,), with_if(lambda v: [
             Edit(vi(v, leaf("advertise-interval-centi-sec", operation="remove")))]), ""),
+        C("vrrp vrid <vrid:1-255> virtual-mac enable", (INTERFACE,), with_if(lambda v: [
+            Edit(vi(v, leaf("virtual-mac", "true")))]), "Use the virtual router MAC"),
+        C("undo vrrp vrid <vrid:1-255> virtual-mac enable", (INTERFACE,), with_if(lambda v: [
+            Edit(vi(v, leaf("virtual-mac", "false")))]), ""),
         C("vrrp vrid <vrid:1-255> track interface <track:ifname> "
           "[ { reduced <value:1-255> | increased <value:1-255> } ]", (INTERFACE,),
           with_if(lambda v: [Edit(vi(v, '<track><interfaces><interface nc:operation="replace">'

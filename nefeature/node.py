@@ -55,6 +55,7 @@ from nefeature.vrrp.transport import (
     NoVirtualAddresses,
     RawVrrpLink,
     VirtualAddresses,
+    remove_leftovers,
 )
 
 log = logging.getLogger("nefeature")
@@ -236,7 +237,13 @@ class Device:
             virtual = self._virtual[output.key] = (
                 NoVirtualAddresses() if self.emulated_lan or output.interface_address is None
                 else VirtualAddresses(output.linux_name, output.interface_address))
-        (virtual.add if output.present else virtual.remove)(output.addresses)
+        if output.present:
+            virtual.add(output.addresses, output.virtual_mac)
+        else:
+            virtual.remove(output.addresses)
+        if output.group_gone:
+            del self._virtual[output.key]
+            virtual.close()
 
     def _watch(self, names: frozenset[str]) -> None:
         if self.emulated_lan:
@@ -323,6 +330,8 @@ class Device:
         self._freeze_heap()
         direct = [i.linux_name for i in self.core.config.interfaces if i.dhcp_server]
         self.sockets = DhcpSockets(loop, self.on_dhcp_batch, direct, port=self.dhcp_port)
+        if not self.emulated_lan:  # what a previous run that died as master left behind
+            remove_leftovers({self.core.linux_name[name] for name, _ in self.core.vrrp})
         self._input(self.core.start, self._link_states())
         if self.netconf_settings is not None:
             from nefeature.netconf.server import start_server
@@ -394,6 +403,9 @@ class Device:
 
     def now(self) -> float:
         return time.time()
+
+    def protocol_now(self) -> float:
+        return time.monotonic()
 
     def channel_tcp_states(self) -> dict[str, str]:
         return {name: connector.tcp_state for name, connector in self.connectors.items()}

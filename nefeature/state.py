@@ -91,7 +91,9 @@ def _link_state(linux_name: str) -> dict:
     return state
 
 
-def vrrp_instance_state(router: VrrpRouter, now: float) -> dict:
+def vrrp_instance_state(router: VrrpRouter, now: float, wall_offset: float = 0.0) -> dict:
+    """A router's state; its times are on the protocol (monotonic) clock ``now``, shown
+    as wall-clock times by adding ``wall_offset``."""
     state = {
         "state": router.state.value,
         "is-owner": router.is_owner,
@@ -117,10 +119,25 @@ def vrrp_instance_state(router: VrrpRouter, now: float) -> dict:
     if router.last_adv_source is not None:
         state["last-adv-source"] = _address(router.last_adv_source)
     if router.up_since is not None:
-        state["up-datetime"] = date_and_time(router.up_since)
+        state["up-datetime"] = date_and_time(router.up_since + wall_offset)
+    if router.last_change is not None:
+        state["last-change-datetime"] = date_and_time(router.last_change + wall_offset)
+    if router.virtual_mac is not None:
+        state["virtual-mac"] = hex_string(router.virtual_mac)
     if router.preempt_timer is not None:
         state["preempt-remaining"] = max(0, min(65535, int(router.preempt_timer - now)))
     return state
+
+
+def vrrp_instance(vrid: int, router: VrrpRouter, now: float, wall_offset: float = 0.0) -> dict:
+    """A vrrp-instance's state, with each tracked interface's link as VRRP saw it."""
+    instance = {"vrid": vrid, "state": vrrp_instance_state(router, now, wall_offset)}
+    tracked = router.tracked_links()
+    if tracked:
+        instance["track"] = {"interfaces": {"interface": [
+            {"interface": name, "oper-status": "up" if up else "down"}
+            for name, up in tracked.items()]}}
+    return instance
 
 
 def lease_entry(lease: Lease, pool_name: str | None = None) -> dict:
@@ -548,12 +565,16 @@ def rbs_state(backup, tcp_states: dict[str, str] | None = None) -> dict:
 def operational_state(config: DeviceConfig, dhcp: DhcpServer,
                       vrrp: dict[tuple[str, int], VrrpRouter], vrrp_errors: dict[str, int],
                       now: float, backup=None, tcp_states: dict[str, str] | None = None,
-                      filters=None, lazy: bool = False) -> dict:
+                      filters=None, lazy: bool = False,
+                      protocol_now: float | None = None) -> dict:
     """The config-false part of the model for the running engines.
 
+    ``now`` is the wall clock; the VRRP routers' timers run on the protocol
+    clock, whose reading is ``protocol_now`` (the same clock when None).
     With ``filters`` (parsed subtree filter nodes) only the parts they can
     select are built; ``lazy`` as in :func:`dhcp_state`.
     """
+    router_now = now if protocol_now is None else protocol_now
     from nefeature.netconf.filters import lookup
 
     state: dict = {}
@@ -561,7 +582,7 @@ def operational_state(config: DeviceConfig, dhcp: DhcpServer,
         interfaces = []
         for interface in config.interfaces:
             entry: dict = {"name": interface.name, "state": _link_state(interface.linux_name)}
-            instances = [{"vrid": vrid, "state": vrrp_instance_state(router, now)}
+            instances = [vrrp_instance(vrid, router, router_now, now - router_now)
                          for (name, vrid), router in vrrp.items() if name == interface.name]
             if instances:
                 entry["ipv4"] = {VRRP + "vrrp": {"vrrp-instance": instances}}

@@ -61,6 +61,7 @@ class VrrpGroup:
     preempt_hold_time: int = 0  # seconds
     advertise_interval: int = 100  # centiseconds
     accept_mode: bool = False
+    virtual_mac: bool = True  # RFC 5798 section 7.3 MAC, 00:00:5e:00:01:{vrid}
     virtual_addresses: tuple[IPv4Address, ...] = ()
     tracks: tuple[TrackedInterface, ...] = ()
     recover_delay: int = 0  # seconds, per interface
@@ -268,6 +269,7 @@ def _vrrp_groups(entry: dict[str, Any]) -> list[VrrpGroup]:
                 preempt_hold_time=preempt.get("hold-time", 0),
                 advertise_interval=instance.get("advertise-interval-centi-sec", 100),
                 accept_mode=instance.get("accept-mode", False),
+                virtual_mac=instance.get("virtual-mac", True),
                 virtual_addresses=tuple(IPv4Address(a["ipv4-address"]) for a in addresses),
                 tracks=tuple(
                     TrackedInterface(

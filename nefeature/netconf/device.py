@@ -40,7 +40,11 @@ class ManagedDevice(Protocol):
         ...
 
     def now(self) -> float:
-        """Wall-clock time, seconds since the epoch (the clock the engines run on)."""
+        """Wall-clock time, seconds since the epoch (the clock of lease times)."""
+        ...
+
+    def protocol_now(self) -> float:
+        """The monotonic clock protocol timers run on (VRRP, channel, preemption)."""
         ...
 
     def commit(self, session: int, confirmed: bool, timeout: int, persist: str | None,

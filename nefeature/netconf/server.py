@@ -428,7 +428,7 @@ class NetconfHandler:
         device = self.device
         state = operational_state(device.config, device.dhcp, device.vrrp, device.vrrp_errors,
                                   device.now(), device.backup, device.channel_tcp_states(),
-                                  filters=filters, lazy=True)
+                                  filters=filters, lazy=True, protocol_now=device.protocol_now())
         locks = {name: holder for name, holder in device.datastores.locks.items() if holder}
         return device.datastores.content("running"), state, locks
 
