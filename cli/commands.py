@@ -443,6 +443,12 @@ def _interface() -> list[Command]:
             Edit(vi(v, removed("advertise-interval-centi-sec")))]), VRRP_INSTANCE_NODE,
           words={**vi_words, "timer": "advertise-interval-centi-sec",
                  "advertise": "advertise-interval-centi-sec"}),
+        C("vrrp vrid <vrid> virtual-mac enable", (INTERFACE,), with_if(lambda v: [
+            Edit(vi(v, leaf("virtual-mac", True)))]), VRRP_INSTANCE_NODE,
+          words={**vi_words, "enable": "virtual-mac"}),
+        C("undo vrrp vrid <vrid> virtual-mac enable", (INTERFACE,), with_if(lambda v: [
+            Edit(vi(v, leaf("virtual-mac", False)))]), VRRP_INSTANCE_NODE,
+          words={**vi_words, "enable": "virtual-mac"}),
         C("vrrp vrid <vrid> track interface <tracked:ifname> "
           "[ { reduced <decrement> | increased <increment> } ]", (INTERFACE,),
           with_if(lambda v: [Edit(vi(v, '<track><interfaces><interface nc:operation="replace">'

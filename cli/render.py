@@ -194,6 +194,9 @@ def interface_lines(entry: dict) -> list[str]:
             lines.append(f" vrrp vrid {vrid} preempt-mode timer delay {preempt['hold-time']}")
         if "advertise-interval-centi-sec" in instance:
             lines.append(_advertise(vrid, instance["advertise-interval-centi-sec"]))
+        if "virtual-mac" in instance:
+            lines += _flag(instance["virtual-mac"], f" vrrp vrid {vrid} virtual-mac enable",
+                           f" undo vrrp vrid {vrid} virtual-mac enable")
         for track in instance.get("track", {}).get("interfaces", {}).get("interface", []):
             change = ""
             if "priority-decrement" in track:
@@ -434,6 +437,33 @@ def _instances(tree: dict):
             yield entry, instance
 
 
+def _vrp_time(value: str | None) -> str:
+    """yang:date-and-time (UTC) as VRP prints a time: 2026-11-28 10:15:02 UTC."""
+    if not value:
+        return "--"
+    return value[:19].replace("T", " ") + " UTC"
+
+
+def _track_lines(instance: dict) -> list[str]:
+    """Huawei's Track IF / IF state pair for each tracked interface."""
+    lines = []
+    for track in instance.get("track", {}).get("interfaces", {}).get("interface", []):
+        if "priority-increment" in track:
+            change = f"Priority increased : {track['priority-increment']}"
+        else:
+            change = f"Priority reduced : {track.get('priority-decrement', 10)}"
+        lines += [f"    Track IF        : {track['interface']:<24} {change}",
+                  f"    IF state        : {track.get('oper-status', '--').upper()}"]
+    return lines
+
+
+def _virtual_mac(entry: dict, state: dict) -> str:
+    if "virtual-mac" in state:
+        return _mac_vrp(state["virtual-mac"])
+    own = entry.get("state", {}).get("phys-address")
+    return f"{_mac_vrp(own)} (interface MAC)" if own else "-- (interface MAC)"
+
+
 def display_vrrp(tree: dict, mode: str = "verbose", interface: str | None = None,
                  vrid: int | None = None) -> str:
     instances = [(entry, instance) for entry, instance in _instances(tree)
@@ -474,11 +504,12 @@ def display_vrrp(tree: dict, mode: str = "verbose", interface: str | None = None
             f"Remain : {state.get('preempt-remaining', '--')}",
             f"    TimerRun        : {state.get('master-advertise-interval', interval) / 100:g} s",
             f"    TimerConfig     : {interval / 100:g} s",
-            f"    Virtual MAC     : 0000-5e00-01{instance['vrid']:02x}",
+            f"    Virtual MAC     : {_virtual_mac(entry, state)}",
             "    Check TTL       : YES",
             "    Config Type     : normal-vrrp",
-            f"    Create Time     : {state.get('up-datetime', '--')}",
-            f"    Last Change     : {state.get('last-event', '--')}",
+            *_track_lines(instance),
+            f"    Create Time     : {_vrp_time(state.get('up-datetime'))}",
+            f"    Last Change Time : {_vrp_time(state.get('last-change-datetime'))}",
             "",
         ]
     return "\n".join(out).rstrip() or "Info: The VRRP does not exist."

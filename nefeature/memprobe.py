@@ -59,14 +59,13 @@ SIZES = {
     "deadlines": lambda device: len(device.dhcp.table._deadlines),
     "pending": lambda device: len(device.dhcp.table.pending),
     "limiter": lambda device: len(device.dhcp._client_limiter._buckets),
-    "recycled": lambda device: sum(len(p.addresses._recycled) for p in device.dhcp.pools.values()),
-    "acked_expiry": lambda device: len(device.backup.acked_expiry),
+    "recycled": lambda device: sum(len(q) for p in device.dhcp.pools.values() for q in p.addresses._recycled.values()),
+    "acked_expiry": lambda device: len(device.dhcp.peer_expiry),
     "in_flight": lambda device: sum(len(v) for v in device.backup._in_flight.values()),
-    "parked": lambda device: sum(len(v) for v in device.backup.parked.values()),
+    "parked": lambda device: len(device.core._gate),
     "unacked": lambda device: sum(c.pending for c in device.backup.channels.values()),
-    "backup_events": lambda device: len(device.backup_events),
-    "vrrp_events": lambda device: len(device.vrrp_events),
-    "after_commit": lambda device: len(device._after_commit),
+    "events": lambda device: len(device.recent_events),
+    "after_commit": lambda device: len(device.core._gate),
 }
 
 

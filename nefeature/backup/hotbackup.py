@@ -1,48 +1,71 @@
 """DHCP server hot backup: VRRP decides who serves, the channel keeps both tables equal.
 
-Sans-IO glue between the DHCP engine, the VRRP routers and the backup
-channels, driven by the device shell (``nefeature.node``):
+A pure engine (no VRRP, no DHCP engine, no I/O): the device core feeds it
+VRRP roles (``role_changed``), lease events (``lease_events``), what its
+channels received (``channel_input``) and timers, and carries out the
+commands it leaves in ``commands``: serve or silence pools
+(:class:`ServePools`), allocate new addresses only from the device's own
+share (:class:`RestrictAllocation`), allow or hold VRRP preemption
+(:class:`AllowPreempt`), store a lease the peer sent (:class:`ApplyPeerLease`),
+cap lease times in lazy mode (:class:`CapLeaseTimes`, :class:`PeerHasExpiry`).
 
-Roles.  A pool bound to a remote-backup-profile with ``service-type
-dhcp-server`` is served only by the device whose VRRP group of that profile
-is master; the other device keeps silent and applies the updates it
-receives (``update_roles``).  A device that rejoins may take the master role
-back only after the batch backup from the current master is complete: its
-VRRP preemption gate stays closed until then (DESIGN.md section 4).
+Failover state (per profile), after ISC DHCP failover, mapped onto VRRP
+roles.  The state is one function of four facts, and this is its table
+(first matching row):
 
-Updates.  Every lease event of a bound pool (commit, renew, release,
-decline, expiry) becomes a record on the profile's channel.  In ``strict``
-mode a DHCPACK is parked until the peer acknowledges its record (the peer
-acknowledges after its own journal commit).  A peer that is behind but
-acknowledging holds the ACKs back as long as it takes (clients retransmit);
-only a peer that acknowledged nothing for ``STRICT_WAIT`` seconds counts as
-unresponsive, and then the parked ACKs leave without it (counted as
-``unconfirmed_replies``).  With the peer unreachable the master serves
-alone and the queue is sent when it returns.  When the channel drops,
-parked ACKs are dropped (the clients retransmit) and bound pools pause for
-two advertisement intervals: the peer may have dropped the channel because
-it has just taken over from a master that stalled, and VRRP must get to
-say so first.  In ``lazy`` mode the reply leaves at once and the lease time
-is capped so that it never runs more than MCLT past what the peer has
-acknowledged (the ISC failover rule).
+=============  ===========  ============  ===============  ==========================
+channel        peer alive   both masters  table complete   state
+=============  ===========  ============  ===============  ==========================
+never up yet   -            -             -                STARTUP
+down           -            -             -                COMMUNICATIONS_INTERRUPTED
+up             no           -             -                COMMUNICATIONS_INTERRUPTED
+up             yes          yes           -                POTENTIAL_CONFLICT
+up             yes          no            no               RECOVER
+up             yes          no            yes              NORMAL
+=============  ===========  ============  ===============  ==========================
+
+"Peer alive" is false from the moment VRRP makes this device master
+because the peer's advertisements stopped (``no-response``) until anything
+is heard from the peer on the channel again.  "Table complete": our table
+holds the peer's (its batch backup reached us, or we are the master whose
+table the peer receives).
+
+What each state allows:
+
+* Serving: the VRRP master serves its pools in every state but one case:
+  its table is incomplete and the peer is alive (it would answer from a
+  partial table while the peer, which has the table, is reachable).  A
+  channel drop never pauses the master.
+* Allocation: only in NORMAL may the master hand a new address from the
+  peer's share of a pool; in every other state new addresses come from the
+  device's own share (``DhcpServer``'s split by ``partition-share``), so two
+  devices that both serve never give one address to two clients.  Renewals
+  of known leases are always served.
+* Preemption: held while the peer is master and our table is incomplete
+  (a rejoining device takes the role back only with the whole table), and
+  for ``CHANNEL_GRACE`` after start while the channel is not up.
+
+Updates.  Every lease event of a bound pool (bind, renew, release,
+decline, expiry, reset) becomes a record on the profile's channel.  The
+ACK gate (``nefeature.core``) asks ``peer_confirmed`` and
+``peer_unresponsive``: in strict mode a DHCPACK waits for the peer's
+acknowledgement, unless the channel is down, the peer is presumed down, or
+records have waited ``STRICT_WAIT`` with no acknowledgement at all (a
+peer that is behind but acknowledging holds the ACKs back as long as it
+takes).  In lazy mode a lease runs at most MCLT past what the peer has
+acknowledged (the ISC rule).  Which of two versions of a lease is newer is
+decided by its transaction time (``DhcpServer.apply_peer_lease``).
 
 Batch backup.  When a channel comes up, the master of each profile sends
-all leases of the profile's pools; ``batch_backup_now`` does the same on
-request.  The records are read from the lease table page by page as the
-channel sends them (``BackupChannel.send_batch_page``), so the master keeps
-serving, and advertising VRRP, while a large table goes out.  A device
-whose peer is master with a batch still incomplete holds its bound pools
-even if VRRP makes it master meanwhile (the peer stalled, or its
-advertisements were lost): its table is partial, and the peer is alive
-on the channel.  If the peer is really gone the channel says so within its
-dead interval, and the device serves from what it has.  After a partition
-both sides were masters and both send: ``DhcpServer.apply_peer_lease``
-keeps the later expiry and counts conflicts.
+all leases of its pools, page by page (``BackupChannel.send_batch_page``);
+``batch_backup_now`` does the same on request; both masters send after a
+partition, so each gets what the other granted meanwhile.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 
 from nefeature.backup.channel import (
     Acked,
@@ -58,24 +81,95 @@ from nefeature.backup.channel import (
 )
 from nefeature.backup.frames import LeaseRecord, ProfileInfo
 from nefeature.config.model import DeviceConfig
-from nefeature.dhcp.events import LeaseEvent
-from nefeature.dhcp.leases import LeaseState
-from nefeature.dhcp.server import DhcpServer, Reply
-from nefeature.vrrp.router import State, VrrpRouter
+from nefeature.dhcp.events import LeaseEvent, LeaseRemoved
+from nefeature.dhcp.leases import Lease, LeaseState
 
 STRICT_WAIT = 0.5  # seconds of no acknowledgement before DHCPACKs leave without the peer
 CHANNEL_GRACE = 10.0  # seconds after start before an unreachable peer counts as gone
-SERVE_ALONE_MIN = 0.5  # seconds a master pauses bound pools after losing its peer
+
+
+class FailoverState(str, Enum):
+    STARTUP = "startup"
+    NORMAL = "normal"
+    COMMUNICATIONS_INTERRUPTED = "communications-interrupted"
+    POTENTIAL_CONFLICT = "potential-conflict"
+    RECOVER = "recover"
+
+
+def failover_state(ever_up: bool, channel_up: bool, peer_alive: bool, both_masters: bool,
+                   table_complete: bool) -> FailoverState:
+    """The table of the module docstring."""
+    if not ever_up:
+        return FailoverState.STARTUP
+    if not channel_up or not peer_alive:
+        return FailoverState.COMMUNICATIONS_INTERRUPTED
+    if both_masters:
+        return FailoverState.POTENTIAL_CONFLICT
+    return FailoverState.NORMAL if table_complete else FailoverState.RECOVER
+
+
+# --- commands ---
+
+@dataclass(frozen=True, slots=True)
+class ServePools:
+    pools: frozenset[str]
+    serving: bool
 
 
 @dataclass(frozen=True, slots=True)
+class RestrictAllocation:
+    """New addresses only from this device's share of the pools (or from any)."""
+
+    pools: frozenset[str]
+    restricted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AllowPreempt:
+    vrrp: tuple[str, int]
+    allowed: bool
+
+
+@dataclass(frozen=True, slots=True)
+class ApplyPeerLease:
+    pool: str
+    address: int
+    lease: Lease | None
+
+
+@dataclass(frozen=True, slots=True)
+class CapLeaseTimes:
+    """Lazy mode: leases of these pools run at most ``mclt`` past the peer's copy."""
+
+    pools: frozenset[str]
+    mclt: int
+
+
+@dataclass(frozen=True, slots=True)
+class PeerHasExpiry:
+    """Lazy mode: the peer has acknowledged this expiry of the address."""
+
+    address: int
+    expiry: float
+
+
+# --- events (for logs and NETCONF notifications) ---
+
+@dataclass(frozen=True, slots=True)
 class RbpStateChanged:
-    """nefeature-rbs rbp-state-change."""
+    """nefeature-rbs rbp-state-change (the VRRP role of the profile)."""
 
     profile: str
     old: str
     new: str
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class FailoverStateChanged:
+    profile: str
+    old: FailoverState
+    new: FailoverState
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,36 +204,35 @@ class ProfileRuntime:
     backup_id: int
     service: str
     vrrp_key: tuple[str, int]
-    pools: set[str]
+    pools: frozenset[str]
     sync_mode: str
     mclt: int
-    local_state: str = "init"
+    local_state: str = "init"  # the VRRP role: init | slave | master
     peer_state: str = "init"
+    failover: FailoverState = FailoverState.STARTUP
     batch_done: bool = False  # our table holds the peer's (received, or we are its source)
+    has_table: bool = False  # we have had a whole table since start (a rejoiner has not)
     peer_batch_done: bool = False  # what the peer says of its own table
     batch_sent: bool = False  # we started a batch on this connection
     batch_total: int = 0
     batch_received: int = 0
     batch_status: str = "idle"
-    last_batch_time: float | None = None
-    alone_from: float = 0.0  # after losing the peer, serve again from this time
-
-
-@dataclass
-class _Parked:
-    seq: int
-    deadline: float
-    reply: Reply
+    last_batch_time: float | None = None  # wall clock
+    failover_role: str = "primary"  # whose share of the pools is ours (partition-share)
+    serving: bool | None = None
+    restricted: bool | None = None
+    preempt: bool | None = None
 
 
 @dataclass
 class HotBackup:
     config: DeviceConfig
-    dhcp: DhcpServer
-    vrrp: dict[tuple[str, int], VrrpRouter]
     started: float
+    random_bytes: object = None
     channels: dict[str, BackupChannel] = field(default_factory=dict)
     events: list = field(default_factory=list)
+    commands: list = field(default_factory=list)
+    wall_offset: float = 0.0  # wall clock minus monotonic, for the times shown in the state
 
     def __post_init__(self) -> None:
         self.profiles: dict[str, ProfileRuntime] = {}
@@ -150,210 +243,109 @@ class HotBackup:
             service = self.config.rbs_service(profile.service)
             if service.peer is None or service.shut_down:
                 continue
-            pools = {p.name for p in self.config.pools if p.backup_profile == profile.name}
+            pools = frozenset(p.name for p in self.config.pools
+                              if p.backup_profile == profile.name)
             self.profiles[profile.name] = ProfileRuntime(
                 profile.name, profile.backup_id, profile.service, profile.vrrp, pools,
-                profile.sync_mode, profile.mclt)
+                profile.sync_mode, profile.mclt,
+                failover_role="primary" if service.source < service.peer else "secondary")
             if service.name not in self.channels:
                 key = service.shared_key.encode() if service.shared_key else None
-                self.channels[service.name] = BackupChannel(service.name, key)
-        self.parked: dict[str, list[_Parked]] = {name: [] for name in self.channels}
-        self.acked_expiry: dict[int, float] = {}  # address -> expiry the peer acknowledged
-        # lazy mode: address -> (seq, expiry) of its newest update the peer has not acked
+                extra = {} if self.random_bytes is None else {"random_bytes": self.random_bytes}
+                self.channels[service.name] = BackupChannel(service.name, key, **extra)
+        self._by_pool = {pool: p for p in self.profiles.values() for pool in p.pools}
+        self._ever_up = {name: False for name in self.channels}
+        self._presumed_down_since: dict[str, float | None] = dict.fromkeys(self.channels)
+        self._waiting_since: dict[str, float | None] = dict.fromkeys(self.channels)
         self._in_flight: dict[str, dict[int, tuple[int, float]]] = {n: {} for n in self.channels}
         self.records_applied = 0
         self.unconfirmed_replies: dict[str, int] = {name: 0 for name in self.channels}
-        self._last_progress: dict[str, float] = {name: self.started for name in self.channels}
         self.channel_times: dict[str, dict] = {}
-        self._grace_over = not self.channels
-        self._last_now = self.started
-        if any(p.sync_mode == "lazy" for p in self.profiles.values()):
-            self.dhcp.lease_time_limit = self._lazy_lease_time
-        self.update_roles(self.started)
-
-    # --- roles and the preemption gate ---
-
-    def _profile_infos(self, service: str) -> tuple[ProfileInfo, ...]:
-        return tuple(ProfileInfo(p.backup_id, p.name, p.local_state, p.batch_done)
-                     for p in self.profiles.values() if p.service == service)
-
-    def update_roles(self, now: float) -> None:
-        """Follow VRRP: serve where master, keep silent elsewhere; gate preemption."""
-        self._last_now = now
         for profile in self.profiles.values():
-            router = self.vrrp.get(profile.vrrp_key)
-            state = {State.MASTER: "master", State.BACKUP: "slave"}.get(
-                router.state if router else State.INITIALIZE, "init")
-            if state != profile.local_state:
-                self.events.append(RbpStateChanged(profile.name, profile.local_state, state,
-                                                   "vrrp"))
-                profile.local_state = state
-            if state == "master":
-                self._offer_batch(profile, now)
-            serving = state == "master" and now >= profile.alone_from \
-                and not self._awaiting_batch(profile)
-            for pool in profile.pools:
-                self.dhcp.set_serving(pool, serving)
-            if router is not None:
-                router.set_preempt_allowed(self._may_preempt(profile, now), now)
-        for name, channel in self.channels.items():
-            channel.set_profiles(self._profile_infos(name), now)
+            if profile.sync_mode == "lazy":
+                self.commands.append(CapLeaseTimes(profile.pools, profile.mclt))
+        self.update(self.started)
 
-    def _serve_alone_delay(self, profile: ProfileRuntime) -> float:
-        """Two advertisement intervals: long enough to hear a new master's advertisement."""
-        router = self.vrrp.get(profile.vrrp_key)
-        interval = router.group.advertise_interval / 100 if router else 1.0
-        return max(SERVE_ALONE_MIN, 2 * interval)
+    # --- inputs ---
 
-    def _offer_batch(self, profile: ProfileRuntime, now: float) -> None:
-        """As master, send our table to a peer that says it lacks one (both devices
-        started together and the channel came up before VRRP chose a master)."""
-        if self.channels[profile.service].state is ChannelState.UP and not profile.batch_sent \
-                and not profile.peer_batch_done and profile.peer_state != "master":
-            self.send_batch(profile, now)
+    def role_changed(self, vrrp_key: tuple[str, int], role: str, reason: str,
+                     now: float) -> None:
+        """The VRRP group of some profiles is now ``role`` (init | slave | master)."""
+        for profile in self.profiles.values():
+            if profile.vrrp_key != vrrp_key or profile.local_state == role:
+                continue
+            self.events.append(RbpStateChanged(profile.name, profile.local_state, role, "vrrp"))
+            profile.local_state = role
+            if role == "master" and reason == "no-response" and profile.peer_state == "master":
+                self._presumed_down_since[profile.service] = now  # VRRP says the peer is gone
+            if role == "master" and profile.peer_state != "master":
+                profile.has_table = True  # the table we serve from is the reference
+        self.update(now)
 
-    def _awaiting_batch(self, profile: ProfileRuntime) -> bool:
-        """The peer is master, reachable, and its batch backup to us is not complete."""
-        return self.channels[profile.service].state is ChannelState.UP \
-            and profile.peer_state == "master" and not profile.batch_done
-
-    def _may_preempt(self, profile: ProfileRuntime, now: float) -> bool:
-        if self.channels[profile.service].state is ChannelState.UP:
-            return not self._awaiting_batch(profile)
-        return now >= self.started + CHANNEL_GRACE  # peer unreachable: VRRP alone decides
-
-    # --- DHCP output ---
-
-    def route_replies(self, replies: list[Reply], events: list, now: float) -> list[Reply]:
-        """Send lease events to the peer; return the replies that may leave now.
-
-        Strict mode parks a durable reply until the peer acknowledges the
-        record of its lease.
-        """
-        last_seq: dict[str, int] = {}
+    def lease_events(self, events: list, now: float) -> dict[str, tuple[str, int]]:
+        """Send lease events to the peer; for strict pools, the (service, sequence
+        number) a DHCPACK of that pool must see acknowledged."""
+        waits: dict[str, tuple[str, int]] = {}
         for event in events:
-            profile = self._profile_of_pool(event.lease.pool) if isinstance(event, LeaseEvent) \
-                else None
+            if not isinstance(event, LeaseEvent):
+                continue
+            lease = event.lease
+            profile = self._by_pool.get(lease.pool)
             if profile is None:
                 continue
             channel = self.channels[profile.service]
-            lease = event.lease
-            seq = channel.send_records([LeaseRecord(profile.backup_id, lease.pool, lease.address,
-                                                    lease)])
-            if lease.expiry is not None and profile.sync_mode == "lazy":
+            if self._waiting_since[profile.service] is None or \
+                    channel.peer_acked >= channel.next_seq - 1:
+                self._waiting_since[profile.service] = now
+            seq = channel.send_records([LeaseRecord(
+                profile.backup_id, lease.pool, lease.address,
+                None if isinstance(event, LeaseRemoved) else lease)])
+            if profile.sync_mode == "lazy" and lease.expiry is not None:
                 self._in_flight[profile.service][lease.address] = (seq, lease.expiry)
-            if profile.sync_mode == "strict":
-                last_seq[profile.service] = seq
-        leaving = []
-        for reply in replies:
-            service = self._strict_service(reply, last_seq)
-            if service is None:
-                leaving.append(reply)
-            else:
-                self.parked[service].append(_Parked(last_seq[service], now + STRICT_WAIT, reply))
-        return leaving
+            elif profile.sync_mode == "strict":
+                waits[lease.pool] = (profile.service, seq)
+        return waits
 
-    def _profile_of_pool(self, pool: str) -> ProfileRuntime | None:
-        for profile in self.profiles.values():
-            if pool in profile.pools:
-                return profile
-        return None
-
-    def _strict_service(self, reply: Reply, last_seq: dict[str, int]) -> str | None:
-        """The channel a durable reply must wait for, if any (up, strict, this batch)."""
-        if not reply.durable or not last_seq:
-            return None
-        for service, seq in last_seq.items():
-            if self.channels[service].state is ChannelState.UP and \
-                    self.channels[service].peer_acked < seq:
-                return service
-        return None
-
-    def _release(self, service: str, upto: int, now: float) -> list[Reply]:
-        """Parked replies whose record is acknowledged, and all that waited long enough
-        if the peer has acknowledged nothing for as long."""
-        keep, leaving = [], []
-        unresponsive = now >= self._last_progress[service] + STRICT_WAIT
-        unconfirmed = 0
-        for parked in self.parked[service]:
-            if parked.seq <= upto:
-                leaving.append(parked.reply)
-            elif unresponsive and parked.deadline <= now:
-                leaving.append(parked.reply)
-                unconfirmed += 1
-            else:
-                keep.append(parked)
-        self.parked[service] = keep
-        if unconfirmed:
-            self.unconfirmed_replies[service] += unconfirmed
-            self.events.append(PeerUnresponsive(service, unconfirmed))
-        return leaving
-
-    def _strict_deadline(self, service: str) -> float | None:
-        """When the oldest parked reply may leave without the peer."""
-        parked = self.parked[service]
-        if not parked:
-            return None
-        return max(parked[0].deadline, self._last_progress[service] + STRICT_WAIT)
-
-    def _lazy_lease_time(self, pool: str, address: int, now: float, wanted: int) -> int:
-        """MCLT rule: never more than MCLT past the expiry the peer acknowledged."""
-        profile = self._profile_of_pool(pool)
-        if profile is None or profile.sync_mode != "lazy":
-            return wanted
-        known = max(self.acked_expiry.get(address, now), now)
-        return max(1, min(wanted, int(known + profile.mclt - now)))
-
-    # --- channel input ---
-
-    def on_channel_events(self, service: str, now: float) -> tuple[list[Reply], bool]:
-        """Act on what a channel reported.
-
-        Returns the parked replies that may leave now and whether peer
-        records were applied (the caller commits the journal, then calls
-        ``acknowledge``).
-        """
+    def channel_input(self, service: str, now: float) -> bool:
+        """Act on what a channel reported; True if peer records were applied (the core
+        commits them, then calls the channel's ``acknowledge``)."""
         channel = self.channels[service]
-        leaving: list[Reply] = []
         applied = False
         events, channel.events = channel.events, []
         for event in events:
+            if not isinstance(event, ChannelDown):
+                self._presumed_down_since[service] = None  # the peer is alive after all
             if isinstance(event, Acked):
-                self._last_progress[service] = now
+                self._waiting_since[service] = now
                 self._note_acked(service, event.upto)
-                leaving += self._release(service, event.upto, now)
             elif isinstance(event, RecordsReceived):
                 for record in event.records:
-                    self.dhcp.apply_peer_lease(record.pool, record.address, record.lease)
+                    self.commands.append(ApplyPeerLease(record.pool, record.address,
+                                                        record.lease))
                 if event.batch:
                     self._count_batch_records(service, event.records)
                 self.records_applied += len(event.records)
                 applied = True
             elif isinstance(event, ChannelUp):
-                self._last_progress[service] = now
-                self.channel_times.setdefault(service, {})["last-up-time"] = now
+                self._ever_up[service] = True
+                self._waiting_since[service] = now
+                self.channel_times.setdefault(service, {})["last-up-time"] = \
+                    now + self.wall_offset
                 self._peer_states(service, event.peer.profiles)
-                for profile in self.profiles.values():
-                    if profile.service == service:
-                        # Until a batch arrives (or we send ours as master, below) our table
-                        # may lack the peer's: a master peer sends one now; with neither
-                        # master yet, whichever VRRP picks sends its table then.
-                        profile.batch_done = profile.batch_sent = False
+                for profile in self._of_service(service):
+                    # Until a batch arrives (or we send ours as master) our table may lack
+                    # the peer's; with neither master yet, whichever VRRP picks sends.
+                    profile.batch_done = profile.batch_sent = False
                 self.events.append(ProtectDown(service, True, "peer connected"))
-                self._send_batches(service, now)
+                for profile in self._of_service(service):
+                    if profile.local_state == "master":
+                        self.send_batch(profile, now)
             elif isinstance(event, ChannelDown):
                 self.channel_times.setdefault(service, {}).update(
-                    {"last-down-time": now, "last-down-reason": event.reason})
+                    {"last-down-time": now + self.wall_offset, "last-down-reason": event.reason})
                 self.events.append(ProtectDown(service, False, event.reason))
-                # The peer may have gone down because it took over from us (we stalled):
-                # acknowledge nothing it has not confirmed, and serve alone only after
-                # VRRP had time to tell us who is master.
-                self.parked[service] = []
-                for profile in self.profiles.values():
-                    if profile.service == service:
-                        profile.alone_from = now + self._serve_alone_delay(profile)
-                for profile in self.profiles.values():
-                    if profile.service == service and profile.batch_status == "running":
+                for profile in self._of_service(service):
+                    if profile.batch_status == "running":
                         profile.batch_status = "failed"
             elif isinstance(event, PeerProfiles):
                 self._peer_states(service, event.profiles)
@@ -365,58 +357,99 @@ class HotBackup:
             elif isinstance(event, BatchFinished):
                 profile = self._profile_by_id(service, event.backup_id)
                 if profile is not None:
-                    profile.batch_done = True
+                    profile.batch_done = profile.has_table = True
                     profile.batch_status = "done"
-                    profile.last_batch_time = now
+                    profile.last_batch_time = now + self.wall_offset
                     self.events.append(BatchBackupDone(profile.name, False, event.count))
             elif isinstance(event, BatchAcked):
                 profile = self._profile_by_id(service, event.backup_id)
                 if profile is not None:
                     profile.batch_total, profile.batch_received = event.total, event.acked
                     if event.complete:
-                        profile.batch_status, profile.last_batch_time = "done", now
+                        profile.batch_status = "done"
+                        profile.last_batch_time = now + self.wall_offset
                         self.events.append(BatchBackupDone(profile.name, True, event.acked))
-        self.update_roles(now)
-        return leaving, applied
+        self.update(now)
+        return applied
 
-    def _note_acked(self, service: str, upto: int) -> None:
-        in_flight = self._in_flight[service]
-        for address in [a for a, (seq, _) in in_flight.items() if seq <= upto]:
-            expiry = in_flight.pop(address)[1]
-            self.acked_expiry[address] = max(expiry, self.acked_expiry.get(address, 0.0))
+    # --- the ACK gate's questions ---
 
-    def _count_batch_records(self, service: str, records: list[LeaseRecord]) -> None:
+    def peer_confirmed(self, service: str, seq: int) -> bool:
+        return self.channels[service].peer_acked >= seq
+
+    def peer_unresponsive(self, service: str, now: float) -> bool:
+        """A strict DHCPACK may leave without the peer: the channel is down, VRRP says the
+        peer is gone, or it has acknowledged nothing for STRICT_WAIT."""
+        if self.channels[service].state is not ChannelState.UP:
+            return True
+        if self._presumed_down_since[service] is not None:
+            return True
+        waiting = self._waiting_since[service]
+        return waiting is not None and now >= waiting + STRICT_WAIT
+
+    def count_unconfirmed(self, service: str, replies: int) -> None:
+        self.unconfirmed_replies[service] += replies
+        self.events.append(PeerUnresponsive(service, replies))
+
+    # --- roles, allocation, preemption ---
+
+    def update(self, now: float) -> None:
+        """Recompute every profile's failover state and what it allows."""
+        self._last_now = now
         for profile in self.profiles.values():
-            if profile.service == service and profile.batch_status == "running":
-                profile.batch_received += sum(r.backup_id == profile.backup_id for r in records)
+            channel = self.channels[profile.service]
+            up = channel.state is ChannelState.UP
+            peer_alive = up and self._presumed_down_since[profile.service] is None
+            if up and profile.local_state == "master":
+                self._offer_batch(profile, now)
+            state = failover_state(self._ever_up[profile.service], up, peer_alive,
+                                   profile.local_state == "master" == profile.peer_state,
+                                   profile.batch_done)
+            if state is not profile.failover:
+                self.events.append(FailoverStateChanged(profile.name, profile.failover, state))
+                profile.failover = state
+            # A device that has never had the whole table holds while the master that
+            # has it is alive; one that had it (a partition, a channel drop) serves on.
+            awaiting = peer_alive and profile.peer_state == "master" and not profile.has_table
+            serving = profile.local_state == "master" and not awaiting
+            restricted = state is not FailoverState.NORMAL
+            if up:
+                preempt = not awaiting
+            else:
+                preempt = now >= self.started + CHANNEL_GRACE
+            if serving != profile.serving:
+                profile.serving = serving
+                self.commands.append(ServePools(profile.pools, serving))
+            if restricted != profile.restricted:
+                profile.restricted = restricted
+                self.commands.append(RestrictAllocation(profile.pools, restricted))
+            if preempt != profile.preempt:
+                profile.preempt = preempt
+                self.commands.append(AllowPreempt(profile.vrrp_key, preempt))
+        for name, channel in self.channels.items():
+            channel.set_profiles(tuple(ProfileInfo(p.backup_id, p.name, p.local_state,
+                                                   p.batch_done)
+                                       for p in self._of_service(name)), now)
 
-    def _profile_by_id(self, service: str, backup_id: int) -> ProfileRuntime | None:
-        return next((p for p in self.profiles.values()
-                     if p.service == service and p.backup_id == backup_id), None)
+    def _offer_batch(self, profile: ProfileRuntime, now: float) -> None:
+        """As master, send our table to a peer that says it lacks one (both devices
+        started together and the channel came up before VRRP chose a master)."""
+        if not profile.batch_sent and not profile.peer_batch_done \
+                and profile.peer_state != "master":
+            self.send_batch(profile, now)
 
-    def _peer_states(self, service: str, profiles: tuple[ProfileInfo, ...]) -> None:
-        by_id = {p.backup_id: p for p in profiles}
-        for profile in self.profiles.values():
-            if profile.service == service and profile.backup_id in by_id:
-                profile.peer_state = by_id[profile.backup_id].state
-                profile.peer_batch_done = by_id[profile.backup_id].batch_done
+    # --- batch backup ---
 
-    def _send_batches(self, service: str, now: float) -> None:
-        for profile in self.profiles.values():
-            if profile.service == service and profile.local_state == "master":
-                self.send_batch(profile, now)
-
-    def send_batch(self, profile: ProfileRuntime, now: float) -> bool:
+    def send_batch(self, profile: ProfileRuntime, now: float, table=None) -> bool:
         """Start a batch backup of the profile's leases (False if the channel is down).
 
-        The addresses of the profile's pools are listed now (copies of the
-        table's per-pool index, fast even for millions); each lease is read
-        as its page goes out, so a page carries the lease as it is then, and
-        one that went away is skipped.
+        ``table`` is the lease table (``LeaseTable``) to read, page by page
+        as the channel sends; the core sets ``self.table`` once.
         """
-        addresses = [a for pool in profile.pools for a in self.dhcp.table.addresses_in(pool)]
+        table = table or self.table
+        addresses = [a for pool in profile.pools for a in table.addresses_in(pool)]
         started = self.channels[profile.service].send_batch(
-            profile.backup_id, self._batch_records(profile, addresses), len(addresses))
+            profile.backup_id, self._batch_records(profile, table, addresses), len(addresses))
         if started:
             profile.batch_status, profile.batch_total, profile.batch_received = \
                 "running", len(addresses), 0
@@ -425,8 +458,11 @@ class HotBackup:
                 profile.batch_done = True  # the peer is getting our table: ours is the reference
         return started
 
-    def _batch_records(self, profile: ProfileRuntime, addresses: list[int]):
-        by_address = self.dhcp.table.by_address
+    table = None  # the DHCP engine's LeaseTable, read (never changed) for batch backups
+
+    @staticmethod
+    def _batch_records(profile: ProfileRuntime, table, addresses: list[int]):
+        by_address = table.by_address
         for address in addresses:
             lease = by_address.get(address)
             if lease is not None and lease.pool in profile.pools \
@@ -438,26 +474,51 @@ class HotBackup:
 
         Returns how many batches started (none while the channel is down).
         """
-        return sum(self.send_batch(profile, now) for profile in self.profiles.values()
-                   if profile.service == service)
+        started = sum(self.send_batch(profile, now) for profile in self._of_service(service))
+        self.update(now)
+        return started
 
     # --- timers ---
 
     def next_deadline(self) -> float | None:
         deadlines = [c.next_deadline() for c in self.channels.values()]
-        deadlines += [self._strict_deadline(name) for name in self.channels]
-        if not self._grace_over:
-            deadlines.append(self.started + CHANNEL_GRACE)
-        deadlines += [p.alone_from for p in self.profiles.values() if p.alone_from > self._last_now]
-        return min((d for d in deadlines if d is not None), default=None)
-
-    def handle_timer(self, now: float) -> list[Reply]:
-        self._grace_over = self._grace_over or now >= self.started + CHANNEL_GRACE
-        leaving = []
         for name, channel in self.channels.items():
+            waiting = self._waiting_since[name]
+            if waiting is not None and channel.peer_acked < channel.next_seq - 1:
+                deadlines.append(waiting + STRICT_WAIT)
+        if not all(p.preempt for p in self.profiles.values()):
+            deadlines.append(self.started + CHANNEL_GRACE)
+        return min((d for d in deadlines if d is not None and d > self._last_now),
+                   default=None)
+
+    _last_now = float("-inf")
+
+    def handle_timer(self, now: float) -> None:
+        for channel in self.channels.values():
             channel.handle_timer(now)
-            deadline = self._strict_deadline(name)
-            if deadline is not None and deadline <= now:
-                leaving += self._release(name, channel.peer_acked, now)
-        self.update_roles(now)
-        return leaving
+        self.update(now)
+
+    # --- bookkeeping ---
+
+    def _of_service(self, service: str):
+        return [p for p in self.profiles.values() if p.service == service]
+
+    def _note_acked(self, service: str, upto: int) -> None:
+        in_flight = self._in_flight[service]
+        for address in [a for a, (seq, _) in in_flight.items() if seq <= upto]:
+            self.commands.append(PeerHasExpiry(address, in_flight.pop(address)[1]))
+
+    def _count_batch_records(self, service: str, records: list[LeaseRecord]) -> None:
+        for profile in self._of_service(service):
+            if profile.batch_status == "running":
+                profile.batch_received += sum(r.backup_id == profile.backup_id for r in records)
+
+    def _profile_by_id(self, service: str, backup_id: int) -> ProfileRuntime | None:
+        return next((p for p in self._of_service(service) if p.backup_id == backup_id), None)
+
+    def _peer_states(self, service: str, profiles: tuple[ProfileInfo, ...]) -> None:
+        by_id = {p.backup_id: p for p in profiles}
+        for profile in self._of_service(service):
+            if profile.backup_id in by_id:
+                profile.peer_state = by_id[profile.backup_id].state
+                profile.peer_batch_done = by_id[profile.backup_id].batch_done

@@ -4,8 +4,10 @@ Both devices listen on their source address and the service port and both
 try to connect to the peer (every ``RECONNECT_INTERVAL`` while down).  When
 two connections meet during the handshake, the one opened by the device
 with the lower address survives, on both sides alike; once a connection is
-up, a new one is refused.  The bytes go to and from the sans-IO
-``BackupChannel``; ``on_activity`` lets the device act on its events.
+up, a new one is refused.  The bytes go to and from the device's sans-IO
+core (``channel_connected``, ``channel_received``, ``channel_lost``; the
+core's ``SendChannel`` and ``CloseChannel`` come back as ``write`` and
+``drop``).
 
 A batch backup goes out one page per turn of the event loop, as the
 channel's window of unacknowledged pages allows, and not at all while the
@@ -19,16 +21,29 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from collections.abc import Callable
 from ipaddress import IPv4Address
+from typing import Protocol
 
-from nefeature.backup.channel import BackupChannel, ChannelState
 from nefeature.config.model import RbsService
 
 log = logging.getLogger(__name__)
 
 RECONNECT_INTERVAL = 1.0
 WRITE_BUFFER_HIGH = 1 << 20  # bytes queued in asyncio before batch pages wait
+
+
+class ChannelOwner(Protocol):
+    """What a connector needs of the device (``nefeature.node.Device``)."""
+
+    def channel_connected(self, service: str) -> None: ...
+
+    def channel_received(self, service: str, data: bytes) -> None: ...
+
+    def channel_lost(self, service: str, reason: str) -> None: ...
+
+    def send_batch_page(self, service: str) -> None: ...
+
+    def channel_is_up(self, service: str) -> bool: ...
 
 
 class _Connection(asyncio.Protocol):
@@ -54,8 +69,7 @@ class _Connection(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         if self.connector.current is self:
-            self.connector.channel.data_received(data, self.connector.clock())
-            self.connector.after_input()
+            self.connector.owner.channel_received(self.connector.name, data)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.connector.lost(self, "connection closed" if exc is None else str(exc))
@@ -65,12 +79,11 @@ class ChannelConnector:
     """The TCP side of one remote-backup-service."""
 
     def __init__(self, loop: asyncio.AbstractEventLoop, service: RbsService,
-                 channel: BackupChannel, on_activity: Callable[[str], None], clock) -> None:
+                 owner: ChannelOwner) -> None:
         self.loop = loop
         self.service = service
-        self.channel = channel
-        self.on_activity = on_activity
-        self.clock = clock
+        self.name = service.name
+        self.owner = owner
         self.current: _Connection | None = None
         self.server: asyncio.AbstractServer | None = None
         self._closing = False
@@ -122,51 +135,49 @@ class ChannelConnector:
                 return
         current = self.current
         if current is not None:
-            up = self.channel.state is ChannelState.UP
+            up = self.owner.channel_is_up(self.name)
             if up or not self._opener_is_lower(connection) or self._opener_is_lower(current):
                 connection.transport.close()  # keep the one we have
                 return
             self.current = None  # the new one wins the tie-break
             current.transport.close()
-            self.channel.connection_lost(self.clock(), "replaced by the peer's connection")
+            self.owner.channel_lost(self.name,
+                                     "replaced by the peer's connection")
         self.current = connection
         self.writing_paused = False
         self.tcp_state = "connected"
-        self.channel.connection_made(self.clock())
-        self.flush()
+        self.owner.channel_connected(self.name)
 
     def lost(self, connection: _Connection, reason: str) -> None:
         if connection is not self.current:
             return
         self.current = None
         self.tcp_state = "listening" if self.server is not None else "initial"
-        self.channel.connection_lost(self.clock(), reason)
-        self.on_activity(self.service.name)
         self._schedule_reconnect()
+        self.owner.channel_lost(self.name, reason)
 
-    def after_input(self) -> None:
-        self.on_activity(self.service.name)
-        self.flush()
+    def write(self, data: bytes) -> None:
+        if self.current is not None:
+            self.current.transport.write(data)
+
+    def drop(self) -> None:
+        """The core refused the connection (bad frame, wrong key, silent peer)."""
+        if self.current is not None:
+            self.current.transport.close()
+
+    def pace_batch(self) -> None:
+        """A batch page may go: send it on the next loop turn, unless the socket is full."""
+        if self.current is not None and not self.writing_paused and self._next_page is None:
+            self._next_page = self.loop.call_soon(self._send_batch_page)
 
     def flush(self) -> None:
-        """Write what the channel queued; drop the connection if it asked to."""
-        connection = self.current
-        if connection is None:
-            return
-        data = self.channel.data_to_send()
-        if data:
-            connection.transport.write(data)
-        if self.channel.close_reason:
-            log.warning("remote backup %s: %s", self.service.name, self.channel.close_reason)
-            connection.transport.close()
-        elif self.channel.batch_pending and not self.writing_paused and self._next_page is None:
-            self._next_page = self.loop.call_soon(self._send_batch_page)
+        if self.owner.channel_is_up(self.name):
+            self.pace_batch()
 
     def _send_batch_page(self) -> None:
         self._next_page = None
         if self.current is not None and not self.writing_paused:
-            self.channel.send_batch_page()
-            self.flush()
+            self.owner.send_batch_page(self.name)
 
     def close(self) -> None:
         self._closing = True

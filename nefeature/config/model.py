@@ -72,6 +72,7 @@ class VrrpGroup:
     preempt_hold_time: int = 0  # seconds
     advertise_interval: int = 100  # centiseconds
     accept_mode: bool = False
+    virtual_mac: bool = True  # RFC 5798 section 7.3 MAC, 00:00:5e:00:01:{vrid}
     virtual_addresses: tuple[IPv4Address, ...] = ()
     tracks: tuple[TrackedInterface, ...] = ()
     recover_delay: int = 0  # seconds, per interface
@@ -163,6 +164,7 @@ class RbsProfile:
     service_types: frozenset[str] = frozenset()
     sync_mode: str = "strict"
     mclt: int = 3600  # seconds
+    partition_share: int = 50  # percent of each pool's addresses that are the secondary's
 
     @property
     def key(self) -> str:
@@ -305,6 +307,7 @@ def _vrrp_groups(entry: dict[str, Any], system_recover_delay: int = 0) -> list[V
                 preempt_hold_time=preempt.get("hold-time", 0),
                 advertise_interval=instance.get("advertise-interval-centi-sec", 100),
                 accept_mode=instance.get("accept-mode", False),
+                virtual_mac=instance.get("virtual-mac", True),
                 virtual_addresses=tuple(IPv4Address(a["ipv4-address"]) for a in addresses),
                 tracks=tuple(
                     TrackedInterface(
@@ -420,4 +423,5 @@ def _rbs_profile(entry: dict[str, Any]) -> RbsProfile:
         service_types=frozenset(entry.get("service-type", [])),
         sync_mode=entry.get("sync-mode", "strict"),
         mclt=entry.get("mclt", 3600),
+        partition_share=entry.get("partition-share", 50),
     )

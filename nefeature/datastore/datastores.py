@@ -123,6 +123,33 @@ class Datastores:
             if in_step:
                 self.candidate = copy.deepcopy(validated.explicit)
 
+    # Off the event loop: an edit of the candidate is computed and validated on the
+    # caller's thread from the content it saw (both pure), then installed on the loop
+    # only if the candidate is still that content (else it is done again there).
+
+    @staticmethod
+    def prepare_edit(base: dict, config: etree._Element, default_operation: str,
+                     test_option: str) -> tuple[dict, ValidatedConfig | None]:
+        """The candidate after the edit, and its validation (pure; raises NetconfError)."""
+        if default_operation not in ("merge", "replace", "none"):
+            raise NetconfError("protocol", "invalid-value",
+                               f"default-operation {default_operation}")
+        edited = apply_edit(base, config, default_operation)
+        validated = validate_raw(edited) if test_option in ("test-then-set",
+                                                            "test-only") else None
+        return edited, validated
+
+    def install_candidate_edit(self, session: int, base: dict, edited: dict,
+                               validated: ValidatedConfig | None, test_option: str) -> bool:
+        """Install a prepared edit of the candidate; False if the candidate changed since."""
+        self._check_lock(session, "candidate")
+        if self.candidate is not base:
+            return False
+        if test_option != "test-only":
+            self.candidate = edited
+            self._candidate_validated = validated
+        return True
+
     def validate(self, session: int, source: str | None = None,
                  config: etree._Element | None = None) -> None:
         if config is not None:
@@ -159,6 +186,30 @@ class Datastores:
                 deadline=now + timeout, session=session, persist=persist)
         else:
             self.confirmed = None  # a confirming commit (or none was pending)
+
+    def reload(self, validated: ValidatedConfig, session: int = 0) -> bool:
+        """Make a reloaded startup configuration running, as the system's commit (SIGHUP).
+
+        The same install as commit: two-phase apply, commit listeners.  Refused
+        with in-use while a session locks running or has a confirmed commit
+        pending (its rollback point would be lost).  A candidate nobody edited
+        follows running; edits in progress are kept.  Returns whether running
+        changed.
+        """
+        self._check_lock(session, "running")
+        if self.confirmed is not None:
+            raise NetconfError("protocol", "in-use",
+                               f"session {self.confirmed.session} has a confirmed commit "
+                               "pending: confirm or cancel it first",
+                               info=(ErrorInfo("session-id", str(self.confirmed.session)),))
+        changed = validated.explicit != self.running.explicit
+        if changed:
+            in_step = not self.candidate_modified
+            self._install(validated, session)
+            if in_step:
+                self.candidate = copy.deepcopy(validated.explicit)
+        self.startup = copy.deepcopy(validated.explicit)
+        return changed
 
     def cancel_commit(self, session: int, persist_id: str | None = None) -> None:
         pending = self.confirmed

@@ -37,6 +37,11 @@ class LeaseDeclined(LeaseEvent):
 
 
 @dataclass(frozen=True, slots=True)
+class LeaseRemoved(LeaseEvent):
+    """The address went back to idle (reset-address-state); ``lease`` is the one removed."""
+
+
+@dataclass(frozen=True, slots=True)
 class PoolThresholdExceeded:
     """A pool's use reached its warning-threshold (sent once per crossing)."""
 

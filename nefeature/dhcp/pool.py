@@ -11,12 +11,21 @@ that becomes free again (released, expired, an offer not taken) goes to the
 back of a recycle queue, so the address a client just gave up is the last
 one handed to somebody else and the client can usually get it back.  Only
 addresses in use are stored, so a /15 pool costs nothing until clients come.
+
+Shares (hot backup).  A pool backed up by a peer splits its dynamic
+addresses into the primary's and the secondary's share by a fixed hash of
+the address (``share`` percent are the secondary's), the same on both
+devices.  Each share has its own cursor and recycle queue; ``allocate``
+takes from the device's own share first, and from the other only when not
+``restricted`` (while the pair cannot agree, each side allocates from its
+own share alone, so the two never hand out the same address).
 """
 
 from __future__ import annotations
 
 from collections import deque
 from collections.abc import Iterable, Iterator
+from enum import Enum
 
 from nefeature.config.model import Pool
 
@@ -48,10 +57,24 @@ def _subtract(base: list[tuple[int, int]], holes: list[tuple[int, int]]) -> list
     return result
 
 
+class Side(str, Enum):
+    PRIMARY = "primary"
+    SECONDARY = "secondary"
+
+
+def share_of(address: int, share: int) -> Side:
+    """Whose share an address is in: ``share`` percent of addresses are the secondary's
+    (Knuth's multiplicative hash spreads them evenly over any range)."""
+    if share and (address * 2654435761 & 0xFFFFFFFF) % 100 < share:
+        return Side.SECONDARY
+    return Side.PRIMARY
+
+
 class AddressPool:
     """The dynamic addresses of one pool and which of them are in use."""
 
-    def __init__(self, pool: Pool, reserved: Iterable[int] = ()) -> None:
+    def __init__(self, pool: Pool, reserved: Iterable[int] = (), share: int = 0,
+                 own: Side = Side.PRIMARY) -> None:
         self.name = pool.name
         self.network = int(pool.network.network_address)
         self.netmask = int(pool.network.netmask)
@@ -66,9 +89,25 @@ class AddressPool:
         )
         self.ranges = _subtract(sections, holes)
         self.size = sum(end - start + 1 for start, end in self.ranges)
-        self._fresh: Iterator[int] = (a for start, end in self.ranges for a in range(start, end + 1))
-        self._recycled: deque[int] = deque()
+        self.share = share
+        self.own = own
+        self.restricted = False
+        other = Side.SECONDARY if own is Side.PRIMARY else Side.PRIMARY
+        self._sides = (own, other) if share else (own,)
+        self._fresh: dict[Side, Iterator[int]] = {side: self._addresses(side)
+                                                  for side in self._sides}
+        self._recycled: dict[Side, deque[int]] = {side: deque() for side in self._sides}
         self._in_use: set[int] = set()
+
+    def _addresses(self, side: Side) -> Iterator[int]:
+        share = self.share
+        for start, end in self.ranges:
+            for address in range(start, end + 1):
+                if not share or share_of(address, share) is side:
+                    yield address
+
+    def side_of(self, address: int) -> Side:
+        return share_of(address, self.share) if self.share else self.own
 
     @property
     def broadcast(self) -> int:
@@ -96,20 +135,27 @@ class AddressPool:
         self._in_use.add(address)
 
     def allocate(self) -> int | None:
-        """A free address: never-used ones first, then the longest-free one."""
-        for address in self._fresh:
-            if address not in self._in_use:
-                self._in_use.add(address)
-                return address
-        while self._recycled:
-            address = self._recycled.popleft()
-            if address not in self._in_use and self.is_dynamic(address):
-                self._in_use.add(address)
-                return address
+        """A free address of our own share (of the other's too unless restricted):
+        never-used ones first, then the longest-free one."""
+        for side in self._sides[:1] if self.restricted else self._sides:
+            for address in self._fresh[side]:
+                if address not in self._in_use:
+                    self._in_use.add(address)
+                    return address
+            recycled = self._recycled[side]
+            while recycled:
+                address = recycled.popleft()
+                if address not in self._in_use and self.is_dynamic(address):
+                    self._in_use.add(address)
+                    return address
         return None
 
+    def may_allocate(self, address: int) -> bool:
+        """A new binding of this address is allowed now (its share, when restricted)."""
+        return not self.restricted or self.side_of(address) is self.own
+
     def free(self, address: int) -> None:
-        """Return an address; it is reused after every other free address."""
+        """Return an address; it is reused after every other free address of its share."""
         if address in self._in_use:
             self._in_use.discard(address)
-            self._recycled.append(address)
+            self._recycled[self.side_of(address)].append(address)

@@ -9,8 +9,8 @@ replies to send; it never touches a socket or a clock.  Its inputs:
 
 Durability is the caller's half of the contract: a reply marked ``durable``
 carries a binding that must be in the journal before the reply leaves, so
-the caller commits ``table.take_pending()`` first and then sends (DESIGN.md
-section 4, "a lease is written before its ACK leaves").  Lease events
+the caller commits ``table.take_pending()`` first and then sends (docs/architecture.md,
+"a lease is written before its ACK leaves").  Lease events
 (``nefeature.dhcp.events``) accumulate in ``events`` for whoever consumes
 them (the sync engine).
 
@@ -36,7 +36,6 @@ counted in ``flood_dropped``.
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
 from dataclasses import dataclass, fields
 from ipaddress import IPv4Address, IPv4Network
 from typing import NamedTuple
@@ -61,10 +60,11 @@ from nefeature.dhcp.events import (
     LeaseDeclined,
     LeaseExpired,
     LeaseReleased,
+    LeaseRemoved,
     PoolThresholdExceeded,
 )
 from nefeature.dhcp.leases import HOLDING, Lease, LeaseState, LeaseTable, client_key
-from nefeature.dhcp.pool import AddressPool
+from nefeature.dhcp.pool import AddressPool, Side
 from nefeature.dhcp.ratelimit import KeyedRateLimiter
 
 SERVER_PORT = 67
@@ -97,6 +97,7 @@ class Reply:
     interface: str | None  # the interface the request came in on
     mac: bytes | None  # deliver on that link to this MAC; None: route by address
     durable: bool  # carries a binding: send only after the journal commit
+    pool: str | None = None
 
 
 @dataclass
@@ -146,9 +147,12 @@ class _AddressPlan(NamedTuple):
     excluded: tuple
     static_binds: tuple
     reserved: frozenset[int]  # never leased, within the span of the sections
+    share: int  # percent of the addresses that are the hot-backup secondary's
+    own: Side  # which share is this device's
 
 
-def _address_plan(pool: Pool, reserved: set[int]) -> _AddressPlan:
+def _address_plan(pool: Pool, reserved: set[int], share: int = 0,
+                  own: Side = Side.PRIMARY) -> _AddressPlan:
     """The pool's plan; ``reserved`` is every address the device never leases.
 
     Reserved addresses outside the span of the pool's sections cannot change
@@ -162,7 +166,7 @@ def _address_plan(pool: Pool, reserved: set[int]) -> _AddressPlan:
     else:
         reserved = set()
     return _AddressPlan(pool.network, pool.sections, pool.excluded, pool.static_binds,
-                        frozenset(reserved))
+                        frozenset(reserved), share, own)
 
 
 class _PoolState:
@@ -177,7 +181,8 @@ class _PoolState:
                  addresses: AddressPool | None = None) -> None:
         self.config = pool
         self.plan = plan
-        self.addresses = addresses if addresses is not None else AddressPool(pool, plan.reserved)
+        self.addresses = addresses if addresses is not None else AddressPool(
+            pool, plan.reserved, plan.share, plan.own)
         options: dict[int, bytes] = {Option.SUBNET_MASK: pool.network.netmask.packed}
         if pool.routers:
             options[Option.ROUTER] = b"".join(a.packed for a in pool.routers)
@@ -202,11 +207,14 @@ class DhcpServer:
         self.table = LeaseTable()
         self.events: list = []
         self.silent_pools: set[str] = set()  # the peer device serves these (VRRP backup)
+        self.restricted_pools: set[str] = set()  # new addresses from our own share only
         self.relay_port = SERVER_PORT  # where relays listen (another port only on loopback)
         self._reply_heads: dict[tuple[MessageType, int], bytes] = {}
         self.sync_conflicts = 0
-        # Lazy hot backup caps lease times (MCLT rule): (pool, address, now, wanted) -> granted
-        self.lease_time_limit: Callable[[str, int, float, int], int] | None = None
+        # Lazy hot backup (the ISC MCLT rule): pool -> MCLT, and address -> the expiry the
+        # peer has acknowledged; a lease never runs more than MCLT past the peer's copy.
+        self.mclt: dict[str, int] = {}
+        self.peer_expiry: dict[int, float] = {}
         self.apply_config(config)
         for lease in leases:
             self._load(lease)
@@ -247,11 +255,12 @@ class DhcpServer:
         own |= {int(a) for s in config.rbs_services for a in (s.peer, s.source) if a is not None}
         previous = getattr(self, "pools", {})
         self.pools: dict[str, _PoolState] = {}
+        shares = _shares(config)
         for pool in config.pools:
             reserved = own | {int(a) for a in pool.routers}
             if pool.identifier is not None:
                 reserved.add(int(pool.identifier))
-            plan = _address_plan(pool, reserved)
+            plan = _address_plan(pool, reserved, *shares.get(pool.name, (0, Side.PRIMARY)))
             kept = previous.get(pool.name)
             if kept is not None and kept.plan == plan:
                 if kept.config == pool:
@@ -270,6 +279,7 @@ class DhcpServer:
         for state in self.pools.values():
             state.server_id = None
             state.server_id = self._server_id(state, None)
+            state.addresses.restricted = state.config.name in self.restricted_pools
 
     def _set_flood_protection(self, limits: FloodProtection) -> None:
         """New limiters only where a rate changed, so a commit does not refill every bucket."""
@@ -307,12 +317,19 @@ class DhcpServer:
         """Answer for a pool (VRRP master) or stay silent (backup)."""
         (self.silent_pools.discard if serving else self.silent_pools.add)(pool)
 
-    def apply_peer_lease(self, pool: str, address: int, lease: Lease | None) -> bool:
-        """Take a lease change from the peer; False if the local copy won a conflict.
+    def restrict_allocation(self, pool: str, restricted: bool) -> None:
+        """New addresses from this device's share of the pool only (or from any)."""
+        (self.restricted_pools.add if restricted else self.restricted_pools.discard)(pool)
+        if pool in self.pools:
+            self.pools[pool].addresses.restricted = restricted
 
-        Reconciliation (after a partition both sides granted): of two bindings of
-        one address to different clients the later expiry wins (then the later
-        start); the loser is dropped, so no address stays bound to two clients.
+    def apply_peer_lease(self, pool: str, address: int, lease: Lease | None) -> bool:
+        """Take a lease change from the peer; False if the local copy is newer.
+
+        Which version is newer is decided by the lease's transaction time
+        (``lease_version``: ISC failover's client-last-transaction-time), so a
+        release or an expiry replaces the binding it ends, and a renewal is
+        never undone by the expiry of the binding it renewed.
         """
         state = self.pools.get(pool)
         if state is None:
@@ -324,16 +341,16 @@ class DhcpServer:
                 if local.state in HOLDING:
                     state.addresses.free(address)
             return True
-        if local is not None and local.state in HOLDING and local.state is not LeaseState.OFFERED:
-            if _lease_rank(local) > _lease_rank(lease):
-                if local.client != lease.client:
+        if local is not None and local.state is not LeaseState.OFFERED:
+            if lease_version(local) > lease_version(lease):
+                if local.client != lease.client and local.state in HOLDING:
                     self.sync_conflicts += 1
                 return False
-            if local.client != lease.client:
+            if local.client != lease.client and local.state in HOLDING:
                 self.sync_conflicts += 1
         same_client = self.table.for_client(pool, lease.client)
         if same_client is not None and same_client.address != address \
-                and _lease_rank(same_client) > _lease_rank(lease) \
+                and lease_version(same_client) > lease_version(lease) \
                 and same_client.state is not LeaseState.OFFERED:
             return False  # the client has a newer binding here
         self._store(state, lease)
@@ -353,12 +370,18 @@ class DhcpServer:
                   "used": {LeaseState.BOUND}}.get(state or "", set(LeaseState) - {
                       LeaseState.OFFERED})
         last = start if end is None else end
+        candidates = self.table.addresses_in(pool)  # the pool's index, not the whole table
+        if start is not None and last - start + 1 < len(candidates):
+            candidates = range(start, last + 1)
         count = 0
-        for lease in list(self.table.by_address.values()):
-            in_range = start is None or start <= lease.address <= last
-            if lease.pool == pool and in_range and lease.state in wanted:
-                self.table.remove(lease.address)
-                self.pools[pool].addresses.free(lease.address)
+        for address in list(candidates):
+            lease = self.table.by_address.get(address)
+            if lease is None or lease.pool != pool or lease.state not in wanted:
+                continue
+            if start is None or start <= address <= last:
+                self.table.remove(address)
+                self.pools[pool].addresses.free(address)
+                self.events.append(LeaseRemoved(lease))
                 count += 1
         return count
 
@@ -512,10 +535,13 @@ class DhcpServer:
         if static is not None:
             return static if self._available_to(state, static, client, static=True) else None
         if existing is not None and existing.state is not LeaseState.DECLINED:
-            if self._available_to(state, existing.address, client):
+            if self._available_to(state, existing.address, client) and (
+                    existing.state is LeaseState.BOUND
+                    or state.addresses.may_allocate(existing.address)):
                 return existing.address
         requested = message.address_option(Option.REQUESTED_ADDRESS)
-        if requested is not None and self._available_to(state, requested, client):
+        if requested is not None and self._available_to(state, requested, client) \
+                and state.addresses.may_allocate(requested):
             return requested
         return state.addresses.allocate()
 
@@ -529,8 +555,9 @@ class DhcpServer:
                     self.table.remove(existing.address)  # the client took another server's offer
                     state.addresses.free(existing.address)
                 return []
-            if (existing is not None and existing.address == requested
-                    and existing.state in (LeaseState.OFFERED, LeaseState.BOUND)):
+            if existing is not None and existing.address == requested and (
+                    existing.state is LeaseState.BOUND or existing.state is LeaseState.OFFERED
+                    and state.addresses.may_allocate(requested)):
                 return self._bind(message, state, server_id, interface, existing, now, client)
             return self._nak(message, state, server_id, interface, "offer not found")
         if not message.ciaddr:  # INIT-REBOOT
@@ -562,8 +589,10 @@ class DhcpServer:
     def _bind(self, message, state, server_id, interface, existing, now, client, address=None):
         address = existing.address if address is None else address
         lease_time = state.config.lease_time
-        if self.lease_time_limit is not None and lease_time is not None:
-            lease_time = self.lease_time_limit(state.config.name, address, now, lease_time)
+        mclt = self.mclt.get(state.config.name)
+        if mclt is not None and lease_time is not None:
+            known = max(self.peer_expiry.get(address, now), now)
+            lease_time = max(1, min(lease_time, int(known + mclt - now)))
         lease = self._new_lease(message, state, address, LeaseState.BOUND, now,
                                 None if lease_time is None else now + lease_time, existing,
                                 client)
@@ -597,7 +626,7 @@ class DhcpServer:
         existing = self.table.for_client(state.config.name, client)
         if existing is not None and existing.address == message.ciaddr \
                 and existing.state is LeaseState.BOUND:
-            released = existing.with_changes(state=LeaseState.RELEASED, expiry=now)
+            released = existing.with_changes(state=LeaseState.RELEASED, start=now, expiry=now)
             self._store(state, released)
             self.events.append(LeaseReleased(released))
         return []
@@ -668,12 +697,31 @@ class DhcpServer:
             interface=interface.linux_name if direct else None,
             mac=mac if direct else None,
             durable=reply_type is MessageType.ACK and lease is not None,
+            pool=state.config.name,
         )
 
 
-def _lease_rank(lease: Lease) -> tuple[float, float]:
-    """Order of precedence between two versions: later expiry, then later start."""
-    return (float("inf") if lease.expiry is None else lease.expiry, lease.start)
+def lease_version(lease: Lease) -> tuple[float, bool]:
+    """Which of two versions of a lease is newer: the later transaction (bind, renew,
+    release and decline each set ``start`` to their time); an expiry is newer than
+    the binding it ends, which has the same start."""
+    return (lease.start, lease.state is LeaseState.EXPIRED)
+
+
+def _shares(config: DeviceConfig) -> dict[str, tuple[int, Side]]:
+    """Pool -> (secondary's share in percent, our side) for pools backed up by a peer;
+    the primary is the device with the lower remote-backup-service source address."""
+    shares = {}
+    for pool in config.pools:
+        profile = next((p for p in config.rbs_profiles if p.name == pool.backup_profile), None)
+        if profile is None or profile.service is None:
+            continue
+        service = next((s for s in config.rbs_services if s.name == profile.service), None)
+        if service is None or service.source is None or service.peer is None:
+            continue
+        own = Side.PRIMARY if service.source < service.peer else Side.SECONDARY
+        shares[pool.name] = (profile.partition_share, own)
+    return shares
 
 
 def _is_direct(message: DhcpMessage, interface: Interface | None) -> bool:

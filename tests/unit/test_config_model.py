@@ -7,7 +7,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 import pytest
 
-from nefeature.config import diff_configs, load_config, load_config_file
+from nefeature.config import diff_configs
+from nefeature.datastore.validation import load_config, load_config_file
 from nefeature.config.model import AddressRange, DeviceConfig, TrackedInterface
 from nefeature.datastore import NetconfError
 from tests.conftest import EXAMPLES

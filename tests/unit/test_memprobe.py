@@ -17,7 +17,7 @@ def test_probe_line_has_memory_journal_and_structure_sizes(tmp_path):
     for n in range(1, 6):
         Client(server, mac=n).dora()
     journal.commit(server.table.take_pending())
-    device = SimpleNamespace(journal=journal, dhcp=server, backup_events=[], vrrp_events=[])
+    device = SimpleNamespace(journal=journal, dhcp=server, recent_events=[])
     probe = MemoryProbe(device, tmp_path / "probe.jsonl")
     probe.write()
     probe.write()
@@ -27,7 +27,8 @@ def test_probe_line_has_memory_journal_and_structure_sizes(tmp_path):
     assert line["VmRSS"] > 0 and line["RssAnon"] > 0
     assert line["journal-wal"] > 0 and line["python_blocks"] > 0
     assert line["sizes"]["leases"] == 5 and line["sizes"]["deadlines"] >= 5
-    assert line["sizes"]["acked_expiry"] is None  # no hot backup here: left out, no crash
+    assert line["sizes"]["acked_expiry"] == 0  # the DHCP engine's copy of the peer's expiries
+    assert line["sizes"]["parked"] is None  # no device core here: left out, no crash
     journal.close()
 
 
