@@ -55,6 +55,8 @@ def rich(tmp_path_factory):
 
     process = DeviceProcess(tmp_path_factory.mktemp("rich"))
     text = demo_config("A", free_backup_port(low=20000, high=55535))
+    text = text.replace("<vlan-id>100</vlan-id>",  # a VLAN with a child to select
+                        "<vlan-id>100</vlan-id><name>users</name>", 1)
     process.startup.write_text(text.replace("<identifier-ip>10.10.10.100</identifier-ip>",
                                             POOL1_EXTRAS, 1))
     process.state_dir.mkdir(parents=True)
