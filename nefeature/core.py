@@ -499,11 +499,13 @@ class DeviceCore:
 
     # --- configuration: the device's half of the two-phase commit ---
 
-    def apply_config(self, old: DeviceConfig, new: DeviceConfig, now: float,
-                     wall: float) -> int:
+    def apply_config(self, old: DeviceConfig, new: DeviceConfig, now: float, wall: float,
+                     links: dict[str, bool] | None = None) -> int:
         """Apply a validated change to the running engines; how many changes there were.
 
-        The shell has prepared it (the Linux interfaces exist).  The DHCP
+        The shell has prepared it (the Linux interfaces exist) and says in
+        ``links`` how the links the new configuration uses are now, so a
+        track added on a link that is already down counts at once.  The DHCP
         engine takes the new pools (leases kept); VRRP groups are created,
         reconfigured in place (tracked links given their current state) or
         stopped; hot backup is rebuilt when its configuration changed.
@@ -512,6 +514,7 @@ class DeviceCore:
         diff = diff_configs(old, new)
         if not diff:
             return 0
+        self.links.update(links or {})
         self.config = new
         self.linux_name = {i.name: i.linux_name for i in new.interfaces}
         self.dhcp.apply_config(new)

@@ -255,10 +255,12 @@ class Device:
             self._monitor.watch(names)
         self._open_links()
 
-    def _link_states(self) -> dict[str, bool]:
-        names = {self.core.linux_name[r.group.interface] for r in self.core.vrrp.values()}
-        names |= {self.core.linux_name[t.interface] for r in self.core.vrrp.values()
-                  for t in r.group.tracks}
+    def _link_states(self, config: DeviceConfig | None = None) -> dict[str, bool]:
+        """Up or down, now, for every link the configuration's VRRP groups use."""
+        config = config or self.core.config
+        linux = {i.name: i.linux_name for i in config.interfaces}
+        names = {linux[g.interface] for g in config.vrrp_groups}
+        names |= {linux[t.interface] for g in config.vrrp_groups for t in g.tracks}
         if self.emulated_lan:
             return {name: self.emulated_links.get(name, True) for name in names}
         return {name: link_is_up(name) for name in names}
@@ -449,7 +451,8 @@ class Device:
                         f"interface {interface.name}: Linux interface {interface.linux_name} "
                         "does not exist", path=f'/nefeature-interfaces:interfaces/interface'
                         f'[name="{interface.name}"]') from None
-        changes = self.core.apply_config(old, new, time.monotonic(), time.time())
+        changes = self.core.apply_config(old, new, time.monotonic(), time.time(),
+                                         self._link_states(new))
         if not changes:
             return
         if self.sockets is not None:

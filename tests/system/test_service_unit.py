@@ -137,7 +137,8 @@ def start_device(lab: Lab, tmp_path: Path, capabilities: list[str]) -> tuple[Pro
 
 
 def has_vip(lab: Lab) -> bool:
-    out = run([lab.ip, "-n", lab.server_ns, "-4", "-o", "addr", "show", "dev", LAN_IF]).stdout
+    """On the LAN interface, or on its virtual-MAC interface (the default)."""
+    out = run([lab.ip, "-n", lab.server_ns, "-4", "-o", "addr", "show"]).stdout
     return f"inet {VIP}/" in out
 
 

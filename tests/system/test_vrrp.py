@@ -902,7 +902,7 @@ def netconf_commit(lan: Lan, label: str, edit: str) -> None:
 def cli_commit(lan: Lan, label: str, *commands: str) -> None:
     """VRP commands in Vlanif100's view, then commit, from the shell (nefeature-cli)."""
     lines = ["system-view", "interface Vlanif100", *commands, "commit"]
-    result = run(lan.exec_args(lan.ns[label], netns.VENV_BIN / "nefeature-cli", "--port",
+    result = run(lan.exec_args(lan.ns[label], netns.PYTHON, "-m", "nefeature_cli", "--port",
                                str(NETCONF_PORT), "--password", NETCONF_PASSWORD,
                                *[arg for line in lines for arg in ("-c", line)]), timeout=60)
     assert result.returncode == 0, result
