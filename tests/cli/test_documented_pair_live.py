@@ -29,7 +29,6 @@ import pytest
 from tests.cli.documented_pair import configuration, normalized, session
 from tests.cli.terminal import Terminal
 from tests.system.netns import (
-    NEFEATURE,
     VIP,
     Lan,
     Nefeature,
@@ -44,6 +43,8 @@ from tests.system.netns import (
 pytestmark = pytest.mark.system
 
 USER, PASSWORD = "admin", "pair-secret"
+NETCONF_ARGS = ("--netconf", "127.0.0.1:830", "--netconf-user", USER, "--netconf-password",
+                PASSWORD)  # each namespace has a loopback of its own
 EMPTY = '<config xmlns="urn:ietf:params:xml:ns:netconf:base:1.0"/>'
 ADDRESS = {"A": "10.10.10.1", "B": "10.10.10.2"}
 CHANNEL_UP = "remote backup service1: protected: peer connected"
@@ -57,23 +58,7 @@ COMMAND_OUTPUT = b"\x1b[?2004l"  # and ends it with this, before the command pri
 @pytest.fixture(scope="module")
 def tools() -> dict[str, str]:
     require_root()
-    if not NEFEATURE.exists():
-        pytest.skip(f"{NEFEATURE} is missing: run `make venv`")
     return {"ip": require_tool("ip", "iproute2"), "udhcpc": require_tool("udhcpc", "udhcpc")}
-
-
-class Device(Nefeature):
-    """``nefeature run`` with an empty configuration and NETCONF on the namespace's loopback."""
-
-    def start(self):
-        number = len(self.runs) + 1
-        self.process = self.lab.start(self.namespace, [
-            NEFEATURE, "run", "--startup", self.config, "--state-dir", self.state_dir,
-            "--netconf", "127.0.0.1:830", "--netconf-user", USER, "--netconf-password",
-            PASSWORD], self.log_dir / f"{self.name}-{number}.log", f"{self.name} run {number}")
-        self.runs.append(self.process)
-        self.process.wait_output("NETCONF over SSH", 60)
-        return self.process
 
 
 @pytest.fixture
@@ -134,11 +119,12 @@ def dhcp_client(lan: Lan, label: str, tools: dict[str, str]) -> dict[str, str]:
 @pytest.mark.parametrize("dialect", ["NE", "CE"])
 def test_the_documented_pair_typed_in_two_shells_serves_and_switches_over(
         lan, tools, tmp_path, dialect):
-    devices = {label: Device(lan, lan.ns[label], _empty(tmp_path / f"{label}.xml"),
-                             tmp_path / f"state-{label}", tmp_path, f"Device{label}")
-               for label in ("A", "B")}
+    devices = {label: Nefeature(lan, lan.ns[label], _empty(tmp_path / f"{label}.xml"),
+                                tmp_path / f"state-{label}", tmp_path, f"Device{label}",
+                                NETCONF_ARGS) for label in ("A", "B")}
     for device in devices.values():
         device.start()
+        device.wait_ready()
     shells = {label: Terminal(["--port", "830", "--user", USER, "--password", PASSWORD],
                               tmp_path, prefix=(tools["ip"], "netns", "exec", lan.ns[label]))
               for label in ("A", "B")}
