@@ -592,5 +592,8 @@ def display_rbp(tree: dict, name: str | None = None) -> str:
             f" Backup mode          : {entry.get('mode', 'hot')}",
             f" Sync mode            : {entry.get('sync-mode', 'strict')}",
             f" Batch backup         : {batch.get('status', 'idle')}",
+            f" Failover state       : {state.get('failover-state', '--')}",
+            f" Address share        : {state.get('failover-role', '--')}, "
+            f"{entry.get('partition-share', 50)}% of free addresses to the secondary",
         ]
     return "\n".join(out) if out else "Info: No remote backup profile."
