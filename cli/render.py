@@ -142,6 +142,8 @@ def profile_lines(entry: dict) -> list[str]:
         lines.append(f" sync-mode {entry['sync-mode']}")
     if "mclt" in entry:
         lines.append(f" mclt {entry['mclt']}")
+    if "partition-share" in entry:
+        lines.append(f" partition-share {entry['partition-share']}")
     return lines
 
 
