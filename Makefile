@@ -1,5 +1,6 @@
 # nefeature: `make test` sets everything up on a fresh machine and runs the suite;
-# `make demo` runs the demo.  Both create the virtualenv in .venv on first use.
+# `make demo` runs the demo (`make demo DEMO_ARGS=--keep-running` keeps the devices up).
+# Both create the virtualenv in .venv on first use.
 
 PYTHON ?= python3
 VENV   ?= .venv
@@ -18,7 +19,7 @@ test: venv system-packages libyang-binding
 	$(PY) -m pytest -q
 
 demo: venv
-	$(PY) -m nefeature demo
+	$(PY) -m nefeature demo $(DEMO_ARGS)
 
 venv: $(STAMP)
 
@@ -52,9 +53,9 @@ libyang-binding: venv
 	  echo "libyang binding not built (needs libyang2-dev, gcc, python3-dev, libffi-dev):" \
 	       "yangson validates configurations alone"
 
-# Regenerate yang/README.md (the pyang trees); tests fail when it is stale.
+# Regenerate nefeature/yang/README.md (the pyang trees); tests fail when it is stale.
 yang-tree: venv
-	$(PY) -m nefeature.tools.yang_tree > yang/README.md
+	$(PY) -m nefeature.tools.yang_tree > nefeature/yang/README.md
 
 clean:
 	rm -rf $(VENV) .pytest_cache

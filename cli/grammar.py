@@ -6,14 +6,20 @@ A command is declared in the manual's own notation::
     lease <day:0-999> [ <hour:0-23> [ <minute:0-59> ] ]
     dhcp server { enable | disable }
 
-Keywords match any unambiguous prefix (``disp cur``); ``<name:type>`` is a
-parameter (an integer range, ``ipv4``, ``mask``, ``mac``, ``word``,
-``text`` for the rest of the line, ``ifname`` for an interface name that
-may be written as one word or as type and number); ``[ ]`` is optional and
-``{ a | b }`` a choice.  Matching returns the parameters and the keywords
-taken; failing returns the position where input stopped making sense, so
-the shell can put its caret under it, and why (unrecognized, incomplete,
-wrong parameter).  The same structure answers ``?`` and Tab.
+Keywords match any unambiguous prefix (``disp cur``); a prefix that
+starts two keywords possible at that point is ambiguous, as on VRP.
+``<name:kind>`` is a parameter: ``kind`` says how the CLI writes it (an
+integer, ``ipv4``, ``mask`` as 255.255.255.0 or 24, ``mac`` as H-H-H,
+``word``, ``text`` for the rest of the line, ``ifname`` for an interface
+name written as one word or as type and number, or a fixed range such as
+``0-512`` for settings outside the model).  A parameter bound to a YANG
+leaf (``Param.data_type``, set by ``nefeature_cli.commands``) is checked
+against that leaf's type as it is typed, and ``?`` shows the model's range.
+``[ ]`` is optional and ``{ a | b }`` a choice.  Matching returns the
+parameters and the keywords taken; failing returns the position where
+input stopped making sense, so the shell can put its caret under it, and
+why (unrecognized, incomplete, wrong parameter, ambiguous).  The same
+structure answers ``?`` and Tab.
 """
 
 from __future__ import annotations
@@ -21,7 +27,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
+from typing import Any
 
+from nefeature_cli import model
+
+REST_KINDS = ("text", "ipv4s", "vlans")  # parameters that take the rest of the line
 INTERFACE_TYPES = ("Vlanif", "GigabitEthernet", "Ethernet", "Eth-Trunk", "LoopBack",
                    "XGigabitEthernet", "10GE", "100GE", "MEth", "NULL")
 
@@ -61,7 +71,37 @@ class ParamError(ValueError):
     pass
 
 
+def vlan_list(text: str) -> list[int]:
+    """'100 200 to 205' as VLAN IDs (VRP's list of IDs and 'to' ranges)."""
+    words = text.split()
+    values: list[int] = []
+    index = 0
+    while index < len(words):
+        if not words[index].isdigit():
+            raise ParamError("VLANs are listed as IDs and 'first to last' ranges")
+        start = int(words[index])
+        if index + 2 < len(words) and words[index + 1].lower() == "to":
+            if not words[index + 2].isdigit() or int(words[index + 2]) < start:
+                raise ParamError("a VLAN range ends at or after its start")
+            values.extend(range(start, int(words[index + 2]) + 1))
+            index += 3
+        else:
+            values.append(start)
+            index += 1
+    return values
+
+
 def _convert(kind: str, text: str):
+    if kind == "text":
+        return text
+    if kind == "ipv4s":
+        return [_convert("ipv4", word) for word in text.split()]
+    if kind == "vlans":
+        return vlan_list(text)
+    if kind == "int":
+        if not text.isdigit():
+            raise ParamError("the value must be an integer")
+        return int(text)
     if re.fullmatch(r"\d+-\d+", kind):
         low, high = map(int, kind.split("-"))
         if not text.isdigit() or not low <= int(text) <= high:
@@ -97,12 +137,27 @@ def _convert(kind: str, text: str):
     return text  # word
 
 
-def describe(kind: str) -> str:
+def convert(param: Param, text: str):
+    """The parameter's value from its text: the CLI's form, then the model's type."""
+    value = _convert(param.kind, text)
+    if param.data_type is not None:
+        for each in value if isinstance(value, list) else [value]:
+            scaled = int(each * param.scale + 1e-9) if isinstance(each, int) else each
+            if not model.accepts(param.data_type, scaled):
+                raise ParamError(model.error_message(param.data_type)
+                                 or "the value is not allowed")
+    return value
+
+
+def describe(param: Param) -> str:
+    if param.data_type is not None and param.kind not in ("mask", "mac"):
+        return model.describe(param.data_type, param.scale)
+    kind = param.kind
     if re.fullmatch(r"\d+-\d+", kind):
         return f"INTEGER<{kind}>"
     return {"ipv4": "IP_ADDR<X.X.X.X>", "mask": "IP_MASK<X.X.X.X> or INTEGER<0-32>",
             "mac": "MAC_ADDR<H-H-H>", "hex": "STRING<hex>", "ifname": "Interface name",
-            "text": "STRING<1-242>", "word": "STRING"}.get(kind, kind)
+            "text": "STRING", "word": "STRING", "int": "INTEGER"}.get(kind, kind)
 
 
 # --- the pattern language ---
@@ -111,12 +166,16 @@ def describe(kind: str) -> str:
 @dataclass
 class Keyword:
     word: str
+    help: str = ""
 
 
 @dataclass
 class Param:
     name: str
     kind: str
+    data_type: Any = None  # the YANG type of the leaf it sets, when it sets one
+    scale: float = 1  # CLI value * scale = model value (seconds -> centiseconds: 100)
+    help: str = ""
 
 
 @dataclass
@@ -197,15 +256,20 @@ def match(pattern: list, tokens: list[Token]) -> list[tuple[int, Match]] | Failu
         if isinstance(item, Keyword):
             if _keyword_matches(item.word, token):
                 return walk(rest, index + 1, Match(state.values, state.keywords + [item.word]))
-            if best.position <= index:
-                best = Failure(index, "unrecognized")
+            if best.position < index or (best.position == index and best.reason == "incomplete"):
+                best = Failure(index, "unrecognized")  # a wrong parameter here says more
             return []
-        if item.kind == "text":
-            value = " ".join(t.text for t in tokens[index:])
+        if item.kind in REST_KINDS:
+            try:
+                value = convert(item, " ".join(t.text for t in tokens[index:]))
+            except ParamError as error:
+                if best.position <= index:
+                    best = Failure(index, "wrong-parameter", str(error))
+                return []
             return walk(rest, len(tokens), Match({**state.values, item.name: value},
                                                  state.keywords))
         try:
-            value = _convert(item.kind, token)
+            value = convert(item, token)
         except ParamError as error:
             if best.position < index or (best.position == index and best.reason != "wrong-parameter"):
                 best = Failure(index, "wrong-parameter", str(error))
@@ -246,10 +310,10 @@ def next_items(pattern: list, tokens: list[Token]) -> list[Keyword | Param]:
             if _keyword_matches(item.word, token):
                 walk(rest, index + 1)
             return
-        if item.kind == "text":
+        if item.kind in REST_KINDS:
             return
         try:
-            _convert(item.kind, token)
+            convert(item, token)
         except ParamError:
             return
         walk(rest, index + 1)
@@ -261,3 +325,32 @@ def next_items(pattern: list, tokens: list[Token]) -> list[Keyword | Param]:
 def ends_here(pattern: list, tokens: list[Token]) -> bool:
     result = match(pattern, tokens)
     return not isinstance(result, Failure)
+
+
+def ambiguous_position(patterns: list[list], tokens: list[Token]) -> int | None:
+    """The first token that starts several keywords possible there, and nothing else.
+
+    VRP rejects such a prefix even when only one of the keywords would lead to
+    a complete command (``re`` for ``return`` and ``reset``).
+    """
+    for index, token in enumerate(tokens):
+        words: set[str] = set()
+        parameter = False
+        for pattern in patterns:
+            for item in next_items(pattern, tokens[:index]):
+                if isinstance(item, Keyword):
+                    words.add(item.word.lower())
+                elif item.kind in REST_KINDS:
+                    parameter = True
+                else:
+                    try:
+                        convert(item, token.text)
+                        parameter = True
+                    except ParamError:
+                        pass
+        text = token.text.lower()
+        if parameter or text in words:
+            continue
+        if len([word for word in words if word.startswith(text)]) > 1:
+            return index
+    return None

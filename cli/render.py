@@ -3,11 +3,18 @@
 ``render_configuration`` turns the explicit configuration (what was set,
 in yangson's JSON form) back into the commands that set it, in VRP's
 layout: ``#`` between sections, one space of indent inside a view,
-``return`` at the end.  Replaying the output into an empty device gives the
-same configuration (tests/cli/test_round_trip.py).  The pool is written in
-the dialect it was configured in: ``gateway`` pools in the NE form
-(``ip pool X server``, ``lease D H M``, ``dns-server``), ``network`` pools
-in the CE/AR form.
+``return`` at the end; global lines first (``sysname``, VLANs, ``dhcp
+enable``), then pools, remote backup services and profiles, and interfaces
+in VRP's order (Vlanif before physical ports, numbers numerically).
+Replaying the output into an empty device gives the same configuration
+(tests/cli/test_shell.py).  A pool is written in the dialect it was
+configured in: ``gateway`` pools in the NE form (``ip pool X server``,
+``lease D H M``, ``dns-server``), ``network`` pools in the CE/AR form.
+
+``render_changes`` compares two configurations section by section (a
+section is known by its first line) and prints what differs as VRP
+configuration: with ``+``/``-`` marks, or as the lines to type (``undo``
+for what went away).
 
 The display functions format operational state (from <get>) with the
 field names of Huawei's documented output.
@@ -15,12 +22,18 @@ field names of Huawei's documented output.
 
 from __future__ import annotations
 
+import difflib
+import re
 from ipaddress import IPv4Address
 
 IF = "nefeature-interfaces:"
 VRRP = "nefeature-vrrp:"
 DHCP = "nefeature-dhcp-server:"
 RBS = "nefeature-rbs:"
+
+#: VRP lists logical interfaces before physical ones.
+INTERFACE_ORDER = ("Vlanif", "MEth", "Eth-Trunk", "Ethernet", "GigabitEthernet",
+                   "XGigabitEthernet", "10GE", "100GE", "LoopBack", "NULL")
 
 
 def _mac_vrp(mac: str) -> str:
@@ -32,15 +45,30 @@ def _flag(value: bool, on: str, off: str | None) -> list[str]:
     return [on] if value else ([off] if off else [])
 
 
+def vlan_ranges(vlans: list[int]) -> str:
+    """VLAN IDs as VRP writes them: '100 200 to 205'."""
+    parts: list[str] = []
+    ordered = sorted(set(vlans))
+    index = 0
+    while index < len(ordered):
+        end = index
+        while end + 1 < len(ordered) and ordered[end + 1] == ordered[end] + 1:
+            end += 1
+        parts.append(str(ordered[index]) if end == index
+                     else f"{ordered[index]} to {ordered[end]}")
+        index = end + 1
+    return " ".join(parts)
+
+
 def pool_lines(entry: dict) -> list[str]:
     ne = "gateway" in entry
     lines = [f"ip pool {entry['ip-pool-name']}" + (" server" if ne else "")]
     if ne:
         lines.append(f" gateway {entry['gateway']['ip-address']} {entry['gateway']['mask']}")
-    if "network" in entry:
-        lines.append(f" network {entry['network']['ip-address']} mask {entry['network']['mask']}")
     if entry.get("gateway-list"):
         lines.append(" gateway-list " + " ".join(entry["gateway-list"]))
+    if "network" in entry:
+        lines.append(f" network {entry['network']['ip-address']} mask {entry['network']['mask']}")
     for section in sorted(entry.get("sections", {}).get("section", []),
                           key=lambda s: s["section-index"]):
         lines.append(f" section {section['section-index']} {section['start-ip']} "
@@ -58,10 +86,10 @@ def pool_lines(entry: dict) -> list[str]:
         if "unlimited" in lease:
             lines.append(" lease unlimited")
         elif ne:
-            lines.append(f" lease {lease.get('day', 1)} {lease.get('hour', 0)} "
+            lines.append(f" lease {lease.get('day', 0)} {lease.get('hour', 0)} "
                          f"{lease.get('minute', 0)}")
         else:
-            lines.append(f" lease day {lease.get('day', 1)} hour {lease.get('hour', 0)} "
+            lines.append(f" lease day {lease.get('day', 0)} hour {lease.get('hour', 0)} "
                          f"minute {lease.get('minute', 0)}")
     if entry.get("dns-list"):
         lines.append((" dns-server " if ne else " dns-list ") + " ".join(entry["dns-list"]))
@@ -114,6 +142,17 @@ def profile_lines(entry: dict) -> list[str]:
         lines.append(f" sync-mode {entry['sync-mode']}")
     if "mclt" in entry:
         lines.append(f" mclt {entry['mclt']}")
+    if "partition-share" in entry:
+        lines.append(f" partition-share {entry['partition-share']}")
+    return lines
+
+
+def vlan_lines(entry: dict) -> list[str]:
+    lines = [f"vlan {entry['vlan-id']}"]
+    if "name" in entry:
+        lines.append(f" name {entry['name']}")
+    if "description" in entry:
+        lines.append(f" description {entry['description']}")
     return lines
 
 
@@ -129,8 +168,17 @@ def interface_lines(entry: dict) -> list[str]:
         lines.append(f" description {entry['description']}")
     if "linux-name" in entry:
         lines.append(f" linux-name {entry['linux-name']}")
+    if "portswitch" in entry:
+        lines += _flag(entry["portswitch"], " portswitch", " undo portswitch")
     if "shutdown" in entry:
         lines += _flag(entry["shutdown"], " shutdown", " undo shutdown")
+    port = entry.get("port", {})
+    if "link-type" in port:
+        lines.append(f" port link-type {port['link-type']}")
+    if "default-vlan" in port:
+        lines.append(f" port default vlan {port['default-vlan']}")
+    if port.get("trunk-allow-pass-vlan"):
+        lines.append(" port trunk allow-pass vlan " + vlan_ranges(port["trunk-allow-pass-vlan"]))
     ipv4 = entry.get("ipv4", {})
     if "address" in ipv4:
         lines.append(f" ip address {ipv4['address']} {ipv4['mask']}")
@@ -148,6 +196,9 @@ def interface_lines(entry: dict) -> list[str]:
             lines.append(f" vrrp vrid {vrid} preempt-mode timer delay {preempt['hold-time']}")
         if "advertise-interval-centi-sec" in instance:
             lines.append(_advertise(vrid, instance["advertise-interval-centi-sec"]))
+        if "virtual-mac" in instance:
+            lines += _flag(instance["virtual-mac"], f" vrrp vrid {vrid} virtual-mac enable",
+                           f" undo vrrp vrid {vrid} virtual-mac enable")
         for track in instance.get("track", {}).get("interfaces", {}).get("interface", []):
             change = ""
             if "priority-decrement" in track:
@@ -165,49 +216,156 @@ def interface_lines(entry: dict) -> list[str]:
     return lines
 
 
-def render_configuration(tree: dict) -> str:
-    """The whole configuration as VRP commands."""
-    sections: list[list[str]] = []
+def interface_order(name: str) -> tuple:
+    """Sort key: VRP's type order, then the numbers of the name as numbers."""
+    kind = re.match(r"[A-Za-z\-]*", name).group()
+    rank = next((i for i, known in enumerate(INTERFACE_ORDER) if known.lower() == kind.lower()),
+                len(INTERFACE_ORDER))
+    numbers = tuple(int(n) for n in re.findall(r"\d+", name[len(kind):]))
+    return (rank, kind.lower(), numbers, name)
+
+
+def global_lines(tree: dict) -> list[list[str]]:
+    """The system view's own lines, each a section of its own."""
+    sections = []
+    system = tree.get(IF + "system", {})
+    if "sysname" in system:
+        sections.append([f"sysname {system['sysname']}"])
+    return sections
+
+
+def _system_settings(tree: dict) -> list[list[str]]:
+    sections = []
     dhcp = tree.get(DHCP + "dhcp", {})
     if "enable" in dhcp:
         sections.append(["dhcp enable" if dhcp["enable"] else "undo dhcp enable"])
-    for entry in dhcp.get("server", {}).get("ip-pools", {}).get("ip-pool", []):
-        sections.append(pool_lines(entry))
-    rbs = tree.get(RBS + "rbs", {})
-    for entry in rbs.get("services", {}).get("service", []):
-        sections.append(service_lines(entry))
-    for entry in rbs.get("profiles", {}).get("profile", []):
-        sections.append(profile_lines(entry))
-    for entry in tree.get(IF + "interfaces", {}).get("interface", []):
-        sections.append(interface_lines(entry))
+    vrrp = tree.get(VRRP + "vrrp", {})
+    if "recover-delay" in vrrp:
+        sections.append([f"vrrp recover-delay {vrrp['recover-delay']}"])
+    return sections
+
+
+def _vlans(tree: dict) -> list[dict]:
+    return sorted(tree.get(IF + "vlans", {}).get("vlan", []), key=lambda v: v["vlan-id"])
+
+
+def _pools(tree: dict) -> list[dict]:
+    return tree.get(DHCP + "dhcp", {}).get("server", {}).get("ip-pools", {}).get("ip-pool", [])
+
+
+def _services(tree: dict) -> list[dict]:
+    return tree.get(RBS + "rbs", {}).get("services", {}).get("service", [])
+
+
+def _profiles(tree: dict) -> list[dict]:
+    return tree.get(RBS + "rbs", {}).get("profiles", {}).get("profile", [])
+
+
+def _interfaces(tree: dict) -> list[dict]:
+    return sorted(tree.get(IF + "interfaces", {}).get("interface", []),
+                  key=lambda entry: interface_order(entry["name"]))
+
+
+def configuration_sections(tree: dict) -> list[list[str]]:
+    """The configuration as VRP sections, in VRP's order; each a list of lines."""
+    sections = global_lines(tree)
+    sections += [vlan_lines(entry) for entry in _vlans(tree)]
+    sections += _system_settings(tree)
+    sections += [pool_lines(entry) for entry in _pools(tree)]
+    sections += [service_lines(entry) for entry in _services(tree)]
+    sections += [profile_lines(entry) for entry in _profiles(tree)]
+    sections += [interface_lines(entry) for entry in _interfaces(tree)]
+    return sections
+
+
+def _framed(sections: list[list[str]], end: str | None = "return") -> str:
     out = ["#"]
     for section in sections:
         out += section + ["#"]
-    out.append("return")
+    if end:
+        out.append(end)
     return "\n".join(out)
 
 
+def render_configuration(tree: dict) -> str:
+    """The whole configuration as VRP commands."""
+    return _framed(configuration_sections(tree))
+
+
+def render_interface(tree: dict, name: str) -> str | None:
+    """``display current-configuration interface X``; None if X is not configured."""
+    for entry in _interfaces(tree):
+        if entry["name"].lower() == name.lower():
+            return _framed([interface_lines(entry)])
+    return None
+
+
 def render_view(tree: dict, view: str, key: str) -> str:
-    """``display this``: the section of the current view."""
-    from nefeature_cli.commands import INTERFACE, POOL, PROFILE, SERVICE
+    """``display this``: the section of the current view (the system view: its own lines)."""
+    from nefeature_cli.commands import INTERFACE, POOL, PROFILE, SERVICE, SYSTEM, VLAN
 
     finders = {
-        POOL: (lambda: tree.get(DHCP + "dhcp", {}).get("server", {}).get("ip-pools", {})
-               .get("ip-pool", []), "ip-pool-name", pool_lines),
-        SERVICE: (lambda: tree.get(RBS + "rbs", {}).get("services", {}).get("service", []),
-                  "name", service_lines),
-        PROFILE: (lambda: tree.get(RBS + "rbs", {}).get("profiles", {}).get("profile", []),
-                  "name", profile_lines),
-        INTERFACE: (lambda: tree.get(IF + "interfaces", {}).get("interface", []), "name",
-                    interface_lines),
+        POOL: (_pools, "ip-pool-name", pool_lines),
+        SERVICE: (_services, "name", service_lines),
+        PROFILE: (_profiles, "name", profile_lines),
+        INTERFACE: (_interfaces, "name", interface_lines),
+        VLAN: (_vlans, "vlan-id", vlan_lines),
     }
+    if view == SYSTEM:
+        return _framed(global_lines(tree) + _system_settings(tree))
     if view not in finders:
         return render_configuration(tree)
     entries, key_name, lines = finders[view]
-    for entry in entries():
-        if entry.get(key_name) == key:
-            return "\n".join(["#"] + lines(entry) + ["#", "return"])
+    for entry in entries(tree):
+        if str(entry.get(key_name)) == key:
+            return _framed([lines(entry)])
     return "#\nreturn"
+
+
+def _section_changes(before: list[str] | None, after: list[str] | None) -> list[tuple[str, str]]:
+    """(mark, line) for one section: '+' added, '-' removed, ' ' the unchanged header."""
+    if before is None:
+        return [("+", line) for line in after]
+    if after is None:
+        return [("-", line) for line in before]
+    changes = [(" ", after[0])]
+    matcher = difflib.SequenceMatcher(a=before[1:], b=after[1:], autojunk=False)
+    for tag, a1, a2, b1, b2 in matcher.get_opcodes():
+        if tag != "equal":
+            changes += [("-", line) for line in before[1:][a1:a2]]
+            changes += [("+", line) for line in after[1:][b1:b2]]
+    return changes
+
+
+def render_changes(old: dict, new: dict, marks: bool = True) -> str:
+    """What differs from ``old`` to ``new``, as VRP configuration; '' when nothing does.
+
+    With ``marks``, every line starts with ``+`` (added), ``-`` (removed) or a
+    blank (the unchanged first line of a changed section).  Without, the lines
+    to type: added lines as they are, removed ones as ``undo`` lines.
+    """
+    old_sections = {section[0]: section for section in configuration_sections(old)}
+    new_list = configuration_sections(new)
+    new_sections = {section[0]: section for section in new_list}
+    headers = [section[0] for section in new_list] + [
+        header for header in old_sections if header not in new_sections]
+    blocks = []
+    for header in headers:
+        before, after = old_sections.get(header), new_sections.get(header)
+        if before == after:
+            continue
+        changes = _section_changes(before, after)
+        if marks:
+            blocks.append([f"{mark}{line}" for mark, line in changes])
+        else:
+            blocks.append([line if mark != "-" else _undo(line) for mark, line in changes
+                           if mark != "-" or after is not None or line == header])
+    return _framed(blocks, end=None if marks else "return") if blocks else ""
+
+
+def _undo(line: str) -> str:
+    indent = len(line) - len(line.lstrip())
+    return " " * indent + "undo " + line.strip()
 
 
 # --- displays of operational state (JSON form of <get>) ---
@@ -232,8 +390,11 @@ def display_dhcp_statistics(tree: dict) -> str:
     return "\n".join(lines)
 
 
-def display_ip_pool(tree: dict, name: str | None = None, used: bool = False) -> str:
-    pools = tree.get(DHCP + "dhcp", {}).get("server", {}).get("ip-pools", {}).get("ip-pool", [])
+def display_ip_pool(tree: dict, name: str | None = None, used: bool = False) -> str | None:
+    """The pools (or one); None when the named pool does not exist."""
+    pools = _pools(tree)
+    if name is not None and all(entry["ip-pool-name"] != name for entry in pools):
+        return None
     users = tree.get(DHCP + "dhcp", {}).get("server", {}).get("ip-pool-user-infos", {}) \
         .get("ip-pool-user-info", [])
     out = []
@@ -278,8 +439,40 @@ def _instances(tree: dict):
             yield entry, instance
 
 
-def display_vrrp(tree: dict, mode: str = "verbose") -> str:
-    instances = list(_instances(tree))
+def _vrp_time(value: str | None) -> str:
+    """yang:date-and-time (UTC) as VRP prints a time: 2026-11-28 10:15:02 UTC."""
+    if not value:
+        return "--"
+    return value[:19].replace("T", " ") + " UTC"
+
+
+def _track_lines(instance: dict) -> list[str]:
+    """Huawei's Track IF / IF state pair for each tracked interface."""
+    lines = []
+    for track in instance.get("track", {}).get("interfaces", {}).get("interface", []):
+        if "priority-increment" in track:
+            change = f"Priority increased : {track['priority-increment']}"
+        else:
+            change = f"Priority reduced : {track.get('priority-decrement', 10)}"
+        lines += [f"    Track IF        : {track['interface']:<24} {change}",
+                  f"    IF state        : {track.get('oper-status', '--').upper()}"]
+    return lines
+
+
+def _virtual_mac(entry: dict, state: dict) -> str:
+    if "virtual-mac" in state:
+        return _mac_vrp(state["virtual-mac"])
+    own = entry.get("state", {}).get("phys-address")
+    return f"{_mac_vrp(own)} (interface MAC)" if own else "-- (interface MAC)"
+
+
+def display_vrrp(tree: dict, mode: str = "verbose", interface: str | None = None,
+                 vrid: int | None = None) -> str:
+    instances = [(entry, instance) for entry, instance in _instances(tree)
+                 if (interface is None or entry["name"].lower() == interface.lower())
+                 and (vrid is None or instance["vrid"] == vrid)]
+    if mode == "statistics":
+        return _vrrp_statistics(tree, instances)
     if mode == "brief":
         states = [i.get("state", {}).get("state", "initialize") for _, i in instances]
         out = [f"Total:{len(instances)}     Master:{states.count('master')}     "
@@ -313,14 +506,43 @@ def display_vrrp(tree: dict, mode: str = "verbose") -> str:
             f"Remain : {state.get('preempt-remaining', '--')}",
             f"    TimerRun        : {state.get('master-advertise-interval', interval) / 100:g} s",
             f"    TimerConfig     : {interval / 100:g} s",
-            f"    Virtual MAC     : 0000-5e00-01{instance['vrid']:02x}",
+            f"    Virtual MAC     : {_virtual_mac(entry, state)}",
             "    Check TTL       : YES",
             "    Config Type     : normal-vrrp",
-            f"    Create Time     : {state.get('up-datetime', '--')}",
-            f"    Last Change     : {state.get('last-event', '--')}",
+            *_track_lines(instance),
+            f"    Create Time     : {_vrp_time(state.get('up-datetime'))}",
+            f"    Last Change Time : {_vrp_time(state.get('last-change-datetime'))}",
             "",
         ]
     return "\n".join(out).rstrip() or "Info: The VRRP does not exist."
+
+
+def _vrrp_statistics(tree: dict, instances: list) -> str:
+    """``display vrrp statistics``: RFC 8347 counters under VRP's labels."""
+    rows = [("Become Master", "master-transitions"),
+            ("Received Advertisement", "advertisement-rcvd"),
+            ("Sent Advertisement", "advertisement-sent"),
+            ("Advertisement Interval Errors", "interval-errors"),
+            ("Priority Zero Packets Received", "priority-zero-pkts-rcvd"),
+            ("Priority Zero Packets Sent", "priority-zero-pkts-sent"),
+            ("Invalid Type Packets Received", "invalid-type-pkts-rcvd"),
+            ("Address List Errors", "address-list-errors"),
+            ("Packet Length Errors", "packet-length-errors")]
+    out = []
+    for entry, instance in instances:
+        counters = instance.get("state", {}).get("statistics", {})
+        out.append(f"  {entry['name']} | Virtual Router {instance['vrid']}")
+        out += [f"    {label:<31}: {int(counters.get(name, 0))}" for label, name in rows]
+        out.append("")
+    if not instances:
+        return "Info: The VRRP does not exist."
+    totals = tree.get(VRRP + "vrrp", {}).get("statistics", {})
+    out.append("  Global statistics")
+    for label, name in (("Checksum Errors", "checksum-errors"), ("Version Errors",
+                                                                  "version-errors"),
+                        ("VRID Errors", "vrid-errors"), ("IP TTL Errors", "ip-ttl-errors")):
+        out.append(f"    {label:<31}: {int(totals.get(name, 0))}")
+    return "\n".join(out)
 
 
 def display_rbs(tree: dict, name: str | None = None) -> str:
@@ -372,5 +594,8 @@ def display_rbp(tree: dict, name: str | None = None) -> str:
             f" Backup mode          : {entry.get('mode', 'hot')}",
             f" Sync mode            : {entry.get('sync-mode', 'strict')}",
             f" Batch backup         : {batch.get('status', 'idle')}",
+            f" Failover state       : {state.get('failover-state', '--')}",
+            f" Address share        : {state.get('failover-role', '--')}, "
+            f"{entry.get('partition-share', 50)}% of free addresses to the secondary",
         ]
     return "\n".join(out) if out else "Info: No remote backup profile."

@@ -1,4 +1,10 @@
-"""The ``nefeature`` command: validate configs offline, run a device, demo, lab."""
+"""The ``nefeature`` command: validate configs offline, run a device, demo, lab.
+
+Exit status: 0 done; 1 a configuration or file is wrong (``validate``,
+``run``); 2 bad usage or a missing schema; 78 (EX_CONFIG) ``run`` refused
+state it must not use (a journal or startup file from a newer release),
+which the systemd unit does not restart into.
+"""
 
 from __future__ import annotations
 
@@ -7,17 +13,19 @@ import sys
 from pathlib import Path
 
 from nefeature.datastore.errors import NetconfError
+from nefeature.datastore.schema import SchemaNotFound
+
 
 def cmd_validate(args: argparse.Namespace) -> int:
     """Check instance files against the YANG model; print `file: path: message`."""
-    from nefeature.config import load_config_file
+    from nefeature.datastore.validation import load_config_file
 
     failed = 0
     for name in args.files:
         try:
             load_config_file(name)
         except OSError as error:
-            print(f"{name}: {error.strerror}", file=sys.stderr)
+            print(f"{error.filename or name}: {error.strerror}", file=sys.stderr)
             failed += 1
         except NetconfError as error:
             print(f"{name}: {error.path or '/'}: {error.message}"
@@ -41,27 +49,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     import asyncio
     import logging
 
-    from nefeature import memprobe
+    from nefeature import memprobe, service
+    from nefeature.datastore.startup import StartupTooNew, read_startup, startup_source
     from nefeature.datastore.validation import validate_config_text, validator
-    from nefeature.node import STARTUP_FILE, Device
+    from nefeature.dhcp.journal import JournalTooNew
+    from nefeature.node import Device
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    service.setup_logging("debug" if args.verbose else args.log_level)
     log = logging.getLogger("nefeature")
+    log.info("nefeature %s starting", service.release())
     state_dir = Path(args.state_dir)
-    saved = state_dir / STARTUP_FILE
-    source = saved if saved.exists() else Path(args.startup)
-    if source == saved:
-        log.info("starting from %s (saved by copy-config to startup), not %s", saved,
+    source = startup_source(state_dir, args.startup)
+    if source != Path(args.startup):
+        log.info("starting from %s (saved by copy-config to startup), not %s", source,
                  args.startup)
     log.info("configurations are validated by %s", validator())
     try:
-        validated = validate_config_text(source.read_bytes())
+        validated = validate_config_text(read_startup(source))
     except OSError as error:
-        print(f"{source}: {error.strerror}", file=sys.stderr)
+        log.error("%s: %s", error.filename or source, error.strerror)
         return 1
+    except StartupTooNew as error:
+        log.error("%s", error)
+        return service.EXIT_CONFIG
     except NetconfError as error:
-        print(f"{source}: {error.path or '/'}: {error.message}", file=sys.stderr)
+        log.error("%s: %s: %s", source, error.path or "/", error.message)
         return 1
     try:
         netconf = netconf_settings(args, state_dir)
@@ -72,8 +84,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.emulate_lan:
         group, _, port = args.emulate_lan.rpartition(":")
         emulated = (group, int(port))
-    device = Device(validated, state_dir, dhcp_port=args.dhcp_port, emulated_lan=emulated,
-                    netconf=netconf, relay_port=args.relay_port)
+    try:
+        device = Device(validated, state_dir, dhcp_port=args.dhcp_port, emulated_lan=emulated,
+                        netconf=netconf, relay_port=args.relay_port, startup_file=args.startup)
+    except JournalTooNew as error:
+        log.error("%s", error)
+        return service.EXIT_CONFIG
     probe = memprobe.from_environment(device)
 
     async def run() -> None:
@@ -86,7 +102,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def netconf_settings(args: argparse.Namespace, state_dir):
-    """Who may log in to NETCONF (DESIGN.md section 7)."""
+    """Who may log in to NETCONF (docs/netconf.md)."""
     import ipaddress
     import logging
     import os
@@ -96,13 +112,25 @@ def netconf_settings(args: argparse.Namespace, state_dir):
 
     if not args.netconf:
         return None
-    host, _, port = args.netconf.rpartition(":")
+    host, _, port_text = args.netconf.rpartition(":")
     host = host.strip("[]") or "127.0.0.1"
+    try:
+        ipaddress.ip_address(host)
+        port = int(port_text)
+    except ValueError:
+        raise ValueError(f"--netconf {args.netconf}: expected ADDRESS:PORT, e.g. "
+                         "127.0.0.1:830") from None
+    if not 1 <= port <= 65535:
+        raise ValueError(f"--netconf {args.netconf}: port {port} is not in 1..65535")
     passwords: dict[str, str] = {}
     keys: dict[str, list] = {}
     if args.netconf_user:
         if args.netconf_password_file:
-            passwords[args.netconf_user] = open(args.netconf_password_file).read().strip()
+            password = open(args.netconf_password_file).read().strip()
+            if not password:
+                raise ValueError(f"--netconf-password-file {args.netconf_password_file} is "
+                                 "empty: nobody could log in")
+            passwords[args.netconf_user] = password
         elif args.netconf_password:
             passwords[args.netconf_user] = args.netconf_password
         if args.netconf_authorized_keys:
@@ -123,7 +151,35 @@ def netconf_settings(args: argparse.Namespace, state_dir):
     else:
         raise ValueError(f"NETCONF on {host} needs --netconf-user and a password or keys: "
                          "no default password off loopback")
-    return NetconfSettings(host, int(port), passwords, keys)
+    return NetconfSettings(host, port, passwords, keys)
+
+
+def cmd_journal(args: argparse.Namespace) -> int:
+    """Look at a lease journal, or copy it, without changing it (safe while the device runs)."""
+    from nefeature.dhcp import journal
+
+    path = Path(args.state_dir) / "leases.sqlite"
+    try:
+        if args.action == "backup":
+            if args.destination is None:
+                print("nefeature journal backup: name the file to copy to", file=sys.stderr)
+                return 2
+            count = journal.backup(path, args.destination)
+            print(f"{path}: {count} leases copied to {args.destination}")
+            return 0
+        info = journal.describe(path)
+    except OSError as error:
+        print(f"{error.filename or path}: {error.strerror}", file=sys.stderr)
+        return 1
+    except journal.sqlite3.DatabaseError as error:
+        print(f"{path}: not a lease journal ({error})", file=sys.stderr)
+        return 1
+    leases = ", ".join(f"{count} {state}" for state, count in info["leases"].items()) or "none"
+    print(f"{path}\n  schema       {info['schema']}"
+          f"{'' if info['readable'] else ' (newer than this release reads)'}\n"
+          f"  written by   {info['written-by']}\n  leases       {leases}\n"
+          f"  integrity    {info['integrity']}")
+    return 0 if info["integrity"] == "ok" else 1
 
 
 def cmd_lab(args: argparse.Namespace) -> int:
@@ -132,8 +188,25 @@ def cmd_lab(args: argparse.Namespace) -> int:
     return lab_main(args.action, args.clients)
 
 
+class VersionAction(argparse.Action):
+    """``--version``: the release, the YANG revisions, the journal schema."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="print the release, its YANG module revisions and journal schema"):
+        super().__init__(option_strings, dest, nargs=0, default=default, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from nefeature.service import version_text
+
+        print(version_text())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="nefeature", description=__doc__)
+    from nefeature.service import LOG_LEVELS
+
+    parser = argparse.ArgumentParser(prog="nefeature", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action=VersionAction)
     sub = parser.add_subparsers(dest="command", required=True)
 
     validate = sub.add_parser("validate", help="check instance XML files against the YANG model")
@@ -160,8 +233,20 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--relay-port", type=int, default=67, help=argparse.SUPPRESS)
     run.add_argument("--emulate-lan", metavar="GROUP:PORT",
                      help="carry VRRP over UDP multicast on loopback (no root; for the demo)")
-    run.add_argument("-v", "--verbose", action="store_true")
+    run.add_argument("--log-level", choices=LOG_LEVELS, default="info",
+                     help="log records of this level and above to stderr (default info); "
+                          "under systemd in the journal's form")
+    run.add_argument("-v", "--verbose", action="store_true", help="the same as --log-level debug")
+    run.add_argument("--version", action=VersionAction)
     run.set_defaults(handler=cmd_run)
+
+    journal = sub.add_parser("journal", help="look at or copy a device's lease journal "
+                             "(read-only; safe while it runs)")
+    journal.add_argument("action", choices=("info", "backup"))
+    journal.add_argument("state_dir", metavar="STATE_DIR", help="the device's state directory")
+    journal.add_argument("destination", nargs="?", metavar="FILE",
+                         help="backup: the file to copy the journal to")
+    journal.set_defaults(handler=cmd_journal)
 
     lab = sub.add_parser("lab", help="the Figure 4-10 lab in network namespaces (root)")
     lab.add_argument("action", choices=("up", "status", "cut", "restore", "down"))
@@ -177,7 +262,11 @@ def main(argv: list[str] | None = None) -> int:
 
         return demo_main(argv[1:])
     args = build_parser().parse_args(argv)
-    return args.handler(args)
+    try:
+        return args.handler(args)
+    except SchemaNotFound as error:
+        print(f"nefeature: {error}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface
+from ipaddress import IPv4Interface
 
 from nefeature.backup.channel import BackupChannel, ChannelState
 from nefeature.backup.hotbackup import (
@@ -96,6 +96,8 @@ class VirtualAddressesChanged:
     interface_address: IPv4Interface | None
     addresses: tuple[int, ...]
     present: bool
+    virtual_mac: bytes | None = None  # RFC 5798 7.3's, or None: the interface's own
+    group_gone: bool = False  # the group was deleted: its transport can be closed
 
 
 @dataclass(frozen=True, slots=True)
@@ -350,12 +352,13 @@ class DeviceCore:
         self._after_input(now)
 
     def _virtual(self, key: tuple[str, int], router: VrrpRouter, present: bool,
-                 addresses: tuple[int, ...] | None = None) -> None:
+                 addresses: tuple[int, ...] | None = None, group_gone: bool = False) -> None:
         interface = self.config.interface(key[0]) if key[0] in self.linux_name else None
         self._outputs.append(VirtualAddressesChanged(
             key, self.linux_name.get(key[0], key[0]),
             interface.address if interface is not None else None,
-            router.virtual_addresses if addresses is None else addresses, present))
+            router.virtual_addresses if addresses is None else addresses, present,
+            router.virtual_mac, group_gone))
 
     def _vrrp_output(self, now: float) -> bool:
         """Advertisements out, state changes acted on; True if any router had output."""
@@ -498,11 +501,13 @@ class DeviceCore:
 
     # --- configuration: the device's half of the two-phase commit ---
 
-    def apply_config(self, old: DeviceConfig, new: DeviceConfig, now: float,
-                     wall: float) -> int:
+    def apply_config(self, old: DeviceConfig, new: DeviceConfig, now: float, wall: float,
+                     links: dict[str, bool] | None = None) -> int:
         """Apply a validated change to the running engines; how many changes there were.
 
-        The shell has prepared it (the Linux interfaces exist).  The DHCP
+        The shell has prepared it (the Linux interfaces exist) and says in
+        ``links`` how the links the new configuration uses are now, so a
+        track added on a link that is already down counts at once.  The DHCP
         engine takes the new pools (leases kept); VRRP groups are created,
         reconfigured in place (tracked links given their current state) or
         stopped; hot backup is rebuilt when its configuration changed.
@@ -511,6 +516,7 @@ class DeviceCore:
         diff = diff_configs(old, new)
         if not diff:
             return 0
+        self.links.update(links or {})
         self.config = new
         self.linux_name = {i.name: i.linux_name for i in new.interfaces}
         self.dhcp.apply_config(new)
@@ -535,8 +541,8 @@ class DeviceCore:
                 linux = self.linux_name.get(key[0], key[0])
                 for advertisement in router.outgoing:
                     self._outputs.append(SendVrrp(linux, advertisement))
-                if was_master:
-                    self._virtual(key, router, present=False)
+                self._virtual(key, router, present=False, group_gone=True,
+                              addresses=None if was_master else ())
             elif change.kind == "created":
                 interface = self.config.interface(change.new.interface)
                 router = VrrpRouter(change.new, int(interface.address.ip))
@@ -545,15 +551,15 @@ class DeviceCore:
             else:
                 router = self.vrrp[key]
                 old_addresses = router.virtual_addresses
-                router.reconfigure(change.new, now)
-                for track in change.new.tracks:  # watched at once, from the link's state now
-                    router.link_changed(track.interface, self.links.get(
-                        self.linux_name[track.interface], True), now)
-                if router.state is State.MASTER and old_addresses != router.virtual_addresses:
+                # tracked links are watched at once (WatchLinks), and counted from their
+                # state now: a track added on a link already down lowers the priority
+                router.reconfigure(change.new, now, {
+                    t.interface for t in change.new.tracks
+                    if not self.links.get(self.linux_name[t.interface], True)})
+                if router.state is State.MASTER:  # addresses, and the virtual MAC, may change
                     self._virtual(key, router, False,
                                   tuple(set(old_addresses) - set(router.virtual_addresses)))
-                    self._virtual(key, router, True,
-                                  tuple(set(router.virtual_addresses) - set(old_addresses)))
+                    self._virtual(key, router, True)
 
     def _rebuild_backup(self, now: float) -> None:
         dhcp = self.dhcp

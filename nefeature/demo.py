@@ -29,11 +29,12 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from nefeature.dhcp.codec import BOOTREQUEST, DhcpMessage, MessageType, Option, decode, encode
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(str(resources.files("nefeature") / "examples"))  # examples/, shipped in the package
 RELAY = "127.20.0.1"
 HOLD_TIME = 5  # DeviceA's preemption delay in the demo (600 s in Huawei's example)
 
@@ -230,6 +231,17 @@ class Relay:
         return ok, name
 
 
+def command(script: str, module: str) -> str:
+    """How to run one of our commands from this interpreter's environment: the entry point
+    beside the interpreter (relative to the current directory when under it), else -m."""
+    path = Path(sys.executable).parent / script
+    if not path.exists():
+        return f"{sys.executable} -m {module}"
+    relative = os.path.relpath(path)
+    return str(path) if relative.startswith("..") else os.path.join(".", relative) \
+        if os.sep not in relative else relative
+
+
 def ip(value: int) -> str:
     return socket.inet_ntoa(struct.pack("!I", value))
 
@@ -327,18 +339,27 @@ def run(clients: int, keep_running: bool, directory: Path) -> int:
         print(f"  new client after switchover   {'ok' if new_ok else 'FAILED'}")
         print(f"  tables agree at the end       {'yes' if tables_agree else 'no'}")
         print(f"  DeviceA master again          {'yes' if back else 'no'}")
-        print("\nAttach the VRP shell to either device:")
-        for device in devices:
-            print(f"  .venv/bin/nefeature-cli --port {device.netconf_port} --user admin "
-                  f"--password-file {device.directory / 'state' / 'netconf-password'}")
-        print(f"Logs and state: {directory}")
-        if keep_running:
-            print("\n--keep-running: the devices stay up; Ctrl+C stops them.")
+        print(f"\nLogs and state: {directory}")
+        interactive = sys.stdin is not None and sys.stdin.isatty()
+        if keep_running or interactive:
+            print("\nThe devices are still running. Attach the VRP shell to either one:")
+            for device in devices:
+                print(f"  {command('nefeature-cli', 'nefeature_cli')} --port "
+                      f"{device.netconf_port} --user admin --password-file "
+                      f"{device.directory / 'state' / 'netconf-password'}")
             try:
-                while all(d.process.poll() is None for d in devices):
-                    time.sleep(1)
-            except KeyboardInterrupt:
+                if keep_running:
+                    print("Ctrl+C stops them.", flush=True)
+                    while all(d.process.poll() is None for d in devices):
+                        time.sleep(1)
+                else:
+                    input("Press Enter to stop them. ")
+            except (KeyboardInterrupt, EOFError):
                 pass
+        else:
+            print("The devices have stopped. To attach the VRP shell to them, run the demo "
+                  f"again with --keep-running:\n  {command('nefeature', 'nefeature')} demo "
+                  "--keep-running")
         good = (len(bound) == clients and renewed == len(bound) and not lost and not duplicates
                 and new_ok and back and tables_agree)
         return 0 if good else 1
@@ -353,7 +374,9 @@ def run(clients: int, keep_running: bool, directory: Path) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="nefeature demo", description=__doc__)
     parser.add_argument("--clients", type=int, default=40)
-    parser.add_argument("--keep-running", action="store_true")
+    parser.add_argument("--keep-running", action="store_true",
+                        help="keep the devices up after the summary (for the VRP shell) until "
+                             "Ctrl+C; on a terminal they stay until Enter anyway")
     parser.add_argument("--dir", help="where the devices keep state and logs")
     args = parser.parse_args(argv)
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="nefeature-demo-"))

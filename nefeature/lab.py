@@ -26,9 +26,10 @@ import sqlite3
 import subprocess
 import sys
 import time
+from importlib import resources
 from pathlib import Path
 
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+EXAMPLES = Path(str(resources.files("nefeature") / "examples"))  # examples/, shipped in the package
 LAB = Path("/run/nefeature-lab")
 SWITCH, DEVICES = "nfl-sw", {"a": "nfl-a", "b": "nfl-b"}
 HOOK = """#!/bin/sh
@@ -129,9 +130,9 @@ def status() -> int:
         return 1
     for key, namespace in DEVICES.items():
         alive = _alive(state["pids"].get(key))
-        addresses = netns(namespace, "ip", "-4", "-o", "addr", "show", "dev", "Vlanif100",
-                          check=False).stdout
-        role = "master (holds 10.10.10.100)" if "10.10.10.100" in addresses else "backup"
+        # on Vlanif100, or on the virtual-MAC interface over it
+        addresses = netns(namespace, "ip", "-4", "-o", "addr", "show", check=False).stdout
+        role = "master (holds 10.10.10.100)" if " 10.10.10.100/" in addresses else "backup"
         leases = _leases(LAB / key / "state" / "leases.sqlite")
         print(f"Device{key.upper()}: {'running' if alive else 'STOPPED'}, VRRP {role}, "
               f"{leases} bound leases")

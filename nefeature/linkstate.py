@@ -1,7 +1,7 @@
 """Link state from the kernel: rtnetlink RTM_NEWLINK / RTM_DELLINK events.
 
 VRRP tracking reacts to a link going down when the kernel says so, not at
-the next poll (issue 4).  The monitor subscribes to RTMGRP_LINK and calls
+the next poll.  The monitor subscribes to RTMGRP_LINK and calls
 ``on_change(linux_name, up)`` whenever a watched interface's state flips;
 "up" means administratively up with carrier (IFF_UP and IFF_LOWER_UP).
 """
@@ -11,21 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-import struct
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-log = logging.getLogger(__name__)
+from nefeature.vrrp.netlink import IFF_LOWER_UP, IFF_UP, RTMGRP_LINK, parse_links
 
-RTMGRP_LINK = 1
-RTM_NEWLINK = 16
-RTM_DELLINK = 17
-IFLA_IFNAME = 3
-IFF_UP = 0x1
-IFF_LOWER_UP = 0x10000
-NLMSG_HEADER = struct.Struct("=IHHII")
-IFINFOMSG = struct.Struct("=BxHiII")
-RTATTR = struct.Struct("=HH")
+log = logging.getLogger(__name__)
 
 
 def link_is_up(name: str) -> bool:
@@ -40,28 +31,7 @@ def link_is_up(name: str) -> bool:
 
 def parse_link_messages(data: bytes) -> list[tuple[str, bool]]:
     """(interface name, up) for each RTM_NEWLINK / RTM_DELLINK in a netlink read."""
-    changes = []
-    offset = 0
-    while offset + NLMSG_HEADER.size <= len(data):
-        length, kind, _flags, _seq, _pid = NLMSG_HEADER.unpack_from(data, offset)
-        if length < NLMSG_HEADER.size:
-            break
-        if kind in (RTM_NEWLINK, RTM_DELLINK):
-            body = offset + NLMSG_HEADER.size
-            _family, _type, _index, flags, _change = IFINFOMSG.unpack_from(data, body)
-            position, name = body + IFINFOMSG.size, None
-            while position + RTATTR.size <= offset + length:
-                attr_length, attr_type = RTATTR.unpack_from(data, position)
-                if attr_length < RTATTR.size:
-                    break
-                if attr_type == IFLA_IFNAME:
-                    name = data[position + 4: position + attr_length].split(b"\0", 1)[0].decode()
-                position += (attr_length + 3) & ~3
-            if name is not None:
-                up = kind == RTM_NEWLINK and bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP)
-                changes.append((name, up))
-        offset += (length + 3) & ~3
-    return changes
+    return [(link.name, link.up) for link in parse_links(data) if link.name is not None]
 
 
 class LinkMonitor:

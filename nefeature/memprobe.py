@@ -64,8 +64,7 @@ SIZES = {
     "in_flight": lambda device: sum(len(v) for v in device.backup._in_flight.values()),
     "parked": lambda device: len(device.core._gate),
     "unacked": lambda device: sum(c.pending for c in device.backup.channels.values()),
-    "backup_events": lambda device: len(device.backup_events),
-    "vrrp_events": lambda device: len(device.vrrp_events),
+    "events": lambda device: len(device.recent_events),
     "after_commit": lambda device: len(device.core._gate),
 }
 

@@ -17,7 +17,6 @@ this module only moves bytes and time in and out of it:
 from __future__ import annotations
 
 import asyncio
-import copy
 import gc
 import logging
 import signal
@@ -25,18 +24,9 @@ import socket
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from ipaddress import IPv4Address
 from pathlib import Path
 
-from lxml import etree
-
-from nefeature.backup.hotbackup import (
-    STRICT_WAIT,
-    BatchBackupDone,
-    PeerUnresponsive,
-    ProtectDown,
-    RbpStateChanged,
-)
+from nefeature import service
 from nefeature.backup.transport import ChannelConnector
 from nefeature.config.model import DeviceConfig, build_device_config
 from nefeature.core import (
@@ -53,24 +43,23 @@ from nefeature.core import (
 )
 from nefeature.datastore.datastores import Datastores
 from nefeature.datastore.errors import NetconfError
-from nefeature.datastore.validation import ValidatedConfig, validate_config_text
-from nefeature.datastore.xmlform import to_xml
-from nefeature.dhcp.events import PoolThresholdExceeded
+from nefeature.datastore.startup import load_startup, save_startup
+from nefeature.datastore.validation import ValidatedConfig
 from nefeature.dhcp.journal import LeaseJournal
 from nefeature.dhcp.server import SERVER_PORT, Received
 from nefeature.dhcp.transport import DhcpSockets
+from nefeature.eventlog import log_event
 from nefeature.linkstate import LinkMonitor, link_is_up
-from nefeature.vrrp.router import VrrpSecondMaster, VrrpNewMaster, VrrpStateChanged
 from nefeature.vrrp.transport import (
     EmulatedVrrpLink,
     NoVirtualAddresses,
     RawVrrpLink,
     VirtualAddresses,
+    remove_leftovers,
 )
 
 log = logging.getLogger("nefeature")
 
-STARTUP_FILE = "startup.xml"
 GC_FREEZE_INTERVAL = 10.0  # seconds between moving survivors out of the collector's way
 
 
@@ -87,15 +76,17 @@ class Device:
 
     def __init__(self, validated: ValidatedConfig, state_dir: str | Path,
                  dhcp_port: int = SERVER_PORT, emulated_lan: tuple[str, int] | None = None,
-                 netconf: NetconfSettings | None = None, relay_port: int = SERVER_PORT) -> None:
+                 netconf: NetconfSettings | None = None, relay_port: int = SERVER_PORT,
+                 startup_file: str | Path | None = None) -> None:
         self.state_dir = Path(state_dir)
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.startup_file = None if startup_file is None else Path(startup_file)  # for SIGHUP
         self.netconf_settings = netconf
         self.netconf_server = None
         self.netconf = None  # the NetconfHandler once the server runs
-        self.datastores = Datastores(validated, self.apply_config, self._save_startup,
-                                     startup=self._load_startup())
-        self.datastores.commit_listeners.append(self._config_changed)
+        self.datastores = Datastores(validated, self.apply_config,
+                                     lambda explicit: save_startup(self.state_dir, explicit),
+                                     startup=load_startup(self.state_dir))
         self.emulated_lan = emulated_lan
         self.dhcp_port = dhcp_port
         self.journal = LeaseJournal(self.state_dir / "leases.sqlite")
@@ -107,8 +98,7 @@ class Device:
         self._writing: tuple[int, Future] | None = None  # the journal write in flight
         self._closed = False
         self.connectors: dict[str, ChannelConnector] = {}
-        self.vrrp_events: list = []  # the last events, for the memory probe
-        self.backup_events: list = []
+        self.recent_events: list = []  # the last engine events, for the memory probe
         # On the emulated LAN links exist only here: all up, SIGUSR1 cuts the tracked
         # ones and SIGUSR2 restores them (what `make demo` does to DeviceA's uplink).
         self.emulated_links: dict[str, bool] = {}
@@ -247,7 +237,13 @@ class Device:
             virtual = self._virtual[output.key] = (
                 NoVirtualAddresses() if self.emulated_lan or output.interface_address is None
                 else VirtualAddresses(output.linux_name, output.interface_address))
-        (virtual.add if output.present else virtual.remove)(output.addresses)
+        if output.present:
+            virtual.add(output.addresses, output.virtual_mac)
+        else:
+            virtual.remove(output.addresses)
+        if output.group_gone:
+            del self._virtual[output.key]
+            virtual.close()
 
     def _watch(self, names: frozenset[str]) -> None:
         if self.emulated_lan:
@@ -259,10 +255,12 @@ class Device:
             self._monitor.watch(names)
         self._open_links()
 
-    def _link_states(self) -> dict[str, bool]:
-        names = {self.core.linux_name[r.group.interface] for r in self.core.vrrp.values()}
-        names |= {self.core.linux_name[t.interface] for r in self.core.vrrp.values()
-                  for t in r.group.tracks}
+    def _link_states(self, config: DeviceConfig | None = None) -> dict[str, bool]:
+        """Up or down, now, for every link the configuration's VRRP groups use."""
+        config = config or self.core.config
+        linux = {i.name: i.linux_name for i in config.interfaces}
+        names = {linux[g.interface] for g in config.vrrp_groups}
+        names |= {linux[t.interface] for g in config.vrrp_groups for t in g.tracks}
         if self.emulated_lan:
             return {name: self.emulated_links.get(name, True) for name in names}
         return {name: link_is_up(name) for name in names}
@@ -288,59 +286,18 @@ class Device:
         for connector in self.connectors.values():
             connector.close()
         self.connectors = {}
-        for service in services:
-            connector = ChannelConnector(self._loop, service, self)
-            self.connectors[service.name] = connector
+        for rbs in services:
+            connector = ChannelConnector(self._loop, rbs, self)
+            self.connectors[rbs.name] = connector
             self._loop.create_task(connector.start())
 
     def _on_event(self, event) -> None:
-        """Log an engine event and send its NETCONF notification."""
-        if isinstance(event, VrrpStateChanged):
-            log.info("VRRP %s vrid %d: %s -> %s (%s)", event.interface, event.vrid,
-                     event.old.value, event.new.value, event.reason)
-        elif isinstance(event, VrrpNewMaster):
-            log.info("VRRP %s vrid %d: new master %s (%s)", event.interface, event.vrid,
-                     IPv4Address(event.master_ip), event.reason)
-            self._notify("nefeature-vrrp", "vrrp-new-master-event", [
-                ("interface", event.interface), ("vrid", str(event.vrid)),
-                ("master-ip-address", str(IPv4Address(event.master_ip))),
-                ("new-master-reason", event.reason)])
-        elif isinstance(event, VrrpSecondMaster):
-            log.info("VRRP %s vrid %d: master %s of lower priority %d heard: advertising and"
-                     " announcing the virtual addresses", event.interface, event.vrid,
-                     IPv4Address(event.other_master), event.other_priority)
-        elif isinstance(event, PoolThresholdExceeded):
-            log.warning("pool %s: %d of %d addresses in use (threshold %d)", event.pool,
-                        event.allocated, event.total, event.threshold_addresses)
-            self._notify("nefeature-dhcp-server", "address-pool-utilization-threshold-exceeded", [
-                ("pool-name", event.pool), ("total-pool-addresses", str(event.total)),
-                ("max-allocated-addresses", str(event.threshold_addresses)),
-                ("allocated-address-count", str(event.allocated))])
-        elif isinstance(event, ProtectDown):
-            log.info("remote backup %s: %s (%s)", event.service,
-                     "protected: peer connected" if event.resumed else "protect down",
-                     event.reason)
-            self._notify("nefeature-rbs", "rbs-protect-down-resume" if event.resumed
-                         else "rbs-protect-down", [("rbs-name", event.service),
-                                                    ("protect-type", "dhcp-server"),
-                                                    ("reason", event.reason)])
-        elif isinstance(event, PeerUnresponsive):
-            log.warning("remote backup %s: the peer acknowledged nothing for %.1f s: %d "
-                        "DHCPACK(s) sent without its copy", event.service, STRICT_WAIT,
-                        event.replies)
-        elif isinstance(event, BatchBackupDone):
-            log.info("remote backup profile %s: batch backup of %d leases %s", event.profile,
-                     event.leases, "sent" if event.sent else "received")
-        elif isinstance(event, RbpStateChanged):
-            log.info("remote backup profile %s: %s -> %s", event.profile, event.old, event.new)
-            self._notify("nefeature-rbs", "rbp-state-change", [
-                ("profile-name", event.profile), ("old-state", event.old),
-                ("new-state", event.new), ("reason", event.reason)])
-        events = self.vrrp_events if isinstance(
-            event, (VrrpStateChanged, VrrpNewMaster, VrrpSecondMaster)) \
-            else self.backup_events
-        events.append(event)
-        del events[:-1000]
+        """Log an engine event and hand it to the NETCONF server for its notifications."""
+        log_event(event)
+        if self.netconf is not None:
+            self.netconf.publish(event)
+        self.recent_events.append(event)
+        del self.recent_events[:-1000]
 
     # --- the one timer ---
 
@@ -375,6 +332,8 @@ class Device:
         self._freeze_heap()
         direct = [i.linux_name for i in self.core.config.interfaces if i.dhcp_server]
         self.sockets = DhcpSockets(loop, self.on_dhcp_batch, direct, port=self.dhcp_port)
+        if not self.emulated_lan:  # what a previous run that died as master left behind
+            remove_leftovers({self.core.linux_name[name] for name, _ in self.core.vrrp})
         self._input(self.core.start, self._link_states())
         if self.netconf_settings is not None:
             from nefeature.netconf.server import start_server
@@ -386,12 +345,14 @@ class Device:
             log.info("NETCONF over SSH on %s port %d", settings.host, self.netconf_server.port)
         for signum in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(signum, self._stopped.set)
+        loop.add_signal_handler(signal.SIGHUP, self.reload_startup)
         if self.emulated_lan:
             loop.add_signal_handler(signal.SIGUSR1, self.set_emulated_tracked_links, False)
             loop.add_signal_handler(signal.SIGUSR2, self.set_emulated_tracked_links, True)
         log.info("serving DHCP on port %d (direct on %s), %d leases loaded; %d VRRP group(s)",
                  self.dhcp_port, ", ".join(direct) or "no interface",
                  len(self.core.dhcp.table), len(self.core.vrrp))
+        service.notify("READY=1")
         try:
             await self._stopped.wait()
         finally:
@@ -400,9 +361,17 @@ class Device:
     def stop(self) -> None:
         self._stopped.set()
 
+    def reload_startup(self) -> bool:
+        """SIGHUP: commit the startup configuration again (``nefeature.service``)."""
+        reloaded = service.reload_startup(self.datastores, self.state_dir, self.startup_file)
+        self._arm_timer()
+        return reloaded
+
     def close(self) -> None:
         """Stop cleanly: a VRRP master says priority 0 and drops its virtual IPs; the
-        journal gets what is pending, then the replies waiting for it leave."""
+        journal gets what is pending, then the replies waiting for it leave, and the journal
+        is checkpointed."""
+        service.notify("STOPPING=1")
         if self._timer is not None:
             self._timer.cancel()
         self._closed = True
@@ -432,120 +401,38 @@ class Device:
         self.journal.close()
         log.info("stopped")
 
-    # --- management (NETCONF): called on the loop thread ---
+    # --- management: what nefeature.netconf.device.ManagedDevice asks of a device ---
 
-    def _notify(self, module: str, name: str, leaves: list[tuple[str, str]]) -> None:
-        if self.netconf is None:
-            return
-        from nefeature.datastore.schema import namespaces
+    def now(self) -> float:
+        return time.time()
 
-        namespace = namespaces()[module]
-        element = etree.Element(f"{{{namespace}}}{name}", nsmap={None: namespace})
-        for leaf, value in leaves:
-            etree.SubElement(element, f"{{{namespace}}}{leaf}").text = value
-        self.netconf.notify(element)
+    def protocol_now(self) -> float:
+        return time.monotonic()
 
-    def _config_changed(self, session: int, datastore: str) -> None:
-        """RFC 6470 netconf-config-change after every change of running."""
-        if self.netconf is None:
-            return
-        namespace = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
-        element = etree.Element(f"{{{namespace}}}netconf-config-change", nsmap={None: namespace})
-        changed_by = etree.SubElement(element, f"{{{namespace}}}changed-by")
-        session_object = self.netconf.sessions.get(session)
-        etree.SubElement(changed_by, f"{{{namespace}}}username").text = \
-            getattr(session_object, "username", None) or "system"
-        etree.SubElement(changed_by, f"{{{namespace}}}session-id").text = str(session)
-        etree.SubElement(element, f"{{{namespace}}}datastore").text = datastore
-        self.netconf.notify(element)
-
-    def _load_startup(self) -> dict | None:
-        path = self.state_dir / STARTUP_FILE
-        if not path.exists():
-            return None
-        try:
-            return validate_config_text(path.read_bytes()).explicit
-        except NetconfError as error:
-            log.error("%s is not a valid configuration (%s): ignored", path, error)
-            return None
-
-    def _save_startup(self, explicit: dict) -> None:
-        data = etree.Element("{urn:ietf:params:xml:ns:netconf:base:1.0}config",
-                             nsmap={None: "urn:ietf:params:xml:ns:netconf:base:1.0"})
-        to_xml(explicit, data)
-        path = self.state_dir / STARTUP_FILE
-        temporary = path.with_suffix(".tmp")
-        temporary.write_bytes(etree.tostring(data, pretty_print=True))
-        temporary.replace(path)
-
-    def config_tree(self, source: str, mode: str) -> dict:
-        explicit = self.datastores.content(source)
-        return explicit if mode in ("explicit",) else with_defaults(explicit)
-
-    def state_tree(self, mode: str) -> dict:
-        from nefeature.state import merge_trees, operational_state
-
-        config = self.config_tree("running", mode)
-        tcp_states = {name: c.tcp_state for name, c in self.connectors.items()}
-        core = self.core
-        state = operational_state(core.config, core.dhcp, core.vrrp, core.vrrp_errors,
-                                  self.clock(), core.backup, tcp_states)
-        return merge_trees(copy.deepcopy(config), state)
+    def channel_tcp_states(self) -> dict[str, str]:
+        return {name: connector.tcp_state for name, connector in self.connectors.items()}
 
     def commit(self, session: int, confirmed: bool, timeout: int, persist: str | None,
                persist_id: str | None) -> None:
-        self.datastores.commit(session, self.clock(), confirmed, timeout, persist, persist_id)
+        self.datastores.commit(session, time.time(), confirmed, timeout, persist, persist_id)
         self._arm_timer()
 
     def cancel_commit(self, session: int, persist_id: str | None) -> None:
         self.datastores.cancel_commit(session, persist_id)
 
-    def rpc_reset_statistics(self, session: int, operation) -> None:
+    def reset_statistics(self) -> None:
         self.core.reset_statistics()
-        return None
 
-    def rpc_reset_address_state(self, session: int, operation):
-        from nefeature.datastore.schema import namespaces
-
-        namespace = namespaces()["nefeature-dhcp-server"]
-
-        def text(tag):
-            child = operation.find(f"{{{namespace}}}{tag}")
-            return None if child is None else (child.text or "").strip()
-
-        pool = text("pool-name")
-        if pool not in self.core.dhcp.pools:
-            raise NetconfError("application", "data-missing", f"no pool {pool}",
-                               app_tag="instance-required")
-        start, end = text("start-ip-address"), text("end-ip-address")
-        try:
-            first = int(IPv4Address(start)) if start else None
-            last = int(IPv4Address(end)) if end else None
-        except ValueError as error:
-            raise NetconfError("application", "invalid-value", str(error)) from None
-        count = self.core.reset_addresses(pool, first, last, text("reset-flag"),
-                                          time.monotonic(), time.time())
+    def reset_address_state(self, pool: str, start: int | None, end: int | None,
+                            flag: str | None) -> int:
+        count = self.core.reset_addresses(pool, start, end, flag, time.monotonic(), time.time())
         self._drain()
-        output = etree.Element(f"{{{namespace}}}reset-count", nsmap={None: namespace})
-        output.text = str(count)
-        return output
+        return count
 
-    def rpc_batch_backup_now(self, session: int, operation) -> None:
-        from nefeature.datastore.schema import namespaces
-
-        namespace = namespaces()["nefeature-rbs"]
-        element = operation.find(f"{{{namespace}}}rbs-name")
-        name = None if element is None else (element.text or "").strip()
-        if name not in self.core.channels:
-            raise NetconfError("application", "data-missing",
-                               f"no remote-backup-service {name} with a dhcp-server profile",
-                               app_tag="instance-required")
-        if not self.core.batch_backup_now(name, time.monotonic(), time.time()):
-            raise NetconfError("application", "operation-failed",
-                               f"remote-backup-service {name} is not connected: the batch "
-                               "backup runs when the peer connects")
+    def batch_backup_now(self, service: str) -> bool:
+        started = bool(self.core.batch_backup_now(service, time.monotonic(), time.time()))
         self._drain()
-        return None
+        return started
 
     # --- live apply: the device's half of the two-phase commit ---
 
@@ -564,7 +451,8 @@ class Device:
                         f"interface {interface.name}: Linux interface {interface.linux_name} "
                         "does not exist", path=f'/nefeature-interfaces:interfaces/interface'
                         f'[name="{interface.name}"]') from None
-        changes = self.core.apply_config(old, new, time.monotonic(), time.time())
+        changes = self.core.apply_config(old, new, time.monotonic(), time.time(),
+                                         self._link_states(new))
         if not changes:
             return
         if self.sockets is not None:
@@ -576,12 +464,3 @@ class Device:
         log.info("configuration applied: %d change(s)", changes)
         if self._loop is not None:
             self._drain()
-
-
-def with_defaults(explicit: dict) -> dict:
-    """The configuration with every default filled in (report-all)."""
-    from yangson.enumerations import ContentType
-
-    from nefeature.datastore.schema import data_model
-
-    return data_model().from_raw(explicit).add_defaults(ContentType.config).raw_value()

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-YANG = ROOT / "yang"
+YANG = ROOT / "nefeature" / "yang"
 EXAMPLES = ROOT / "examples"
 MODULE_FILES = [YANG / f"{name}.yang" for name in (
     "nefeature-interfaces", "nefeature-vrrp", "nefeature-rbs", "nefeature-dhcp-server")]

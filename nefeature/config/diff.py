@@ -1,6 +1,6 @@
 """What changed between two configurations, per object, for a transaction.
 
-The two-phase apply (DESIGN.md section 3.4: validate, prepare everywhere,
+The two-phase apply (docs/architecture.md: validate, prepare everywhere,
 then apply or abort) hands each subsystem only the objects that concern it:
 pools to the DHCP engine, VRRP groups to the VRRP routers, services and
 profiles to remote backup.  An object is identified by its ``key``; one

@@ -5,9 +5,12 @@ validation (``nefeature.datastore.validation``), with defaults filled in,
 so nothing here re-checks a constraint: the model is the source of truth.
 What happens here is translation into the terms an engine works in:
 addresses become ``ipaddress`` objects, the two pool dialects become one
-subnet and router list, a lease time becomes seconds, a user option
+subnet and router list, a lease time becomes seconds (with the dialect's
+default when none is configured: 3 days NE, 1 day CE/AR), a user option
 becomes the bytes that go on the wire, a tracked interface becomes a signed
-priority change.
+priority change, a pool bound to a remote-backup-profile without a server
+identifier takes its gateway-list virtual IP.  Layer-2 settings (VLANs,
+switch ports) are carried for completeness; no engine acts on them.
 
 Every collection is a tuple of items with a ``key``; the diff
 (``nefeature.config.diff``) compares items by key.
@@ -16,7 +19,7 @@ Every collection is a tuple of items with a ``key``; the diff
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
@@ -24,6 +27,10 @@ IF = "nefeature-interfaces:"
 VRRP = "nefeature-vrrp:"
 DHCP = "nefeature-dhcp-server:"
 RBS = "nefeature-rbs:"
+
+#: A pool's lease when none is configured, per VRP dialect (nefeature-dhcp-server lease-time).
+DEFAULT_LEASE_DAYS_NE = 3  # 'gateway' pools: NE40E 'lease', default 3 days
+DEFAULT_LEASE_DAYS_CE = 1  # 'network' pools: CE/AR 'lease day', default 1 day
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,10 @@ class Interface:
     shutdown: bool = False
     address: IPv4Interface | None = None
     dhcp_server: bool = False  # 'dhcp server enable' or 'dhcp select global'
+    portswitch: bool = False  # layer 2: stored, carried out by the Linux bridge or switch
+    link_type: str | None = None
+    default_vlan: int | None = None
+    trunk_vlans: tuple[int, ...] = ()
 
     @property
     def key(self) -> str:
@@ -61,6 +72,7 @@ class VrrpGroup:
     preempt_hold_time: int = 0  # seconds
     advertise_interval: int = 100  # centiseconds
     accept_mode: bool = False
+    virtual_mac: bool = True  # RFC 5798 section 7.3 MAC, 00:00:5e:00:01:{vrid}
     virtual_addresses: tuple[IPv4Address, ...] = ()
     tracks: tuple[TrackedInterface, ...] = ()
     recover_delay: int = 0  # seconds, per interface
@@ -172,7 +184,9 @@ class FloodProtection:
 class DeviceConfig:
     """The whole configuration of one device."""
 
-    dhcp_enabled: bool = False
+    dhcp_enabled: bool = True
+    sysname: str = "HUAWEI"
+    vlans: tuple[int, ...] = ()
     flood_protection: FloodProtection = FloodProtection()
     interfaces: tuple[Interface, ...] = ()
     vrrp_groups: tuple[VrrpGroup, ...] = ()
@@ -217,23 +231,43 @@ def build_device_config(raw: dict[str, Any]) -> DeviceConfig:
     interface_entries = raw.get(IF + "interfaces", {}).get("interface", [])
     dhcp = raw.get(DHCP + "dhcp", {})
     rbs = raw.get(RBS + "rbs", {})
+    recover_delay = raw.get(VRRP + "vrrp", {}).get("recover-delay", 0)
+    vrrp_groups = tuple(
+        group for entry in interface_entries for group in _vrrp_groups(entry, recover_delay)
+    )
+    rbs_profiles = tuple(
+        _rbs_profile(entry) for entry in rbs.get("profiles", {}).get("profile", [])
+    )
+    pools = tuple(
+        _pool(entry) for entry in dhcp.get("server", {}).get("ip-pools", {}).get("ip-pool", [])
+    )
     return DeviceConfig(
-        dhcp_enabled=dhcp.get("enable", False),
+        dhcp_enabled=dhcp.get("enable", True),
+        sysname=raw.get(IF + "system", {}).get("sysname", "HUAWEI"),
+        vlans=tuple(sorted(v["vlan-id"] for v in raw.get(IF + "vlans", {}).get("vlan", []))),
         flood_protection=_flood_protection(dhcp.get("server", {}).get("flood-protection", {})),
         interfaces=tuple(_interface(entry) for entry in interface_entries),
-        vrrp_groups=tuple(
-            group for entry in interface_entries for group in _vrrp_groups(entry)
-        ),
-        pools=tuple(
-            _pool(entry) for entry in dhcp.get("server", {}).get("ip-pools", {}).get("ip-pool", [])
-        ),
+        vrrp_groups=vrrp_groups,
+        pools=tuple(_with_virtual_identifier(pool, rbs_profiles, vrrp_groups) for pool in pools),
         rbs_services=tuple(
             _rbs_service(entry) for entry in rbs.get("services", {}).get("service", [])
         ),
-        rbs_profiles=tuple(
-            _rbs_profile(entry) for entry in rbs.get("profiles", {}).get("profile", [])
-        ),
+        rbs_profiles=rbs_profiles,
     )
+
+
+def _with_virtual_identifier(pool: Pool, profiles: tuple[RbsProfile, ...],
+                             groups: tuple[VrrpGroup, ...]) -> Pool:
+    """A backed-up pool without 'server identifier ip' (CE/AR form) identifies itself by
+    its gateway-list address that is a virtual IP of the profile's group (the model's
+    identifier-not-virtual-ip rule guarantees there is one)."""
+    if pool.identifier is not None or pool.backup_profile is None:
+        return pool
+    profile = next((p for p in profiles if p.name == pool.backup_profile), None)
+    group = next((g for g in groups if profile is not None and g.key == profile.vrrp), None)
+    virtual = [router for router in pool.routers
+               if group is not None and router in group.virtual_addresses]
+    return replace(pool, identifier=virtual[0]) if virtual else pool
 
 
 def _interface(entry: dict[str, Any]) -> Interface:
@@ -242,6 +276,7 @@ def _interface(entry: dict[str, Any]) -> Interface:
     if "address" in ipv4:
         address = IPv4Interface(f"{ipv4['address']}/{ipv4['mask']}")
     dhcp = entry.get(DHCP + "dhcp", {})
+    port = entry.get("port", {})
     return Interface(
         name=entry["name"],
         linux_name=entry.get("linux-name", entry["name"]),
@@ -249,10 +284,14 @@ def _interface(entry: dict[str, Any]) -> Interface:
         shutdown=entry.get("shutdown", False),
         address=address,
         dhcp_server=dhcp.get("server-enable") == "enable" or dhcp.get("select") == "global",
+        portswitch=entry.get("portswitch", False),
+        link_type=port.get("link-type"),
+        default_vlan=port.get("default-vlan"),
+        trunk_vlans=tuple(sorted(port.get("trunk-allow-pass-vlan", []))),
     )
 
 
-def _vrrp_groups(entry: dict[str, Any]) -> list[VrrpGroup]:
+def _vrrp_groups(entry: dict[str, Any], system_recover_delay: int = 0) -> list[VrrpGroup]:
     vrrp = entry.get("ipv4", {}).get(VRRP + "vrrp", {})
     groups = []
     for instance in vrrp.get("vrrp-instance", []):
@@ -268,6 +307,7 @@ def _vrrp_groups(entry: dict[str, Any]) -> list[VrrpGroup]:
                 preempt_hold_time=preempt.get("hold-time", 0),
                 advertise_interval=instance.get("advertise-interval-centi-sec", 100),
                 accept_mode=instance.get("accept-mode", False),
+                virtual_mac=instance.get("virtual-mac", True),
                 virtual_addresses=tuple(IPv4Address(a["ipv4-address"]) for a in addresses),
                 tracks=tuple(
                     TrackedInterface(
@@ -278,7 +318,7 @@ def _vrrp_groups(entry: dict[str, Any]) -> list[VrrpGroup]:
                     )
                     for track in tracks
                 ),
-                recover_delay=vrrp.get("recover-delay", 0),
+                recover_delay=vrrp.get("recover-delay", system_recover_delay),
             )
         )
     return groups
@@ -304,9 +344,14 @@ def _pool(entry: dict[str, Any]) -> Pool:
         for b in entry.get("static-binds", {}).get("static-bind", [])
     )
     lease = entry.get("lease-time", {})
-    lease_time = None if "unlimited" in lease else (
-        lease.get("day", 1) * 86400 + lease.get("hour", 0) * 3600 + lease.get("minute", 0) * 60
-    )
+    if "unlimited" in lease:
+        lease_time = None
+    elif "day" not in lease and not lease.get("hour") and not lease.get("minute"):
+        days = DEFAULT_LEASE_DAYS_NE if "gateway" in entry else DEFAULT_LEASE_DAYS_CE
+        lease_time = days * 86400
+    else:
+        lease_time = (lease.get("day", 0) * 86400 + lease.get("hour", 0) * 3600
+                      + lease.get("minute", 0) * 60)
     options = tuple(
         UserOption(o["option-code"], _option_bytes(o))
         for o in entry.get("user-options", {}).get("user-option", [])

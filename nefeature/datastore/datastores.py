@@ -13,6 +13,9 @@ The rules, from RFC 6241:
   holder's session-id) when held, when the candidate has uncommitted
   changes (8.3.5.1), or on running during another session's confirmed
   commit (7.5);
+* a candidate locked by another session also refuses <commit>: its content
+  is the holder's pending edits, which only the holder may commit (the VRP
+  shell keeps its uncommitted lines private this way);
 * commit (8.3.4) validates the candidate against YANG, then hands old and
   new configuration to ``apply`` (the device's two-phase transaction: it
   either applies everything or raises and changes nothing);
@@ -120,6 +123,33 @@ class Datastores:
             if in_step:
                 self.candidate = copy.deepcopy(validated.explicit)
 
+    # Off the event loop: an edit of the candidate is computed and validated on the
+    # caller's thread from the content it saw (both pure), then installed on the loop
+    # only if the candidate is still that content (else it is done again there).
+
+    @staticmethod
+    def prepare_edit(base: dict, config: etree._Element, default_operation: str,
+                     test_option: str) -> tuple[dict, ValidatedConfig | None]:
+        """The candidate after the edit, and its validation (pure; raises NetconfError)."""
+        if default_operation not in ("merge", "replace", "none"):
+            raise NetconfError("protocol", "invalid-value",
+                               f"default-operation {default_operation}")
+        edited = apply_edit(base, config, default_operation)
+        validated = validate_raw(edited) if test_option in ("test-then-set",
+                                                            "test-only") else None
+        return edited, validated
+
+    def install_candidate_edit(self, session: int, base: dict, edited: dict,
+                               validated: ValidatedConfig | None, test_option: str) -> bool:
+        """Install a prepared edit of the candidate; False if the candidate changed since."""
+        self._check_lock(session, "candidate")
+        if self.candidate is not base:
+            return False
+        if test_option != "test-only":
+            self.candidate = edited
+            self._candidate_validated = validated
+        return True
+
     def validate(self, session: int, source: str | None = None,
                  config: etree._Element | None = None) -> None:
         if config is not None:
@@ -131,6 +161,7 @@ class Datastores:
                timeout: int = DEFAULT_CONFIRM_TIMEOUT, persist: str | None = None,
                persist_id: str | None = None) -> None:
         self._check_lock(session, "running")
+        self._check_lock(session, "candidate")
         pending = self.confirmed
         if pending is not None:
             if pending.persist is not None and persist_id != pending.persist:
@@ -155,6 +186,30 @@ class Datastores:
                 deadline=now + timeout, session=session, persist=persist)
         else:
             self.confirmed = None  # a confirming commit (or none was pending)
+
+    def reload(self, validated: ValidatedConfig, session: int = 0) -> bool:
+        """Make a reloaded startup configuration running, as the system's commit (SIGHUP).
+
+        The same install as commit: two-phase apply, commit listeners.  Refused
+        with in-use while a session locks running or has a confirmed commit
+        pending (its rollback point would be lost).  A candidate nobody edited
+        follows running; edits in progress are kept.  Returns whether running
+        changed.
+        """
+        self._check_lock(session, "running")
+        if self.confirmed is not None:
+            raise NetconfError("protocol", "in-use",
+                               f"session {self.confirmed.session} has a confirmed commit "
+                               "pending: confirm or cancel it first",
+                               info=(ErrorInfo("session-id", str(self.confirmed.session)),))
+        changed = validated.explicit != self.running.explicit
+        if changed:
+            in_step = not self.candidate_modified
+            self._install(validated, session)
+            if in_step:
+                self.candidate = copy.deepcopy(validated.explicit)
+        self.startup = copy.deepcopy(validated.explicit)
+        return changed
 
     def cancel_commit(self, session: int, persist_id: str | None = None) -> None:
         pending = self.confirmed

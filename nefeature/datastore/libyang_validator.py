@@ -1,6 +1,6 @@
 """libyang decides whether a configuration is valid; yangson explains why not.
 
-Both validators read the same modules in ``yang/`` (DESIGN.md section 3.3:
+Both validators read the same modules in ``nefeature/yang/`` (docs/architecture.md:
 the model is the single source of truth), and neither holds a rule of its
 own.  They differ in speed and in what their errors say.  libyang (C, the
 PyPI binding ``libyang==2.8.0`` built against Debian 12's libyang 2.1)

@@ -1,6 +1,6 @@
 """Validate configuration XML against the YANG model, with NETCONF errors.
 
-Input is instance data in either of the two forms DESIGN.md section 5
+Input is instance data in either of the two forms docs/architecture.md
 allows: the top-level nodes of our modules side by side (what
 ``yanglint -t config`` reads), or the same nodes inside a NETCONF
 ``<config>`` element.  yangson parses and validates it (defaults added
@@ -43,6 +43,7 @@ import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from lxml import etree
@@ -62,6 +63,7 @@ from yangson.instance import RootNode
 from yangson.instvalue import ArrayValue, ObjectValue
 from yangson.schemanode import ChoiceNode
 
+from nefeature.config.model import DeviceConfig, build_device_config
 from nefeature.datastore import libyang_validator
 from nefeature.datastore.errors import ErrorInfo, NetconfError
 from nefeature.datastore.schema import data_model
@@ -147,6 +149,16 @@ def validate_config(config: etree._Element) -> ValidatedConfig:
         ) from None
     except RawDataError as error:
         raise _raw_error(config, error) from None
+    if libyang_validator.available():
+        # yangson keeps a value its type rejects in the instance but leaves it out of
+        # raw_value(), so libyang would judge a configuration without it: check types
+        # here (cheap; the costly rules are the semantic ones libyang judges).
+        try:
+            instance.validate(ValidationScope.syntax, ContentType.config)
+        except ValidationError as error:
+            raise _validation_error(error) from None
+        except (TypeError, YangsonException):
+            pass  # not a type error: libyang and yangson judge it below
     return _validate(instance.raw_value(), lambda: instance)
 
 
@@ -500,3 +512,15 @@ def _element_text(config: etree._Element, pointer: str) -> str:
     steps = _walk(config, pointer)
     element = steps[-1][0] if steps else None
     return "" if element is None else (element.text or "").strip()
+
+
+def load_config(data: str | bytes) -> DeviceConfig:
+    """Validate instance XML (bare or in <config>) and build its DeviceConfig.
+
+    Raises NetconfError on the first violation of the model.
+    """
+    return build_device_config(validate_config_text(data).raw)
+
+
+def load_config_file(path: str | Path) -> DeviceConfig:
+    return load_config(Path(path).read_bytes())

@@ -18,9 +18,10 @@ import copy
 from typing import Any
 
 from lxml import etree
+from yangson.datatype import IdentityrefType
 from yangson.schemanode import InternalNode, LeafListNode, LeafNode, ListNode
 
-from nefeature.datastore.schema import data_model, namespaces
+from nefeature.datastore.schema import namespaces, served_model
 
 WITH_DEFAULTS_NS = "urn:ietf:params:xml:ns:netconf:default:1.0"
 WD_DEFAULT = f"{{{WITH_DEFAULTS_NS}}}default"
@@ -42,13 +43,13 @@ def _is_default(schema_node: LeafNode, value: Any) -> bool:
 
 def to_xml(tree: dict, parent: etree._Element, mode: str = "explicit") -> etree._Element:
     """Append ``tree`` (JSON form, top-level members module-qualified) under ``parent``."""
-    _write(tree, parent, data_model().schema, None, mode, namespaces())
+    _write(tree, parent, served_model().schema, None, mode, namespaces())
     return parent
 
 
 def _write(tree: dict, parent: etree._Element, schema_parent: Any, module: str | None,
            mode: str, module_namespaces: dict[str, str]) -> None:
-    for schema_node in schema_parent.data_children():
+    for schema_node in _children_in_order(schema_parent):
         member = schema_node.name if schema_node.ns == module else f"{schema_node.ns}:{schema_node.name}"
         if member not in tree:
             continue
@@ -56,7 +57,11 @@ def _write(tree: dict, parent: etree._Element, schema_parent: Any, module: str |
         namespace = module_namespaces[schema_node.ns]
         tag = f"{{{namespace}}}{schema_node.name}"
         nsmap = None if schema_node.ns == module else {None: namespace}
-        if isinstance(schema_node, ListNode):
+        if isinstance(schema_node, ListNode) and hasattr(value, "marker"):
+            # A list streamed into the reply by its producer (nefeature.state.LeaseEntries).
+            parent.append(etree.Comment(value.marker))
+            value.annotate(parent)
+        elif isinstance(schema_node, ListNode):
             entries = value
             if not schema_node.user_ordered:
                 keys = [k for k, _ in schema_node.keys]
@@ -71,8 +76,12 @@ def _write(tree: dict, parent: etree._Element, schema_parent: Any, module: str |
             default = _is_default(schema_node, value)
             if default and mode == "trim":
                 continue
+            text = _text(value)
+            if isinstance(schema_node.type, IdentityrefType):
+                text, declaration = _identity_text(value)
+                nsmap = {None: namespace, **(nsmap or {}), **declaration}  # tag unprefixed
             element = etree.SubElement(parent, tag, nsmap=nsmap)
-            element.text = _text(value)
+            element.text = text
             if default and mode == "report-all-tagged":
                 element.set(WD_DEFAULT, "true")
         elif isinstance(schema_node, InternalNode):
@@ -80,6 +89,28 @@ def _write(tree: dict, parent: etree._Element, schema_parent: Any, module: str |
             _write(value, element, schema_node, schema_node.ns, mode, module_namespaces)
             if len(element) == 0 and not schema_node.presence:
                 parent.remove(element)  # an empty non-presence container says nothing
+
+
+def _identity_text(value: str) -> tuple[str, dict[str, str]]:
+    """An identityref's JSON form 'module:identity' as XML 'prefix:identity' and the
+    declaration of that prefix (RFC 7950 9.10.3)."""
+    from nefeature.datastore.schema import modules
+
+    module, _, identity = value.rpartition(":")
+    info = next((m for m in modules() if m.name == module), None)
+    if info is None:
+        return value, {}
+    return f"{info.prefix}:{identity}", {info.prefix: info.namespace}
+
+
+def _children_in_order(schema_parent: Any) -> list:
+    """Schema order, except that a list entry's keys come first (RFC 7950 7.8.5)."""
+    children = schema_parent.data_children()
+    if isinstance(schema_parent, ListNode):
+        keys = [name for name, _ in schema_parent.keys]
+        children = sorted(children, key=lambda c: keys.index(c.name) if c.name in keys
+                          else len(keys))
+    return children
 
 
 def canonical_bytes(element: etree._Element) -> bytes:

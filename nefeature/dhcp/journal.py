@@ -11,20 +11,39 @@ WAL without fsync: a committed lease survives the process being killed
 
 Checkpoints (copying the WAL into the database, with its fsyncs) run on a
 thread of their own, and the WAL is kept bounded: see ``checkpoint``.
+Closing checkpoints everything, so a cleanly stopped device leaves one
+file and no WAL.
+
+The layout carries a schema version (SQLite's ``user_version``; 0 is the
+layout from before versions).  Opening a journal of an older layout
+migrates it in place, in one transaction, after copying it to
+``leases.sqlite.schema-N.bak`` (the way back to the release that wrote it);
+a journal of a newer layout than this release knows is refused
+(:class:`JournalTooNew`) before anything is written to it, with the release
+that wrote it in the message.  The table ``journal_info`` records that
+release.  Every layout change adds one step to ``MIGRATIONS``.
 """
 
 from __future__ import annotations
 
+import logging
 import sqlite3
 import threading
 from pathlib import Path
 
+from nefeature import __version__
+
 from nefeature.dhcp.leases import Lease, LeaseState
+
+log = logging.getLogger(__name__)
 
 #: WAL frames (one per page written, 4 KiB each) after which the WAL is started over.
 WAL_RESTART_FRAMES = 8192
 
-SCHEMA = """
+#: The layout this release writes (``PRAGMA user_version``).
+SCHEMA_VERSION = 1
+
+LEASES_TABLE = """
 CREATE TABLE IF NOT EXISTS leases (
     address          INTEGER PRIMARY KEY,
     pool             TEXT NOT NULL,
@@ -40,9 +59,24 @@ CREATE TABLE IF NOT EXISTS leases (
     static           INTEGER NOT NULL
 )
 """
+INFO_TABLE = """
+CREATE TABLE IF NOT EXISTS journal_info (
+    key   TEXT PRIMARY KEY,
+    value TEXT NOT NULL
+)
+"""
+#: MIGRATIONS[n]: the statements that turn layout n into layout n + 1.
+MIGRATIONS: dict[int, tuple[str, ...]] = {
+    0: (INFO_TABLE,),  # 0 -> 1: record which release wrote the journal
+}
+WRITTEN_BY = f"nefeature {__version__}"
 COLUMNS = ("address", "pool", "client", "hardware_address", "state", "start", "expiry",
            "client_id", "hostname", "option82", "origin", "static")
 UPSERT = f"INSERT OR REPLACE INTO leases ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
+
+
+class JournalTooNew(Exception):
+    """The journal has a newer layout than this release reads; the message says what to do."""
 
 
 class LeaseJournal:
@@ -51,14 +85,66 @@ class LeaseJournal:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
         self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.execute(SCHEMA)
+        try:
+            #: the layout version the file had when opened (None: a new journal)
+            self.found_version = self._open_layout()
+        except BaseException:
+            self._db.close()
+            raise
         self.commits = 0
         self.wal_restart_frames = WAL_RESTART_FRAMES
         self._checkpoints: sqlite3.Connection | None = None  # the checkpointer's connection
         self._checkpointer: threading.Thread | None = None
         self._stop = threading.Event()
+
+    def _open_layout(self) -> int | None:
+        """Check the layout's version, create or migrate it; the version found (None: new)."""
+        found = self._db.execute("PRAGMA user_version").fetchone()[0]
+        if found > SCHEMA_VERSION:
+            raise JournalTooNew(
+                f"{self.path}: lease journal schema {found}, written by {self._written_by()}; "
+                f"this is nefeature {__version__}, which reads schema {SCHEMA_VERSION} at most. "
+                "Run the newer release, or restore the copy of the journal made before the "
+                "upgrade (docs/operations.md)")
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        fresh = self._db.execute(
+            "SELECT count(*) FROM sqlite_master WHERE name = 'leases'").fetchone()[0] == 0
+        if not fresh and found < SCHEMA_VERSION:
+            backup = self.path.with_name(f"{self.path.name}.schema-{found}.bak")
+            copy = sqlite3.connect(backup)
+            try:
+                self._db.backup(copy)
+            finally:
+                copy.close()
+            log.info("%s: lease journal schema %d, migrating to %d (the old journal is copied "
+                     "to %s)", self.path, found, SCHEMA_VERSION, backup)
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            if fresh:
+                for statement in (LEASES_TABLE, INFO_TABLE):
+                    self._db.execute(statement)
+            else:
+                for version in range(found, SCHEMA_VERSION):
+                    for statement in MIGRATIONS[version]:
+                        self._db.execute(statement)
+            self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            self._db.execute("INSERT OR REPLACE INTO journal_info VALUES ('written-by', ?)",
+                             (WRITTEN_BY,))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        return None if fresh else found
+
+    def _written_by(self) -> str:
+        """The release a journal says wrote it (layouts from 1 on record it)."""
+        try:
+            row = self._db.execute(
+                "SELECT value FROM journal_info WHERE key = 'written-by'").fetchone()
+        except sqlite3.Error:
+            row = None
+        return row[0] if row else "an unknown release"
 
     def checkpoint_in_background(self, interval: float = 2.0) -> None:
         """Move WAL checkpoints (and their fsync) off the caller's thread.
@@ -138,9 +224,52 @@ class LeaseJournal:
         return self._db.execute("PRAGMA integrity_check").fetchone()[0]
 
     def close(self) -> None:
+        """Stop the checkpointer, copy the whole WAL into the database, close."""
         self._stop.set()
         if self._checkpointer is not None:
             self._checkpointer.join(timeout=10)
         if self._checkpoints is not None:
             self._checkpoints.close()
+        self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         self._db.close()
+
+
+def open_read_only(path: str | Path) -> sqlite3.Connection:
+    """A connection that can neither write nor migrate (safe beside a running device)."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(2, "No such file or directory", str(path))
+    return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+
+
+def describe(path: str | Path) -> dict:
+    """What ``nefeature journal info`` prints: layout, writer, leases by state, integrity."""
+    db = open_read_only(path)
+    try:
+        version = db.execute("PRAGMA user_version").fetchone()[0]
+        try:
+            written_by = db.execute(
+                "SELECT value FROM journal_info WHERE key = 'written-by'").fetchone()
+        except sqlite3.OperationalError:  # layout 0 has no journal_info
+            written_by = None
+        states = dict(db.execute("SELECT state, count(*) FROM leases GROUP BY state ORDER BY "
+                                 "state").fetchall())
+        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        db.close()
+    return {"schema": version, "readable": version <= SCHEMA_VERSION,
+            "written-by": written_by[0] if written_by else "unknown", "leases": states,
+            "integrity": integrity}
+
+
+def backup(path: str | Path, destination: str | Path) -> int:
+    """Copy the journal, consistent even while a device writes it (SQLite's online backup);
+    returns the number of leases copied."""
+    source = open_read_only(path)
+    target = sqlite3.connect(destination)
+    try:
+        source.backup(target)
+        return target.execute("SELECT count(*) FROM leases").fetchone()[0]
+    finally:
+        target.close()
+        source.close()

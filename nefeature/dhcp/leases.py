@@ -4,7 +4,11 @@ A :class:`Lease` is immutable; every change replaces it.  The table indexes
 leases by address, by (pool, client key), where the client key is the
 client identifier (option 61) when the client sends one, else the hardware
 address (RFC 2131 section 4.2), and by pool, so that a commit changing one
-pool's addresses looks at that pool's leases only.  A lease whose client has
+pool's addresses looks at that pool's leases only.  For management reads it
+also keeps secondary indexes (hardware address, client identifier, Option 82
+circuit-id -> addresses) and per-pool counts of leases by state, each kept
+up to date in O(1) per change, so that a NETCONF <get> of one client's lease
+or of a pool's usage never scans the table.  A lease whose client has
 gone (released or expired) stays in the table until its address goes to
 someone else, so the client gets the same address back (RFC 2131 section
 4.3.1).
@@ -76,14 +80,21 @@ class Lease:
 class LeaseTable:
     """Leases by address, by client and by pool, plus the expiry schedule.
 
-    Invariant: ``by_pool[p]`` is exactly the set of addresses ``a`` with
-    ``by_address[a].pool == p`` (a pool without leases has no entry).
+    Invariants: ``by_pool[p]`` is exactly the set of addresses ``a`` with
+    ``by_address[a].pool == p`` (a pool without leases has no entry); the
+    same holds for ``by_mac`` (hardware address), ``by_client_id`` and
+    ``by_circuit_id``; ``state_counts[p][s]`` is the number of leases of
+    pool ``p`` in state ``s``.
     """
 
     def __init__(self) -> None:
         self.by_address: dict[int, Lease] = {}
         self.by_client: dict[tuple[str, bytes], int] = {}
         self.by_pool: defaultdict[str, set[int]] = defaultdict(set)
+        self.by_mac: dict[bytes, set[int]] = {}
+        self.by_client_id: dict[bytes, set[int]] = {}
+        self.by_circuit_id: dict[bytes, set[int]] = {}
+        self.state_counts: defaultdict[str, Counter[LeaseState]] = defaultdict(Counter)
         self.pending: dict[int, Lease | None] = {}
         self.offers_in_flight: Counter[str] = Counter()  # per pool: offers awaiting a REQUEST
         self._deadlines: list[tuple[float, int]] = []  # (expiry, address); stale entries skipped
@@ -106,6 +117,8 @@ class LeaseTable:
             self._forget_client(previous)
         if previous is not None and previous.pool != lease.pool:
             self._unindex(previous.pool, lease.address)
+        if previous is not None:
+            self._drop_secondary(previous)
         old_address = self.by_client.get((lease.pool, lease.client))
         if old_address is not None and old_address != lease.address:
             self.remove(old_address)
@@ -116,6 +129,7 @@ class LeaseTable:
         self.by_address[lease.address] = lease
         self.by_client[(lease.pool, lease.client)] = lease.address
         self.by_pool[lease.pool].add(lease.address)
+        self._add_secondary(lease)
         if lease.expiry is not None and lease.state in HOLDING:
             heapq.heappush(self._deadlines, (lease.expiry, lease.address))
         if journal and lease.state is not LeaseState.OFFERED:
@@ -128,6 +142,7 @@ class LeaseTable:
         if lease is not None:
             self._forget_client(lease)
             self._unindex(lease.pool, address)
+            self._drop_secondary(lease)
             if lease.state is LeaseState.OFFERED:
                 self.offers_in_flight[lease.pool] -= 1
             else:
@@ -143,6 +158,33 @@ class LeaseTable:
         addresses.discard(address)
         if not addresses:
             del self.by_pool[pool]
+
+    def _add_secondary(self, lease: Lease) -> None:
+        address = lease.address
+        self.by_mac.setdefault(lease.hardware_address, set()).add(address)
+        if lease.client_id:
+            self.by_client_id.setdefault(lease.client_id, set()).add(address)
+        if lease.option82:
+            circuit = lease.circuit_id
+            if circuit:
+                self.by_circuit_id.setdefault(circuit, set()).add(address)
+        self.state_counts[lease.pool][lease.state] += 1
+
+    def _drop_secondary(self, lease: Lease) -> None:
+        address = lease.address
+        _discard(self.by_mac, lease.hardware_address, address)
+        if lease.client_id:
+            _discard(self.by_client_id, lease.client_id, address)
+        if lease.option82:
+            circuit = lease.circuit_id
+            if circuit:
+                _discard(self.by_circuit_id, circuit, address)
+        counts = self.state_counts[lease.pool]
+        counts[lease.state] -= 1
+        if not counts[lease.state]:
+            del counts[lease.state]
+            if not counts:
+                del self.state_counts[lease.pool]
 
     def next_expiry(self) -> float | None:
         """Earliest expiry of an offered, bound or declined lease."""
@@ -165,3 +207,11 @@ class LeaseTable:
     def take_pending(self) -> dict[int, Lease | None]:
         pending, self.pending = self.pending, {}
         return pending
+
+
+def _discard(index: dict[bytes, set[int]], value: bytes, address: int) -> None:
+    addresses = index.get(value)
+    if addresses is not None:
+        addresses.discard(address)
+        if not addresses:
+            del index[value]

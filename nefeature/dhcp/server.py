@@ -9,8 +9,8 @@ replies to send; it never touches a socket or a clock.  Its inputs:
 
 Durability is the caller's half of the contract: a reply marked ``durable``
 carries a binding that must be in the journal before the reply leaves, so
-the caller commits ``table.take_pending()`` first and then sends (DESIGN.md
-section 4, "a lease is written before its ACK leaves").  Lease events
+the caller commits ``table.take_pending()`` first and then sends (docs/architecture.md,
+"a lease is written before its ACK leaves").  Lease events
 (``nefeature.dhcp.events``) accumulate in ``events`` for whoever consumes
 them (the sync engine).
 
@@ -370,10 +370,15 @@ class DhcpServer:
                   "used": {LeaseState.BOUND}}.get(state or "", set(LeaseState) - {
                       LeaseState.OFFERED})
         last = start if end is None else end
+        candidates = self.table.addresses_in(pool)  # the pool's index, not the whole table
+        if start is not None and last - start + 1 < len(candidates):
+            candidates = range(start, last + 1)
         count = 0
-        for address in list(self.table.addresses_in(pool)):
-            lease = self.table.by_address[address]
-            if (start is None or start <= address <= last) and lease.state in wanted:
+        for address in list(candidates):
+            lease = self.table.by_address.get(address)
+            if lease is None or lease.pool != pool or lease.state not in wanted:
+                continue
+            if start is None or start <= address <= last:
                 self.table.remove(address)
                 self.pools[pool].addresses.free(address)
                 self.events.append(LeaseRemoved(lease))

@@ -26,17 +26,16 @@ import logging
 import socket
 import struct
 from collections.abc import Callable
-from pathlib import Path
 
 from nefeature.dhcp.server import BROADCAST, CLIENT_PORT, SERVER_PORT, Received, Reply
-from nefeature.inet import checksum
+from nefeature.inet import attach_filter, checksum, interface_mac
+from nefeature.vrrp.transport import lan_interface_of
 
 log = logging.getLogger(__name__)
 
 BATCH = 256
 IP_PKTINFO = 8  # Linux <netinet/in.h>; not exported by the socket module in 3.11
 SO_RCVBUFFORCE = 33
-SO_ATTACH_FILTER = 26
 ETH_P_IP = 0x0800
 PKTINFO = struct.Struct("=I4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
 RECEIVE_BUFFER = 4 * 1024 * 1024
@@ -60,15 +59,6 @@ BPF_DIRECT_DHCP = [
 ]
 
 
-def _attach_filter(sock: socket.socket, program: list[tuple[int, int, int, int]]) -> None:
-    import ctypes
-
-    code = b"".join(struct.pack("HBBI", *instruction) for instruction in program)
-    buffer = ctypes.create_string_buffer(code)
-    fprog = struct.pack("HL", len(program), ctypes.addressof(buffer))
-    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
-
-
 def ipv4_udp_frame(source_mac: bytes, reply: Reply) -> bytes:
     """Ethernet + IPv4 + UDP (port 67 -> 68) around a reply, checksums included."""
     udp_length = 8 + len(reply.data)
@@ -83,11 +73,6 @@ def ipv4_udp_frame(source_mac: bytes, reply: Reply) -> bytes:
     return reply.mac + source_mac + b"\x08\x00" + ip_header + udp_header + reply.data
 
 
-def _interface_mac(name: str) -> bytes:
-    text = Path(f"/sys/class/net/{name}/address").read_text().strip()
-    return bytes.fromhex(text.replace(":", ""))
-
-
 class DhcpSockets:
     """Opens the sockets, feeds batches of :class:`Received`, sends :class:`Reply`."""
 
@@ -98,7 +83,6 @@ class DhcpSockets:
         self._loop = loop
         self._on_batch = on_batch
         self._raw: dict[str, tuple[socket.socket, bytes]] = {}
-        self._raw_ifindexes: set[int] = set()
         self._interface_names: dict[int, str] = {}
         self._pktinfo: dict[int, bytes] = {}
         self.udp = self._open_udp(listen_address, port)
@@ -110,8 +94,7 @@ class DhcpSockets:
                 log.error("no raw socket on %s (%s): directly attached clients there get no"
                           " answer", name, error)
                 continue
-            self._raw[name] = (raw, _interface_mac(name))
-            self._raw_ifindexes.add(socket.if_nametoindex(name))
+            self._raw[name] = (raw, interface_mac(name))
             loop.add_reader(raw.fileno(), self._read_raw, name, raw)
 
     @staticmethod
@@ -129,7 +112,7 @@ class DhcpSockets:
     def _open_raw(name: str) -> socket.socket:
         # Protocol 0 receives nothing until bind(), so no frame slips past the filter.
         sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
-        _attach_filter(sock, BPF_DIRECT_DHCP)
+        attach_filter(sock, BPF_DIRECT_DHCP)
         _grow_receive_buffer(sock)
         sock.bind((name, ETH_P_IP))
         sock.setblocking(False)
@@ -150,20 +133,22 @@ class DhcpSockets:
                 if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
                     ifindex, _spec_dst, destination = PKTINFO.unpack_from(value)
             giaddr_set = len(data) >= 28 and data[24:28] != b"\x00\x00\x00\x00"
-            if not giaddr_set and ifindex in self._raw_ifindexes:
-                continue  # a direct client: its raw socket has the same packet
             interface = self._interface_names.get(ifindex)
             if interface is None and ifindex:
                 interface = self._interface_name(ifindex)
+            if not giaddr_set and interface in self._raw:
+                continue  # a direct client: its raw socket has the same packet
             batch.append(Received(data, interface, destination != b"\xff\xff\xff\xff"))
         if batch:
             self._on_batch(batch)
 
     def _interface_name(self, ifindex: int) -> str | None:
         """ifindex -> name, looked up once (an ioctl per datagram would cost more than
-        the DHCP logic)."""
+        the DHCP logic).  A VRRP virtual-MAC interface stands for the LAN under it:
+        a unicast to the virtual MAC arrives on it, and the raw socket of the LAN
+        sees the same frame."""
         try:
-            name = socket.if_indextoname(ifindex)
+            name = lan_interface_of(socket.if_indextoname(ifindex))
         except OSError:
             return None
         self._interface_names[ifindex] = name

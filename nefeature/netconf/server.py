@@ -2,10 +2,22 @@
 
 SSH, framing and session threads come from the PyPI ``netconf`` package
 (fixed in ``compat``); everything a client sees is decided here.  Each
-<rpc> arrives on its session's thread; the handler parses it, runs the
-operation on the asyncio loop that owns the device (``call_in_loop``), so
+<rpc> arrives on its session's thread; the handler parses it and runs what
+touches the device on the asyncio loop that owns it (``call_in_loop``), so
 datastores and engines are only ever touched from one thread, and writes
-one <rpc-reply> carrying every attribute of the <rpc> (RFC 6241 4.2).
+one <rpc-reply> carrying every attribute of the <rpc> (RFC 6241 4.2).  The
+device is seen through ``nefeature.netconf.device.ManagedDevice`` only.
+
+The data plane has priority.  What runs on the loop for a <get> is short:
+the state the subtree filter can reach (``nefeature.state``: counters,
+per-pool counts, index look-ups) and, for the lease table, a snapshot of
+the immutable lease objects.  Merging with the configuration, filtering,
+serializing and sending happen on the session's thread, the lease entries
+streamed in pieces (``compat.NetconfSession.send_parts``).  The process's
+GIL switch interval is lowered to SWITCH_INTERVAL so that a session thread
+formatting a large reply gives the loop the interpreter back within a
+millisecond.  A <get> may ask for one page of the lease table
+(nefeature-list-pagination: limit, offset or cursor).
 
 Errors are :class:`NetconfError` raised where they arise (datastores,
 validation, edit) and serialized here with error-type, error-tag,
@@ -14,21 +26,20 @@ its prefixes need), error-message and error-info.
 
 Notifications (RFC 5277, with interleave): a session that sent
 <create-subscription> receives, as they happen, netconf-config-change
-(RFC 6470) after every commit, and the device's events (VRRP new master,
-remote backup protection lost and resumed, profile state changes).
+(RFC 6470) after every change of running, and the device's events
+(``publish``: VRRP new master, remote backup protection lost and resumed,
+profile state changes, pool threshold).
 """
 
 from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import hashlib
-import hmac
 import logging
 import os
+import sys
 import threading
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -37,45 +48,29 @@ from lxml import etree
 
 from nefeature.datastore.errors import ErrorInfo, NetconfError
 from nefeature.datastore.schema import modules, namespaces
-from nefeature.datastore.validation import parse_config_xml
+from nefeature.datastore.validation import parse_config_xml, validate_config, validate_raw
 from nefeature.datastore.xmlform import MODES, subtree_filter, to_xml
+from nefeature.netconf import monitoring, rpcs
+from nefeature.netconf.auth import Users
 from nefeature.netconf.compat import NetconfServer
+from nefeature.netconf.device import ManagedDevice
+from nefeature.netconf.filters import FilterNode, lookup, parse_filter, select
+from nefeature.netconf.notifications import ConfigChanged, notification_content
+from nefeature.state import LEASE_LIST_PATH, LeaseEntries, merge_trees, operational_state
 
-log = logging.getLogger(__name__)
+log = logging.getLogger("nefeature.netconf")
 
 NC = "urn:ietf:params:xml:ns:netconf:base:1.0"
 NOTIFICATION = "urn:ietf:params:xml:ns:netconf:notification:1.0"
 MONITORING = "urn:ietf:params:xml:ns:yang:ietf-netconf-monitoring"
 WITH_DEFAULTS = "urn:ietf:params:xml:ns:yang:ietf-netconf-with-defaults"
-YANG_LIBRARY = "urn:ietf:params:xml:ns:yang:ietf-yang-library"
-NETCONF_NOTIFICATIONS = "urn:ietf:params:xml:ns:yang:ietf-netconf-notifications"
+PAGINATION = "urn:nefeature:yang:nefeature-list-pagination"
 RPC_TIMEOUT = 120.0
+SWITCH_INTERVAL = 0.001  # seconds a thread may hold the GIL while another waits for it
 
-CAPABILITIES = (
-    "urn:ietf:params:netconf:capability:writable-running:1.0",
-    "urn:ietf:params:netconf:capability:candidate:1.0",
-    "urn:ietf:params:netconf:capability:confirmed-commit:1.1",
-    "urn:ietf:params:netconf:capability:rollback-on-error:1.0",
-    "urn:ietf:params:netconf:capability:validate:1.1",
-    "urn:ietf:params:netconf:capability:startup:1.0",
-    "urn:ietf:params:netconf:capability:notification:1.0",
-    "urn:ietf:params:netconf:capability:interleave:1.0",
-    "urn:ietf:params:netconf:capability:with-defaults:1.0"
-    "?basic-mode=explicit&also-supported=report-all,report-all-tagged,trim",
-    f"{MONITORING}?module=ietf-netconf-monitoring&revision=2010-10-04",
-)
-
-
-def module_set_id() -> str:
-    return hashlib.sha1("".join(f"{m.name}@{m.revision}" for m in modules()).encode()).hexdigest()
-
-
-def module_capabilities() -> list[str]:
-    """Each module (RFC 6020 5.6.4 form) and the YANG library (RFC 7950 5.6.4)."""
-    return [f"{m.namespace}?module={m.name}&revision={m.revision}" for m in modules()] + [
-        "urn:ietf:params:netconf:capability:yang-library:1.0?revision=2016-06-21"
-        f"&module-set-id={module_set_id()}"]
-
+#: Top-level members of the server's own state, and who builds each (JSON form).
+SERVER_STATE = ("ietf-netconf-monitoring:netconf-state", "ietf-yang-library:modules-state",
+                "nc-notifications:netconf")
 
 def call_in_loop(loop: asyncio.AbstractEventLoop, function: Callable, *args):
     """Run ``function`` on the loop's thread and wait for its result here."""
@@ -136,52 +131,6 @@ def _datastore_name(container: etree._Element | None, allowed=("running", "candi
                        info=())
 
 
-class UserAuthentication(paramiko.ServerInterface):
-    """Password and public-key users; failed attempts slow the next ones down."""
-
-    def __init__(self, passwords: dict[str, str], keys: dict[str, list[paramiko.PKey]]) -> None:
-        self.passwords = passwords
-        self.keys = keys
-        self.failures = 0
-        self.lock = threading.Lock()
-
-    def get_allowed_auths(self, username):
-        methods = []
-        if username in self.passwords:
-            methods.append("password")
-        if self.keys.get(username):
-            methods.append("publickey")
-        return ",".join(methods) or "password"
-
-    def _failed(self):
-        with self.lock:
-            self.failures += 1
-            delay = min(2.0, 0.1 * self.failures)
-        time.sleep(delay)  # in the connection's own thread: others are not delayed
-        return paramiko.AUTH_FAILED
-
-    def check_auth_password(self, username, password):
-        expected = self.passwords.get(username)
-        if expected is not None and password and hmac.compare_digest(
-                hashlib.sha256(password.encode()).digest(),
-                hashlib.sha256(expected.encode()).digest()):
-            return paramiko.AUTH_SUCCESSFUL
-        return self._failed()
-
-    def check_auth_publickey(self, username, key):
-        if any(key == known for known in self.keys.get(username, ())):
-            return paramiko.AUTH_SUCCESSFUL
-        return paramiko.AUTH_FAILED
-
-    def check_channel_request(self, kind, chanid):
-        if kind == "session":
-            return paramiko.OPEN_SUCCEEDED
-        return paramiko.OPEN_FAILED_ADMINISTRATIVELY_PROHIBITED
-
-    def check_channel_subsystem_request(self, channel, name):
-        return name == "netconf"
-
-
 def load_authorized_keys(path: str | Path) -> list[paramiko.PKey]:
     keys = []
     for line in Path(path).read_text().splitlines():
@@ -206,27 +155,67 @@ def host_key_file(state_dir: Path) -> str:
     return str(path)
 
 
+class StreamedData:
+    """A <data> reply whose lease entries are streamed in place of their marker."""
+
+    def __init__(self, data: etree._Element, entries: LeaseEntries | None) -> None:
+        self.data = data
+        self.entries = entries
+
+    def parts(self, reply: etree._Element) -> Iterator[str]:
+        # The <data> is serialized on its own and not moved into the reply: moving an
+        # element to another document drops the namespace declarations that only
+        # identityref values (text) use.
+        reply.append(etree.Comment("data"))
+        head, _, tail = etree.tostring(reply).decode().partition("<!--data-->")
+        yield head
+        text = etree.tostring(self.data).decode()
+        if self.entries is None:
+            yield text
+        else:
+            before, _, after = text.partition(f"<!--{LeaseEntries.marker}-->")
+            yield before
+            yield from self.entries.chunks()
+            yield after
+        yield tail
+
+
+def _now_text() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
 class NetconfHandler:
     """Every RPC of every session (see the module docstring)."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, device) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, device: ManagedDevice) -> None:
         self.loop = loop
         self.device = device
         self.sessions: dict[int, object] = {}
         self.subscriptions: dict[int, etree._Element | None] = {}
+        self.counters = monitoring.ServerCounters(netconf_start_time=_now_text())
+        self.lock_times: dict[str, str] = {}
         self._closed: set[int] = set()
         self.lock = threading.Lock()
 
     # --- hello and session life (called by compat.NetconfSession) ---
 
     def nc_append_capabilities(self, capabilities: etree._Element) -> None:
-        for uri in list(CAPABILITIES) + module_capabilities():
+        for uri in monitoring.hello_capabilities():
             etree.SubElement(capabilities, "capability").text = uri
 
     def session_opened(self, session) -> None:
         with self.lock:
             self.sessions[session.session_id] = session
-        log.info("NETCONF session %d opened (user %s)", session.session_id, session.username)
+            self.counters.in_sessions += 1
+            self.counters.sessions[session.session_id] = monitoring.SessionRecord(
+                session.session_id, session.username or "", getattr(session, "source_host", None),
+                getattr(session, "login_time", None) or _now_text())
+        log.info("NETCONF session %d opened (user %s from %s)", session.session_id,
+                 session.username, getattr(session, "source_host", "?"))
+
+    def hello_refused(self) -> None:
+        with self.lock:
+            self.counters.in_bad_hellos += 1
 
     def session_closed(self, session, sid: int | None = None) -> None:
         sid = sid if sid is not None else session.session_id
@@ -238,11 +227,20 @@ class NetconfHandler:
             self._closed.add(sid)
             self.sessions.pop(sid, None)
             self.subscriptions.pop(sid, None)
+            self.counters.sessions.pop(sid, None)
         log.info("NETCONF session %d closed", sid)
         try:
             call_in_loop(self.loop, self.device.datastores.session_closed, sid)
         except (RuntimeError, concurrent.futures.TimeoutError):
             pass  # the device is stopping
+
+    def _count(self, session, **increments: int) -> None:
+        with self.lock:
+            record = self.counters.sessions.get(session.session_id)
+            for name, value in increments.items():
+                setattr(self.counters, name, getattr(self.counters, name) + value)
+                if record is not None:
+                    setattr(record, name, getattr(record, name) + value)
 
     # --- messages ---
 
@@ -268,6 +266,7 @@ class NetconfHandler:
                 "rpc", "missing-attribute", "the <rpc> has no message-id",
                 info=(_info("bad-attribute", "message-id"), _info("bad-element", "rpc"))))
             return
+        self._count(session, in_rpcs=1)
         operations = [c for c in document if isinstance(c.tag, str)]
         try:
             if len(operations) != 1:
@@ -281,7 +280,11 @@ class NetconfHandler:
             self._send_error(session, document, NetconfError(
                 "application", "operation-failed", f"internal error: {error}"))
             return
-        self._send_reply(session, document, reply)
+        try:
+            self._send_reply(session, document, reply)
+        except Exception as error:  # the client went away while a long reply was sent
+            log.info("NETCONF session %s: reply not sent: %s", session.session_id, error)
+            return
         operation = etree.QName(operations[0]).localname
         if operation == "close-session":
             session.close()
@@ -294,6 +297,9 @@ class NetconfHandler:
 
     def _send_reply(self, session, rpc, content) -> None:
         reply = self._reply_element(rpc)
+        if isinstance(content, StreamedData):
+            session.send_parts(content.parts(reply))
+            return
         if content is None:
             etree.SubElement(reply, nc("ok"))
         elif isinstance(content, list):
@@ -306,6 +312,7 @@ class NetconfHandler:
         reply = self._reply_element(rpc)
         for single in error.every():
             reply.append(error_element(single))
+        self._count(session, out_rpc_errors=1, in_bad_rpcs=int(error.error_type == "rpc"))
         session.send_message(etree.tostring(reply).decode())
 
     # --- dispatch ---
@@ -329,12 +336,9 @@ class NetconfHandler:
             (MONITORING, "get-schema"): self.rpc_get_schema,
             (NOTIFICATION, "create-subscription"): self.rpc_create_subscription,
         }
-        for module_name, rpc_name, method in (
-                ("nefeature-dhcp-server", "reset-statistics", "rpc_reset_statistics"),
-                ("nefeature-dhcp-server", "reset-address-state", "rpc_reset_address_state"),
-                ("nefeature-rbs", "batch-backup-now", "rpc_batch_backup_now")):
+        for (module_name, rpc_name), function in rpcs.DEVICE_RPCS.items():
             handlers[(namespaces()[module_name], rpc_name)] = (
-                lambda s, o, m=method: self._in_loop(getattr(self.device, m), s.session_id, o))
+                lambda s, o, f=function: f(self.device, self._in_loop, o))
         handler = handlers.get((name.namespace, name.localname))
         if handler is None:
             raise NetconfError("protocol", "operation-not-supported",
@@ -357,7 +361,8 @@ class NetconfHandler:
         return mode
 
     @staticmethod
-    def _filter(operation) -> etree._Element | None:
+    def _filter(operation) -> list[FilterNode] | None:
+        """The parsed subtree filter (an empty list selects nothing), or None: no filter."""
         element = operation.find(nc("filter"))
         if element is None:
             return None
@@ -367,65 +372,92 @@ class NetconfHandler:
                                f"filter type '{kind}' is not supported (no :xpath capability)",
                                info=(_info("bad-attribute", "type"),
                                      _info("bad-element", "filter")))
-        return element
+        return parse_filter(element)
+
+    @staticmethod
+    def _pagination(operation) -> tuple[int | None, int, str | None] | None:
+        """nefeature-list-pagination parameters of a <get>: (limit, offset, cursor)."""
+        element = operation.find(f"{{{PAGINATION}}}list-pagination")
+        if element is None:
+            return None
+
+        def number(tag: str, minimum: int) -> int | None:
+            text = _text(element, tag, PAGINATION)
+            if text is None:
+                return None
+            try:
+                value = int(text)
+                if not minimum <= value <= 0xFFFFFFFF:
+                    raise ValueError
+            except ValueError:
+                raise NetconfError("protocol", "invalid-value", f"{tag} {text}",
+                                   info=(_info("bad-element", tag),)) from None
+            return value
+
+        limit, offset = number("limit", 1), number("offset", 0)
+        cursor = _text(element, "cursor", PAGINATION)
+        if offset is not None and cursor is not None:
+            raise NetconfError("protocol", "invalid-value", "offset and cursor exclude each other",
+                               info=(_info("bad-element", "cursor"),))
+        if cursor is not None:
+            from nefeature.state import parse_cursor
+
+            try:
+                parse_cursor(cursor)
+            except ValueError:
+                raise NetconfError("protocol", "invalid-value", f"cursor {cursor}",
+                                   info=(_info("bad-element", "cursor"),)) from None
+        return limit, offset or 0, cursor
+
+    @staticmethod
+    def _config_view(explicit: dict, mode: str) -> dict:
+        return explicit if mode in ("explicit",) else with_defaults(explicit)
 
     def rpc_get_config(self, session, operation):
         source, _ = _datastore_name(operation.find(nc("source")))
         mode = self._with_defaults(operation)
-        subtree = self._filter(operation)
-        tree = self._in_loop(self.device.config_tree, source, mode)
+        filters = self._filter(operation)
+        explicit = self._in_loop(self.device.datastores.content, source)
+        tree = select(self._config_view(explicit, mode), filters)
         data = etree.Element(nc("data"), nsmap={None: NC})
-        to_xml(tree, data, mode)
-        return subtree_filter(data, subtree) if subtree is not None else data
+        return StreamedData(to_xml(tree, data, mode), None)
+
+    def _device_state(self, filters):
+        """On the loop: the running configuration, the state the filter can reach (the lease
+        list as a snapshot), the datastore locks."""
+        device = self.device
+        state = operational_state(device.config, device.dhcp, device.vrrp, device.vrrp_errors,
+                                  device.now(), device.backup, device.channel_tcp_states(),
+                                  filters=filters, lazy=True, protocol_now=device.protocol_now())
+        locks = {name: holder for name, holder in device.datastores.locks.items() if holder}
+        return device.datastores.content("running"), state, locks
+
+    def _server_state(self, filters, locks: dict[str, int]) -> dict:
+        state: dict = {}
+        if lookup(filters, (SERVER_STATE[0],)) is not None:
+            with self.lock:
+                held = {name: (holder, self.lock_times.get(name, _now_text()))
+                        for name, holder in locks.items()}
+                state.update(monitoring.netconf_state(self.counters, held))
+        if lookup(filters, (SERVER_STATE[1],)) is not None:
+            state.update(monitoring.modules_state())
+        if lookup(filters, (SERVER_STATE[2],)) is not None:
+            state.update(monitoring.streams_state())
+        return state
 
     def rpc_get(self, session, operation):
         mode = self._with_defaults(operation)
-        subtree = self._filter(operation)
-        tree = self._in_loop(self.device.state_tree, mode)
+        filters = self._filter(operation)
+        page = self._pagination(operation)
+        explicit, state, locks = self._in_loop(self._device_state, filters)
+        state.update(self._server_state(filters, locks))
+        tree = select(merge_trees(self._config_view(explicit, mode), state), filters)
+        entries = _lease_entries(tree)
+        if entries is not None and page is not None:
+            entries.page(*page)
         data = etree.Element(nc("data"), nsmap={None: NC})
         to_xml(tree, data, mode)
-        data.append(self._netconf_state())
-        data.append(self._yang_library())
-        return subtree_filter(data, subtree) if subtree is not None else data
-
-    def _netconf_state(self) -> etree._Element:
-        state = etree.Element(f"{{{MONITORING}}}netconf-state", nsmap={None: MONITORING})
-        capabilities = etree.SubElement(state, f"{{{MONITORING}}}capabilities")
-        for uri in ["urn:ietf:params:netconf:base:1.0", "urn:ietf:params:netconf:base:1.1",
-                    *CAPABILITIES, *module_capabilities()]:
-            etree.SubElement(capabilities, f"{{{MONITORING}}}capability").text = uri
-        datastores = etree.SubElement(state, f"{{{MONITORING}}}datastores")
-        for name in ("running", "candidate", "startup"):
-            datastore = etree.SubElement(datastores, f"{{{MONITORING}}}datastore")
-            etree.SubElement(datastore, f"{{{MONITORING}}}name").text = name
-        schemas = etree.SubElement(state, f"{{{MONITORING}}}schemas")
-        for module in modules():
-            schema = etree.SubElement(schemas, f"{{{MONITORING}}}schema")
-            for tag, value in (("identifier", module.name), ("version", module.revision),
-                               ("format", "yang"), ("namespace", module.namespace),
-                               ("location", "NETCONF")):
-                etree.SubElement(schema, f"{{{MONITORING}}}{tag}").text = value
-        sessions = etree.SubElement(state, f"{{{MONITORING}}}sessions")
-        with self.lock:
-            current = dict(self.sessions)
-        for sid, session in sorted(current.items()):
-            entry = etree.SubElement(sessions, f"{{{MONITORING}}}session")
-            etree.SubElement(entry, f"{{{MONITORING}}}session-id").text = str(sid)
-            etree.SubElement(entry, f"{{{MONITORING}}}transport").text = "netconf-ssh"
-            etree.SubElement(entry, f"{{{MONITORING}}}username").text = session.username or ""
-        return state
-
-    def _yang_library(self) -> etree._Element:
-        library = etree.Element(f"{{{YANG_LIBRARY}}}modules-state", nsmap={None: YANG_LIBRARY})
-        etree.SubElement(library, f"{{{YANG_LIBRARY}}}module-set-id").text = module_set_id()
-        for module in modules():
-            entry = etree.SubElement(library, f"{{{YANG_LIBRARY}}}module")
-            for tag, value in (("name", module.name), ("revision", module.revision),
-                               ("namespace", module.namespace),
-                               ("conformance-type",
-                                "implement" if module.implemented else "import")):
-                etree.SubElement(entry, f"{{{YANG_LIBRARY}}}{tag}").text = value
-        return library
+        return StreamedData(data, entries)
 
     def rpc_get_schema(self, session, operation):
         identifier = _text(operation, "identifier", MONITORING)
@@ -455,8 +487,15 @@ class NetconfHandler:
         if error_option not in ("stop-on-error", "rollback-on-error"):
             raise NetconfError("protocol", "operation-not-supported",
                                f"error-option {error_option} is not supported")
-        self._in_loop(self.device.datastores.edit_config, session.session_id, target, config,
-                      default, test, error_option)
+        datastores = self.device.datastores
+        if target == "candidate":  # edited and validated here, installed on the loop
+            base = self._in_loop(datastores.content, "candidate")
+            edited, validated = datastores.prepare_edit(base, config, default, test)
+            if self._in_loop(datastores.install_candidate_edit, session.session_id, base,
+                             edited, validated, test):
+                return None
+        self._in_loop(datastores.edit_config, session.session_id, target, config, default,
+                      test, error_option)
         return None
 
     def rpc_copy_config(self, session, operation):
@@ -476,6 +515,8 @@ class NetconfHandler:
     def rpc_lock(self, session, operation):
         target, _ = _datastore_name(operation.find(nc("target")))
         self._in_loop(self.device.datastores.lock, session.session_id, target)
+        with self.lock:
+            self.lock_times[target] = _now_text()
         return None
 
     def rpc_unlock(self, session, operation):
@@ -507,10 +548,12 @@ class NetconfHandler:
         return None
 
     def rpc_validate(self, session, operation):
+        """Validation is pure: it runs here, on the content the loop hands over."""
         source, inline = _datastore_name(operation.find(nc("source")))
         if inline is not None:
-            inline = parse_config_xml(etree.tostring(inline))
-        self._in_loop(self.device.datastores.validate, session.session_id, source, inline)
+            validate_config(parse_config_xml(etree.tostring(inline)))
+        else:
+            validate_raw(self._in_loop(self.device.datastores.content, source))
         return None
 
     def rpc_kill_session(self, session, operation):
@@ -527,6 +570,8 @@ class NetconfHandler:
             raise NetconfError("protocol", "invalid-value", f"no session {target}")
         victim.close()
         self.session_closed(victim, target)
+        with self.lock:
+            self.counters.dropped_sessions += 1
         return None
 
     # --- notifications ---
@@ -545,6 +590,18 @@ class NetconfHandler:
             self.subscriptions[session.session_id] = operation.find(f"{{{NOTIFICATION}}}filter")
         return None
 
+    def publish(self, event) -> None:
+        """A device event: its notification, if the model defines one, to every subscriber."""
+        content = notification_content(event)
+        if content is not None:
+            self.notify(content)
+
+    def config_changed(self, session: int, datastore: str) -> None:
+        """Datastores commit listener: RFC 6470 netconf-config-change."""
+        with self.lock:
+            owner = self.sessions.get(session)
+        self.publish(ConfigChanged(session, getattr(owner, "username", None), datastore))
+
     def notify(self, content: etree._Element) -> None:
         """Send a notification to every subscribed session (any thread)."""
         notification = etree.Element(f"{{{NOTIFICATION}}}notification",
@@ -562,6 +619,7 @@ class NetconfHandler:
                 holder.append(etree.fromstring(etree.tostring(content)))
                 if not len(subtree_filter(holder, event_filter)):
                     continue
+            self._count(session, out_notifications=1)
             threading.Thread(target=self._send_notification, daemon=True,
                              args=(session, etree.tostring(notification).decode())).start()
 
@@ -573,14 +631,34 @@ class NetconfHandler:
             log.debug("notification not delivered: %s", error)
 
 
+def _lease_entries(tree: dict) -> LeaseEntries | None:
+    node = tree
+    for member in LEASE_LIST_PATH:
+        if not isinstance(node, dict) or member not in node:
+            return None
+        node = node[member]
+    return node if isinstance(node, LeaseEntries) else None
+
+
+def with_defaults(explicit: dict) -> dict:
+    """The configuration with every default filled in (report-all)."""
+    from yangson.enumerations import ContentType
+
+    from nefeature.datastore.schema import data_model
+
+    return data_model().from_raw(explicit).add_defaults(ContentType.config).raw_value()
+
+
 def _info(name: str, value: str) -> ErrorInfo:
     return ErrorInfo(name, value)
 
 
-def start_server(loop, device, host: str, port: int, state_dir: Path,
-                 passwords: dict[str, str], keys: dict[str, list]) -> tuple[NetconfServer,
-                                                                             NetconfHandler]:
+def start_server(loop, device: ManagedDevice, host: str, port: int, state_dir: Path,
+                 passwords: dict[str, str],
+                 keys: dict[str, list]) -> tuple[NetconfServer, NetconfHandler]:
+    """Listen for NETCONF over SSH; the handler's ``publish`` takes the device's events."""
+    sys.setswitchinterval(SWITCH_INTERVAL)
     handler = NetconfHandler(loop, device)
-    server = NetconfServer(UserAuthentication(passwords, keys), handler, host, port,
-                           host_key_file(state_dir))
+    device.datastores.commit_listeners.append(handler.config_changed)
+    server = NetconfServer(Users(passwords, keys), handler, host, port, host_key_file(state_dir))
     return server, handler

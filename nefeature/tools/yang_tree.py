@@ -1,4 +1,4 @@
-"""Print yang/README.md: the `pyang -f tree` of every module of the model.
+"""Print nefeature/yang/README.md: the `pyang -f tree` of every module of the model.
 
 `make yang-tree` rewrites the file; tests/unit/test_yang_model.py fails when
 the committed file differs from what this prints.
@@ -15,11 +15,32 @@ HEADER = """# The YANG model
 
 Four modules, Huawei leaf names where a VRP command exists, RFC 8347
 (ietf-vrrp) names for VRRP. `ietf/` holds the RFC 6991 type modules they
-import. Check them and a config with:
+import and the modules of the NETCONF server (protocol, with-defaults,
+monitoring, YANG library, notifications); `nefeature-list-pagination`
+adds paging to `<get>`. They ship inside the package, which finds them
+with `importlib.resources`.
+
+- `nefeature-interfaces`: interfaces and their Linux binding;
+- `nefeature-vrrp`: VRRP groups with tracking, state and statistics;
+- `nefeature-rbs`: remote backup services and profiles, the sync mode and MCLT;
+- `nefeature-dhcp-server`: pools in both dialects, the lease table with
+  Option 82 and origin, statistics.
+
+Every rule a user relies on is a `must`, `range`, `pattern`, `leafref` or
+`unique` with an `error-message` that says what to fix: the sections of a
+pool lie in its subnet and do not overlap; pools do not overlap each other;
+a pool bound to a backup profile uses a virtual IP of that profile's VRRP
+group as its server identifier; peer, source and port are configured
+together. Two validators read these modules and neither adds a rule:
+libyang (C, optional) decides whether a configuration is valid, yangson
+explains a rejection, so every error is the same with or without libyang
+(`NEFEATURE_VALIDATOR=yangson` makes yangson do everything).
+
+Check the modules and a configuration with:
 
 ```sh
-pyang --strict -p yang yang/*.yang
-yanglint -p yang -t config yang/nefeature-*.yang examples/pair/deviceA.xml
+pyang --strict -p nefeature/yang nefeature/yang/*.yang
+yanglint -p nefeature/yang -t config nefeature/yang/nefeature-*.yang examples/pair/deviceA.xml
 nefeature validate examples/pair/deviceA.xml
 ```
 

@@ -8,6 +8,8 @@ One :class:`VrrpRouter` per configured group.  It is driven by
 * ``receive(advertisement, now)`` for an advertisement already checked by
   ``nefeature.vrrp.packet``;
 * ``link_changed(interface, up, now)`` for a tracked interface;
+* ``reconfigure(group, now, links_down)`` for a committed change, with the
+  tracked interfaces whose links are down at that moment;
 * ``handle_timer(now)`` at ``next_deadline()``;
 
 and leaves its output in ``outgoing`` (advertisements to send) and
@@ -21,21 +23,29 @@ hears a lower-priority master keeps treating it as alive and preempts
 after ``preempt hold-time`` (at once when zero), so a master whose tracked
 uplink fails loses the role in one advertisement.  ``preempt_allowed`` lets
 the device hold preemption back further (until a rejoining DHCP backup has
-its batch backup, DESIGN.md section 4).
+its batch backup, docs/architecture.md).
+
+The virtual router MAC (section 7.3), ``00:00:5E:00:01:{VRID}``, is what a
+master answers ARP with and sends its advertisements from, unless the
+group turns it off or the router owns the address (``virtual_mac``); the
+transport makes it so.
 
 Two masters.  After a healed LAN partition or a frozen master waking up,
-two masters hear each other, and hosts that followed the one that steps
-down would keep sending to its MAC until their ARP entries age out.  So,
-beyond section 6.4.3: a master that steps down for a higher-priority one
-says priority 0 (it stops being master), and a master that hears another
-master, of lower priority (advertised at once, as keepalived does, instead
-of discarded) or saying priority 0, reports :class:`VrrpSecondMaster`: the
-device announces its virtual addresses again (gratuitous ARP).  Whichever
-advertisement crosses the healed LAN first, the master that stays announces.
+two masters hear each other, and what followed the one that steps down
+(switches that learned the virtual MAC on its port; hosts whose ARP entry
+has its MAC, without a virtual MAC) keeps sending there until the entry
+ages out.  So, beyond section 6.4.3: a master that steps down for a
+higher-priority one says priority 0 (it stops being master), and a master
+that hears another master, of lower priority (advertised at once, as
+keepalived does, instead of discarded) or saying priority 0, reports
+:class:`VrrpSecondMaster`: the device announces its virtual addresses again
+(gratuitous ARP).  Whichever advertisement crosses the healed LAN first, the
+master that stays announces.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -43,6 +53,12 @@ from nefeature.config.model import VrrpGroup
 from nefeature.vrrp.packet import Advertisement, ReceivedAdvertisement
 
 OWNER_PRIORITY = 255
+VIRTUAL_MAC_PREFIX = bytes.fromhex("00005e0001")  # RFC 5798 section 7.3, IPv4
+
+
+def virtual_router_mac(vrid: int) -> bytes:
+    """The IPv4 virtual router MAC address of a VRID: 00-00-5E-00-01-{VRID}."""
+    return VIRTUAL_MAC_PREFIX + bytes([vrid])
 
 
 class State(str, Enum):
@@ -121,6 +137,7 @@ class VrrpRouter:
         self.last_event = "none"
         self.up_since: float | None = None
         self.recover_timer: float | None = None  # interface up, waiting out recover-delay
+        self.last_change: float | None = None  # when the state last changed
 
     # --- RFC 5798 section 6.1 variables ---
 
@@ -131,6 +148,21 @@ class VrrpRouter:
             return OWNER_PRIORITY
         change = sum(self.tracks[name] for name in self.links_down if name in self.tracks)
         return max(1, min(254, self.group.priority + change))
+
+    @property
+    def virtual_mac(self) -> bytes | None:
+        """The MAC that answers for the virtual addresses, None for the interface's own.
+
+        An address owner keeps its interface's MAC: its virtual address is
+        the interface's own address, which the interface itself answers for.
+        """
+        if self.group.virtual_mac and not self.is_owner:
+            return virtual_router_mac(self.group.vrid)
+        return None
+
+    def tracked_links(self) -> dict[str, bool]:
+        """Each tracked interface and whether its link is up, as last reported."""
+        return {name: name not in self.links_down for name in self.tracks}
 
     @property
     def advertisement_interval(self) -> int:
@@ -206,27 +238,40 @@ class VrrpRouter:
         if self.priority == before:
             return
         if self.state is State.MASTER:
+            self.master_priority = self.priority
             self._send(self.priority)  # tell the backups now, not at the next interval
             self.adver_timer = now + self.advertisement_interval / 100
         elif self.state is State.BACKUP:
             self._consider_preempting(now)
 
-    def reconfigure(self, group: VrrpGroup, now: float) -> None:
+    def reconfigure(self, group: VrrpGroup, now: float, links_down: Iterable[str]) -> None:
         """Take a changed configuration without leaving the current state.
 
-        A master advertises its new priority at once; a backup reconsiders
-        preempting.  (Virtual address changes are the device's to apply.)
+        ``links_down`` names the interfaces of ``group``'s tracks whose links
+        are down now (the caller knows the links, the router only what it is
+        told): a track added by this change counts at once, one removed
+        stops counting.  A master advertises its new priority, addresses and
+        interval at once and keeps that interval; a backup reconsiders
+        preempting under the new priority and preempt settings, and a
+        changed preempt hold-time restarts a pending countdown.  Adding the
+        virtual addresses to the interface, and the virtual MAC, are the
+        transport's.
         """
+        hold_time_changed = group.preempt_hold_time != self.group.preempt_hold_time
         self.group = group
         self.virtual_addresses = tuple(int(a) for a in group.virtual_addresses)
         self.is_owner = self.primary_address in self.virtual_addresses
         self.tracks = {t.interface: t.priority_change for t in group.tracks}
-        self.links_down &= set(self.tracks)
+        self.links_down = set(links_down) & set(self.tracks)
         self.last_event = "reconfigured"
         if self.state is State.MASTER:
+            self.master_adver_interval = self.advertisement_interval
+            self.master_priority = self.priority
             self._send(self.priority)
             self.adver_timer = now + self.advertisement_interval / 100
         elif self.state is State.BACKUP:
+            if hold_time_changed:
+                self.preempt_timer = None
             self._consider_preempting(now)
 
     def set_preempt_allowed(self, allowed: bool, now: float) -> None:
@@ -263,9 +308,12 @@ class VrrpRouter:
         self._consider_preempting(now)
 
     def _consider_preempting(self, now: float) -> None:
-        """Arm (or cancel) preemption of a master with lower priority than ours."""
+        """Arm (or cancel) preemption of a master with lower priority than ours.
+
+        The address owner always preempts (section 6.1, Preempt_Mode).
+        """
         lower = self.master_priority is not None and self.master_priority < self.priority
-        if not (self.group.preempt and lower):
+        if not ((self.group.preempt or self.is_owner) and lower):
             self.preempt_timer = None
         elif self.preempt_timer is None:
             self.preempt_timer = now + self.group.preempt_hold_time
@@ -303,6 +351,7 @@ class VrrpRouter:
 
     def _change_state(self, new: State, now: float, reason: str) -> None:
         old, self.state = self.state, new
+        self.last_change = now
         _ENTRY_ACTIONS[new](self, now, reason)
         self.events.append(VrrpStateChanged(self.group.interface, self.group.vrid, old, new,
                                             reason))

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from lxml import etree
 
 from nefeature.datastore.validation import validate_config_text
 from nefeature_cli.grammar import Failure, match, parse_pattern, tokenize
 from nefeature_cli.render import render_configuration
 from nefeature_cli.shell import CliError, Exit, Shell
 from tests.cli.conftest import LocalBackend
+from tests.cli.documented_pair import configuration, normalized, session
 from tests.conftest import EXAMPLES
 
 
@@ -79,7 +79,7 @@ def test_help_lists_keywords_and_cr():
 def test_tab_candidates_complete_a_prefix():
     sh = shell()
     sh.execute("system-view")
-    assert [w for w, _ in sh.candidates("remote-backup-p")] == ["remote-backup-profile"]
+    assert [w for w, *_ in sh.candidates("remote-backup-p")] == ["remote-backup-profile"]
 
 
 # --- views and prompts ---
@@ -121,7 +121,7 @@ NCA = 'xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0"'
      '<interface nc:operation="replace"><interface>GigabitEthernet0/1/2</interface>'
      "<priority-decrement>110</priority-decrement></interface>"),
     ("interface Vlanif100", "undo vrrp vrid 1 priority",
-     '<priority nc:operation="remove"></priority>'),
+     '<priority nc:operation="remove"/>'),
     ("ip pool p1", "lease 3 12 30",
      "<lease-time><day>3</day><hour>12</hour><minute>30</minute></lease-time>"),
     ("ip pool p1", "lease day 2 hour 1",
@@ -138,6 +138,8 @@ NCA = 'xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0"'
      '<vrrps><vrrp nc:operation="replace"><id>1</id><if-name>Vlanif100</if-name></vrrp></vrrps>'),
     ("remote-backup-profile p1", "dhcp server backup enable",
      "<service-type>dhcp-server</service-type>"),
+    ("remote-backup-profile p1", "partition-share 30",
+     "<partition-share>30</partition-share>"),
 ])
 def test_command_becomes_one_edit(view, line, expected):
     sh = shell()
@@ -211,18 +213,31 @@ def test_examples_round_trip(name):
     assert replay(render_configuration(explicit)) == explicit
 
 
-def test_rendered_pair_matches_huaweis_layout():
-    explicit = validate_config_text((EXAMPLES / "pair" / "deviceB.xml").read_bytes()).explicit
-    text = render_configuration(explicit)
-    assert text.splitlines()[:6] == ["#", "dhcp enable", "#", "ip pool pool1 server",
-                                     " gateway 10.10.10.100 255.255.255.0",
-                                     " section 0 10.10.10.1 10.10.10.100"]
-    assert "remote-backup-service service1\n peer 10.10.10.1 source 10.10.10.2 port 10000" \
-        in text
-    assert "remote-backup-profile service1\n service-type dhcp-server\n backup-id 1 " \
-           "remote-backup-service service1\n peer-backup hot\n vrrp-id 1 interface Vlanif100" \
-        in text
-    assert text.endswith("#\nreturn")
+@pytest.mark.parametrize("dialect", ["NE", "CE"])
+@pytest.mark.parametrize("device", ["A", "B"])
+def test_the_documented_pair_typed_block_by_block_displays_as_the_guide(device, dialect):
+    """Every line of the guide accepted, every commit succeeds, and display
+    current-configuration is the guide's configuration, order and indentation."""
+    sh = shell()
+    for line in session(device, dialect):
+        sh.execute(line)
+    assert sh.prompt() == f"<Device{device}>"  # sysname is configuration, and committed
+    shown = sh.execute("display current-configuration").splitlines()
+    assert shown == normalized(configuration(device, dialect))
+
+
+def test_the_guides_configuration_file_typed_top_to_bottom_commits_at_once():
+    """The file's own order names the profile before the interface and the pool before
+    the profile: all of it is accepted line by line and valid at commit."""
+    sh = shell()
+    sh.execute("system-view")
+    for line in configuration("A", "NE").splitlines():
+        if line not in ("#", "return"):
+            sh.execute(line)
+    assert sh.prompt() == "[*HUAWEI-GigabitEthernet0/1/2]"
+    sh.execute("commit")
+    assert sh.execute("display current-configuration").splitlines() == \
+        normalized(configuration("A", "NE"))
 
 
 addresses = st.integers(2, 250).map(lambda n: f"10.10.10.{n}")
@@ -291,9 +306,80 @@ def test_display_this_shows_the_view_section():
     assert text.splitlines()[1:3] == ["ip pool p1", " network 10.9.0.0 mask 255.255.0.0"]
 
 
-def test_display_candidate_changes_shows_a_diff():
+def test_display_candidate_shows_this_sessions_lines_under_their_headers():
     sh = shell()
-    run(sh, "system-view", "dhcp enable", "commit", "ip pool p1")
-    diff = sh.execute("display configuration candidate changes")
-    assert "+ip pool p1" in diff
-    assert etree  # lxml is used by the backend
+    run(sh, "system-view", "interface Vlanif100", "ip address 10.9.0.1 24",
+        "vrrp recover-delay 20", "commit", "description pending", "undo vrrp recover-delay")
+    assert sh.execute("display configuration candidate").splitlines() == [
+        "#", "interface Vlanif100", " description pending", " undo vrrp recover-delay 20", "#",
+        "return"]
+    assert sh.execute("display configuration candidate changes").splitlines() == [
+        "#", " interface Vlanif100", "+ description pending", "- vrrp recover-delay 20", "#"]
+    sh.execute("commit")
+    assert "no uncommitted configuration" in sh.execute("display configuration candidate")
+
+
+def test_display_this_in_the_system_view_shows_the_system_views_own_lines():
+    sh = shell()
+    run(sh, "system-view", "sysname Edge", "vrrp recover-delay 5", "ip pool p1",
+        "network 10.9.0.0 mask 16", "quit", "commit")
+    assert sh.execute("display this").splitlines() == [
+        "#", "sysname Edge", "#", "vrrp recover-delay 5", "#", "return"]
+    sh.execute("vlan 100")
+    assert sh.prompt() == "[*Edge-vlan100]"
+    sh.execute("description users")
+    sh.execute("commit")
+    assert sh.execute("display this").splitlines() == ["#", "vlan 100", " description users",
+                                                       "#", "return"]
+
+
+def test_output_filters():
+    sh = shell()
+    run(sh, "system-view", "interface Vlanif100", "ip address 10.9.0.1 24",
+        "vrrp vrid 1 virtual-ip 10.9.0.100", "vrrp vrid 1 priority 120", "commit")
+    assert sh.execute("display current-configuration | include vrrp").splitlines() == [
+        " vrrp vrid 1 virtual-ip 10.9.0.100", " vrrp vrid 1 priority 120"]
+    assert "vrrp" not in sh.execute("display current-configuration | exclude vrrp")
+    assert sh.execute("disp cur | begin ip address").splitlines()[0] == \
+        " ip address 10.9.0.1 255.255.255.0"
+    with pytest.raises(CliError) as caught:
+        sh.execute("commit | include x")
+    assert "Unrecognized" in caught.value.message
+    with pytest.raises(CliError) as caught:
+        sh.execute("display this | in")
+    assert "Incomplete" in caught.value.message
+
+
+def test_display_of_an_unknown_pool_or_interface_says_so():
+    sh = shell()
+    sh.execute("system-view")
+    with pytest.raises(CliError) as caught:
+        sh.execute("display ip pool name nosuch")
+    assert caught.value.message == "Error: The IP pool nosuch does not exist."
+    with pytest.raises(CliError) as caught:
+        sh.execute("display current-configuration interface GigabitEthernet 0/1/9")
+    assert "not configured" in caught.value.message
+
+
+def test_display_vrrp_selects_by_interface_and_vrid_and_shows_statistics():
+    from nefeature_cli.render import display_vrrp
+
+    def group(vrid, state, sent):
+        return {"vrid": vrid, "virtual-ipv4-addresses": {"virtual-ipv4-address": [
+            {"ipv4-address": f"10.9.{vrid}.100"}]},
+            "state": {"state": state, "statistics": {"advertisement-sent": sent}}}
+
+    tree = {"nefeature-interfaces:interfaces": {"interface": [
+        {"name": "Vlanif100", "ipv4": {"nefeature-vrrp:vrrp": {"vrrp-instance": [
+            group(1, "master", 7), group(2, "backup", 0)]}}},
+        {"name": "Vlanif200", "ipv4": {"nefeature-vrrp:vrrp": {"vrrp-instance": [
+            group(1, "backup", 0)]}}}]},
+        "nefeature-vrrp:vrrp": {"statistics": {"checksum-errors": 3}}}
+    brief = display_vrrp(tree, "brief", "vlanif100")
+    assert brief.splitlines()[0].split() == ["Total:2", "Master:1", "Backup:1", "Non-active:0"]
+    assert display_vrrp(tree, "verbose", None, 2).count("Virtual Router") == 1
+    statistics = display_vrrp(tree, "statistics", "Vlanif100", 1).splitlines()
+    assert "    Sent Advertisement             : 7" in statistics
+    assert "    Checksum Errors                : 3" in statistics
+    assert display_vrrp(tree, "brief", "Vlanif300").startswith("Total:0")
+    assert display_vrrp(tree, "verbose", None, 9) == "Info: The VRRP does not exist."

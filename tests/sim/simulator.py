@@ -47,7 +47,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address
 
-from nefeature.config import load_config
+from nefeature.datastore.validation import load_config
 from nefeature.core import (
     CloseChannel,
     DeviceCore,

@@ -1,12 +1,12 @@
-"""Helpers for system tests in network namespaces (DESIGN.md section 8).
+"""Helpers for system tests in network namespaces (docs/architecture.md).
 
 Everything a test builds here is its own: namespaces with a random suffix
 (:class:`Namespaces` deletes exactly the ones it created, and with them every
 link inside), and processes started as direct children (``ip netns exec``
 execs in place, so the PID we hold is the program's) and stopped by that PID.
 DHCP clients run with :func:`write_hook` as their script, never their stock
-one, which would rewrite the host's /etc/resolv.conf (research/tooling.md
-section 3).
+one, which would rewrite the host's /etc/resolv.conf (a namespace made by
+``ip netns`` shares the host's mount namespace).
 
 Two labs are built from these pieces:
 
@@ -42,12 +42,12 @@ from typing import IO, TypeVar
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-VENV_BIN = ROOT / ".venv" / "bin"
-NEFEATURE = VENV_BIN / "nefeature"
-PYTHON = VENV_BIN / "python"
+PYTHON = Path(sys.executable)  # the interpreter running the tests, in whatever environment
+NEFEATURE = [PYTHON, "-m", "nefeature"]  # the project's command, from that environment
 PAIR = ROOT / "examples" / "pair"  # deviceA.xml, deviceB.xml: the hot backup pair
 LAN_IF = "Vlanif100"  # the Linux interface the example configs name
 VIP = "10.10.10.100"  # the pair's VRRP virtual IP
+VIRTUAL_MAC = "00:00:5e:00:01:01"  # its group's virtual router MAC (RFC 5798 section 7.3)
 READY_LINE = "serving DHCP"
 START_TIMEOUT = 30.0  # seconds for nefeature's start (imports) on a busy 2-core box
 STOP_GRACE = 5.0  # seconds between SIGTERM and SIGKILL
@@ -343,7 +343,10 @@ class Lan(Namespaces):
     """A switch namespace ``<prefix>-sw-<suffix>`` whose bridge ``br0`` joins hosts, each in
     its own namespace ``<prefix>-<label>-<suffix>`` behind a veth (``p<label>`` on the
     switch side).  Routers have ``Vlanif100`` and maybe the tracked ``uplink0``; who
-    is VRRP master is read from the kernel: which routers hold :data:`VIP`."""
+    is VRRP master is read from the kernel: which routers hold :data:`VIP` (on
+    ``Vlanif100``, or on the virtual-MAC interface over it).  Where the LAN sends to
+    the VIP is a host's ARP entry for it, and for the virtual MAC, the bridge port
+    that MAC was last seen on."""
 
     def __init__(self, ip: str, workdir: Path, prefix: str, poll: float) -> None:
         super().__init__(ip, poll)
@@ -410,10 +413,26 @@ class Lan(Namespaces):
 
     # the virtual IP: who holds it, and where the LAN sends to it
 
+    def vip_interface(self, label: str) -> str | None:
+        """The interface of ``label``'s namespace that holds the VIP, if any."""
+        out = run([self.ip, "-n", self.ns[label], "-4", "-o", "addr", "show"]).stdout
+        for line in out.splitlines():
+            fields = line.split()
+            if len(fields) > 3 and fields[3].startswith(f"{VIP}/"):
+                return fields[1]
+        return None
+
     def has_vip(self, label: str) -> bool:
-        out = run([self.ip, "-n", self.ns[label], "-4", "-o", "addr", "show", "dev",
-                   LAN_IF]).stdout
-        return f"inet {VIP}/" in out
+        return self.vip_interface(label) is not None
+
+    def drop_vip(self, label: str) -> None:
+        """Take the VIP off ``label`` as its kernel would lose it with the whole box."""
+        interface = self.vip_interface(label)
+        if interface is not None:
+            out = run([self.ip, "-n", self.ns[label], "-4", "-o", "addr", "show", "dev",
+                       interface]).stdout
+            prefix = next(f.split()[3] for f in out.splitlines() if f" {VIP}/" in f)
+            run([self.ip, "-n", self.ns[label], "addr", "del", prefix, "dev", interface])
 
     def holders(self) -> set[str]:
         return {label for label in self.routers if self.has_vip(label)}
@@ -448,11 +467,31 @@ class Lan(Namespaces):
         match = re.search(r"lladdr ([0-9a-f:]{17})", out)
         return match.group(1) if match else None
 
+    def bridge_port_of(self, mac: str) -> str | None:
+        """The label behind the bridge port that ``mac`` was last seen on (the switch's
+        forwarding entry), None when the switch does not know it."""
+        out = run(["bridge", "-n", self.switch, "fdb", "show", "br", "br0"]).stdout
+        ports = {f"p{label.lower()}": label for label in self.ns}
+        for line in out.splitlines():
+            fields = line.split()
+            if fields[:2] == [mac, "dev"] and "permanent" not in fields:
+                return ports.get(fields[2])
+        return None
+
+    def unicast_target(self, label: str) -> str | None:
+        """The router that gets what ``label`` sends to the VIP: the owner of the MAC
+        in its ARP entry, or for the virtual MAC, the router behind its bridge port."""
+        mac = self.neighbour(label)
+        if mac == VIRTUAL_MAC:
+            return self.bridge_port_of(mac)
+        return next((router for router, known in self.macs.items() if known == mac), None)
+
     def wait_neighbour(self, label: str, router: str, timeout: float, why: str) -> None:
-        wait_for(lambda: self.neighbour(label) == self.macs[router], timeout,
-                 lambda: f"{label}'s ARP entry for {VIP} to move to {router}"
-                         f" ({self.macs[router]}) {why}; it is {self.neighbour(label)}",
-                 self.poll)
+        """Wait until what ``label`` sends to the VIP reaches ``router``."""
+        wait_for(lambda: self.unicast_target(label) == router, timeout,
+                 lambda: f"{label}'s unicast to {VIP} to reach {router} {why}; its ARP"
+                         f" entry is {self.neighbour(label)}, which reaches"
+                         f" {self.unicast_target(label)}", self.poll)
 
 
 # --- the server under test ---
@@ -465,8 +504,9 @@ class Nefeature:
     """
 
     def __init__(self, lab: Namespaces, namespace: str, config: Path, state_dir: Path,
-                 log_dir: Path, name: str) -> None:
+                 log_dir: Path, name: str, extra_args: Sequence[Arg] = ()) -> None:
         self.lab = lab
+        self.extra_args = list(extra_args)  # e.g. --netconf HOST:PORT
         self.namespace = namespace
         self.config = config
         self.state_dir = state_dir
@@ -488,8 +528,8 @@ class Nefeature:
             number += 1
         self.started_at = time.time()
         self.process = self.lab.start(self.namespace, [
-            NEFEATURE, "run", "--startup", self.config, "--state-dir", self.state_dir], log,
-            f"{self.name} run {number}")
+            *NEFEATURE, "run", "--startup", self.config, "--state-dir", self.state_dir,
+            *self.extra_args], log, f"{self.name} run {number}")
         self.runs.append(self.process)
         return self.process
 
@@ -600,7 +640,7 @@ def pair_device(lan: Lan, label: str, *pools: str,
 def write_config(path: Path, text: str) -> Path:
     """Write a derived config and check it with ``nefeature validate``."""
     path.write_text(text)
-    result = run([NEFEATURE, "validate", path], check=False)
+    result = run([*NEFEATURE, "validate", path], check=False)
     assert result.returncode == 0, f"generated config {path} is invalid:\n{result.stdout}" \
                                    f"{result.stderr}\n{text}"
     return path

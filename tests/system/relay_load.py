@@ -39,9 +39,9 @@ def mac_of(number: int) -> bytes:
 
 
 def exchange(sock, server: tuple[str, int], message: DhcpMessage,
-             wanted: MessageType) -> DhcpMessage | None:
+             wanted: MessageType, timeout: float = REPLY_TIMEOUT) -> DhcpMessage | None:
     sock.sendto(encode(message), server)
-    deadline = time.monotonic() + REPLY_TIMEOUT
+    deadline = time.monotonic() + timeout
     while (left := deadline - time.monotonic()) > 0:
         sock.settimeout(left)
         try:

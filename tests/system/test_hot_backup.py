@@ -88,10 +88,10 @@ import pytest
 from tests.system.netns import (
     BOUND_EVENTS,
     LAN_IF,
-    NEFEATURE,
     PAIR,
     PYTHON,
     VIP,
+    VIRTUAL_MAC,
     Lan,
     Nefeature,
     Process,
@@ -140,8 +140,6 @@ EXTRA_POOLS = (ip_pool("relayed", RELAYED, GIADDR, identifier=VIP, backup_profil
 @pytest.fixture(scope="module")
 def tools() -> dict[str, str]:
     require_root()
-    if not NEFEATURE.exists() or not PYTHON.exists():
-        pytest.skip(f"{NEFEATURE} is missing: run `make venv`")
     check = subprocess.run([str(PYTHON), "-c", "import scapy.layers.dhcp"],
                            capture_output=True, timeout=60)
     if check.returncode != 0:
@@ -193,20 +191,25 @@ def lab(tools: dict[str, str], tmp_path: Path) -> Iterator[Lab]:
 
 # --- the devices ---
 
-def device_config(path: Path, label: str) -> Path:
-    """examples/pair/device{A,B}.xml with hold-time 5 s and the relayed and perf pools."""
+def device_config(path: Path, label: str, virtual_mac: bool = True) -> Path:
+    """examples/pair/device{A,B}.xml with hold-time 5 s and the relayed and perf pools
+    (and, without ``virtual_mac``, the interface's own MAC answering for the VIP)."""
     text = (PAIR / f"device{label}.xml").read_text()
     if label == "A":
         text = replace_once(text, "<hold-time>600</hold-time>",
                             f"<hold-time>{HOLD_TIME}</hold-time>")
+    if not virtual_mac:
+        text = replace_once(text, "<vrid>1</vrid>",
+                            "<vrid>1</vrid>\n          <virtual-mac>false</virtual-mac>")
     return write_config(path, add_pools(text, *EXTRA_POOLS))
 
 
 class Device(Nefeature):
     """``nefeature run`` in a device namespace; restartable on the same state dir."""
 
-    def __init__(self, lab: Lab, label: str) -> None:
-        super().__init__(lab, lab.ns[label], device_config(lab.dir / f"device{label}.xml", label),
+    def __init__(self, lab: Lab, label: str, virtual_mac: bool = True) -> None:
+        super().__init__(lab, lab.ns[label],
+                         device_config(lab.dir / f"device{label}.xml", label, virtual_mac),
                          lab.dir / f"state-{label}", lab.dir, f"Device{label}")
         self.label = label
 
@@ -277,9 +280,9 @@ def assert_healthy(*devices: Device) -> None:
         device.assert_healthy(("ERROR", "CRITICAL"))
 
 
-def start_pair(lab: Lab) -> tuple[Device, Device]:
+def start_pair(lab: Lab, virtual_mac: bool = True) -> tuple[Device, Device]:
     """Start A then B; wait until A alone holds the VIP and the channel is up on both."""
-    a, b = Device(lab, "A"), Device(lab, "B")
+    a, b = Device(lab, "A", virtual_mac), Device(lab, "B", virtual_mac)
     a.start()
     b.start()
     a.wait_ready()
@@ -734,7 +737,8 @@ class Clients:
 
     def renew_all(self, server_mac: str) -> list[dict]:
         """Every client renews and must get its same address from the device whose
-        Vlanif100 has ``server_mac``; returns the scapy acks."""
+        Vlanif100 has ``server_mac`` (ARP for the VIP answered once, with the virtual
+        MAC); returns the scapy acks."""
         seen = {client: client.start_renew() for client in self.real}
         direct = self.direct.start("renew", self.direct.clients)
         relay = self.relay.start("renew", self.relay.clients)
@@ -743,8 +747,8 @@ class Clients:
         acks = []
         for result, client in zip(ScapyClients.results(direct), self.direct.clients):
             check_ack(result, POOL1, expect=client["address"])
-            assert result["arp"] == [server_mac], \
-                f"ARP for {VIP} answered by {result['arp']}, expected only {server_mac}"
+            assert result["arp"] == [VIRTUAL_MAC], \
+                f"ARP for {VIP} answered by {result['arp']}, expected only {VIRTUAL_MAC}"
             assert result["ack"]["src_mac"] == server_mac, result
             acks.append(result)
         for result, client in zip(ScapyClients.results(relay), self.relay.clients):
@@ -920,7 +924,7 @@ def test_crash_takeover_and_rejoin_with_batch_backup(lab: Lab) -> None:
         t0 = time.monotonic()
         crash = time.time()
         a.process.crash()
-        run([lab.ip, "-n", lab.ns["A"], "addr", "del", f"{VIP}/24", "dev", LAN_IF])
+        lab.drop_vip("A")
         lab.link("A", LAN_IF, "down")
         lab.wait_holders({"B"}, ELECTION_TIMEOUT, "B master after A's crash", logs_of(a, b))
         took = time.monotonic() - t0

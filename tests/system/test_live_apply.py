@@ -108,7 +108,7 @@ def test_commits_under_load_drop_nothing(lab, tmp_path):
     device = Nefeature(lab, lab.server_ns, write_config(tmp_path / "device.xml", CONFIG),
                        tmp_path / "state", tmp_path, "device")
     device.process = lab.start(lab.server_ns, [
-        NEFEATURE, "run", "--startup", device.config, "--state-dir", device.state_dir,
+        *NEFEATURE, "run", "--startup", device.config, "--state-dir", device.state_dir,
         "--netconf", "127.0.0.1:830"], tmp_path / "device-1.log", "device")
     device.runs.append(device.process)
     device.wait_ready()

@@ -39,3 +39,18 @@ def test_hot_backup_knows_nothing_of_vrrp():
     for path in (PACKAGE / "backup").glob("*.py"):
         assert not [name for name in imports(path) if name.startswith("nefeature.vrrp")], path
 
+
+
+def test_configuration_objects_know_nothing_of_datastores():
+    for path in (PACKAGE / "config").glob("*.py"):
+        assert not [name for name in imports(path)
+                    if name.startswith("nefeature.datastore")], path
+
+
+
+def test_the_shell_only_moves_bytes():
+    """node.py drives DeviceCore; it holds no engine's logic and builds no NETCONF XML."""
+    found = imports(PACKAGE / "node.py")
+    assert "nefeature.core" in found
+    assert not found & {"lxml", "nefeature.backup.hotbackup", "nefeature.backup.channel",
+                        "nefeature.vrrp.router", "nefeature.config.diff"}

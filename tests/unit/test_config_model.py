@@ -7,7 +7,8 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 import pytest
 
-from nefeature.config import diff_configs, load_config, load_config_file
+from nefeature.config import diff_configs
+from nefeature.datastore.validation import load_config, load_config_file
 from nefeature.config.model import AddressRange, DeviceConfig, TrackedInterface
 from nefeature.datastore import NetconfError
 from tests.conftest import EXAMPLES
@@ -44,7 +45,7 @@ def test_device_a_in_engine_terms():
     assert pool.routers == (IPv4Address("10.10.10.100"),)
     assert pool.sections == (AddressRange(IPv4Address("10.10.10.1"), IPv4Address("10.10.10.100")),)
     assert (pool.identifier, pool.backup_profile, pool.lease_time) == (
-        IPv4Address("10.10.10.100"), "service1", 86400)
+        IPv4Address("10.10.10.100"), "service1", 3 * 86400)  # no lease line: NE's 3 days
     service = config.rbs_service("service1")
     assert (service.peer, service.source, service.port, service.shut_down) == (
         IPv4Address("10.10.10.2"), IPv4Address("10.10.10.1"), 10000, False)
@@ -90,6 +91,53 @@ def test_lease_time_in_seconds(lease, seconds):
     text = SINGLE.read_text().replace(
         "<day>1</day>\n          <hour>0</hour>\n          <minute>0</minute>", lease)
     assert load_config(text).pool("pool1").lease_time == seconds
+
+
+@pytest.mark.parametrize("example, days", [(DEVICE_A, 3), (SINGLE, 1)])
+def test_a_pool_without_a_lease_gets_its_dialects_default(example, days):
+    text = example.read_text()
+    start, end = text.find("<lease-time>"), text.find("</lease-time>")
+    if start >= 0:
+        text = text[:start] + text[end + len("</lease-time>"):]
+    assert load_config(text).pool("pool1").lease_time == days * 86400
+
+
+def test_a_backed_up_ce_pool_identifies_itself_by_its_virtual_gateway():
+    text = DEVICE_A.read_text()
+    ne = text[text.find("<gateway>"):text.find("</gateway>") + len("</gateway>")]
+    text = text.replace(ne, "<network><ip-address>10.10.10.0</ip-address>"
+                            "<mask>255.255.255.0</mask></network>"
+                            "<gateway-list>10.10.10.100</gateway-list>")
+    text = text.replace("<identifier-ip>10.10.10.100</identifier-ip>", "")
+    assert load_config(text).pool("pool1").identifier == IPv4Address("10.10.10.100")
+
+
+def test_system_recover_delay_applies_where_the_interface_sets_none():
+    text = DEVICE_B.read_text().replace(
+        "</interfaces>", '</interfaces><vrrp xmlns="urn:nefeature:yang:nefeature-vrrp">'
+                         "<recover-delay>30</recover-delay></vrrp>")
+    assert load_config(text).vrrp_group("Vlanif100", 1).recover_delay == 30
+    assert load_config_file(DEVICE_A).vrrp_group("Vlanif100", 1).recover_delay == 20
+
+
+def test_sysname_vlans_and_layer2_ports_are_carried():
+    text = DEVICE_B.read_text().replace("</interfaces>", """
+    <interface>
+      <name>GigabitEthernet0/1/1</name>
+      <shutdown>false</shutdown>
+      <portswitch>true</portswitch>
+      <port><link-type>trunk</link-type>
+        <trunk-allow-pass-vlan>200</trunk-allow-pass-vlan>
+        <trunk-allow-pass-vlan>100</trunk-allow-pass-vlan></port>
+    </interface>
+  </interfaces>
+  <system xmlns="urn:nefeature:yang:nefeature-interfaces"><sysname>DeviceB</sysname></system>
+  <vlans xmlns="urn:nefeature:yang:nefeature-interfaces"><vlan><vlan-id>100</vlan-id></vlan></vlans>""")
+    config = load_config(text)
+    port = config.interface("GigabitEthernet0/1/1")
+    assert (port.portswitch, port.link_type, port.trunk_vlans, port.address) == (
+        True, "trunk", (100, 200), None)
+    assert (config.sysname, config.vlans) == ("DeviceB", (100,))
 
 
 def test_user_options_are_encoded_for_the_wire():
@@ -163,7 +211,7 @@ def test_diff_from_empty_creates_everything():
     assert diff.keys("rbs_services", "created") == ("service1",)
     assert diff.keys("rbs_profiles", "created") == ("service1",)
     assert diff.keys("interfaces", "created") == ("GigabitEthernet0/1/2", "Vlanif100")
-    assert [c.new for c in diff.of("dhcp_enabled")] == [True]
+    assert diff.of("dhcp_enabled") == ()  # on by default, as on NE routers
 
 
 def test_diff_between_the_pair_devices():

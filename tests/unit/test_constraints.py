@@ -98,10 +98,34 @@ CASES = [
          "invalid-value", None,
          '/nefeature-interfaces:interfaces/interface[name="GigabitEthernet0/1/2"]/linux-name',
          "at most 15 characters"),
-    Case("linux-name-required", [R(UPLINK + "/if:linux-name")],
+    Case("linux-name-required", [A("/if:interfaces", "<interface><name>GigabitEthernet0/1/3</name>"
+                                   "<ipv4><address>10.9.9.1</address><mask>255.255.255.0</mask>"
+                                   "</ipv4></interface>")],
          "operation-failed", "linux-name-required",
-         '/nefeature-interfaces:interfaces/interface[name="GigabitEthernet0/1/2"]',
+         '/nefeature-interfaces:interfaces/interface[name="GigabitEthernet0/1/3"]',
          "set linux-name"),
+    Case("track-needs-linux-name", [R(UPLINK + "/if:linux-name")],
+         "operation-failed", "track-needs-linux-name",
+         P_VRRP1 + '/track/interfaces/interface[interface="GigabitEthernet0/1/2"]',
+         "set linux-name"),
+    Case("portswitch-address", [A(VLANIF, "<portswitch>true</portswitch>")],
+         "operation-failed", "portswitch-address", P_VLANIF, "has no IP address"),
+    Case("port-needs-portswitch", [A(UPLINK, "<port><link-type>trunk</link-type></port>")],
+         "operation-failed", "port-needs-portswitch",
+         '/nefeature-interfaces:interfaces/interface[name="GigabitEthernet0/1/2"]',
+         "need a layer-2 port"),
+    Case("allow-pass-needs-trunk", [A(UPLINK, "<portswitch>true</portswitch><port>"
+                                              "<link-type>access</link-type>"
+                                              "<trunk-allow-pass-vlan>100</trunk-allow-pass-vlan>"
+                                              "</port>")],
+         "operation-failed", "allow-pass-needs-trunk",
+         '/nefeature-interfaces:interfaces/interface[name="GigabitEthernet0/1/2"]/port'
+         '/trunk-allow-pass-vlan[.="100"]', "port link-type trunk"),
+    Case("vlan-id-range", [A("/if:interfaces/..", "<vlans xmlns='urn:nefeature:yang:nefeature-"
+                                                   "interfaces'><vlan><vlan-id>4095</vlan-id>"
+                                                   "</vlan></vlans>")],
+         "invalid-value", None, '/nefeature-interfaces:vlans/vlan[vlan-id="4095"]/vlan-id',
+         "1..4094"),
     Case("linux-name-unique", [S(UPLINK + "/if:linux-name", "Vlanif100"),
                                A(VLANIF, "<linux-name>Vlanif100</linux-name>")],
          "operation-failed", "data-not-unique", "/nefeature-interfaces:interfaces/interface",

@@ -13,7 +13,7 @@ import random
 import struct
 from ipaddress import IPv4Address
 
-from nefeature.config import load_config
+from nefeature.datastore.validation import load_config
 from nefeature.dhcp.codec import MessageType, Option
 from nefeature.dhcp.events import PoolThresholdExceeded
 from nefeature.dhcp.leases import Lease, LeaseState, LeaseTable

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from scapy.all import fuzz
 from scapy.layers.dhcp import BOOTP, DHCP
 
-from nefeature.config import load_config_file
+from nefeature.datastore.validation import load_config_file
 from nefeature.dhcp.codec import MalformedMessage, decode
 from nefeature.dhcp.server import DhcpServer, Received
 from tests.conftest import EXAMPLES

@@ -7,7 +7,7 @@ from ipaddress import IPv4Address
 
 import pytest
 
-from nefeature.config import load_config, load_config_file
+from nefeature.datastore.validation import load_config, load_config_file
 from nefeature.dhcp.codec import (
     BOOTREPLY,
     BROADCAST_FLAG,

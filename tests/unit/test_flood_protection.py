@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-from nefeature.config import load_config
+from nefeature.datastore.validation import load_config
 from nefeature.datastore.errors import NetconfError
 from nefeature.dhcp.codec import MessageType, Option
 from nefeature.dhcp.ratelimit import KeyedRateLimiter

@@ -137,3 +137,18 @@ def test_lazy_mode_caps_the_first_lease_by_mclt():
     a = sim.devices["A"].core
     assert a.dhcp.mclt == {"pool1": 60}
     assert a.dhcp.peer_expiry, "the peer acknowledged expiries"
+
+
+def test_display_remote_backup_profile_shows_the_failover_state_and_share():
+    """The VRP display of a profile in a partition: its failover state and whose share."""
+    from nefeature_cli.render import display_rbp
+    from nefeature.datastore.validation import validate_config_text
+    from nefeature.state import merge_trees, rbs_state
+    from tests.conftest import EXAMPLES
+
+    sim = run(Fault(8.0, "channel-cut", "A", 30.0), seed=4, duration=15.0)
+    config = validate_config_text((EXAMPLES / "pair" / "deviceA.xml").read_bytes()).raw
+    tree = merge_trees(config, rbs_state(sim.devices["A"].core.backup, {}))
+    shown = display_rbp(tree)
+    assert " Failover state       : communications-interrupted" in shown
+    assert " Address share        : primary, 50% of free addresses to the secondary" in shown

@@ -117,3 +117,17 @@ def test_a_rejected_configuration_gets_yangsons_error(monkeypatch):
         validate_config(mutated(case))
     assert (caught.value.tag, caught.value.app_tag, caught.value.path) == (
         case.tag, case.app_tag, case.path)
+
+
+@pytest.mark.parametrize("value", ["not-an-address", "10.10.10.300"])
+def test_a_bad_leaf_list_value_is_rejected_with_libyang_too(value):
+    """yangson leaves a value its type rejects out of raw_value(); libyang must not be
+    handed a configuration without it (it would accept what yanglint rejects)."""
+    from nefeature.datastore.errors import NetconfError
+    from nefeature.datastore.validation import validate_config_text
+
+    text = (EXAMPLES / "single" / "server.xml").read_text().replace(
+        "<dns-list>10.10.10.53</dns-list>", f"<dns-list>{value}</dns-list>")
+    with pytest.raises(NetconfError) as raised:
+        validate_config_text(text)
+    assert raised.value.tag == "invalid-value" and value in raised.value.message

@@ -17,7 +17,7 @@ def test_probe_line_has_memory_journal_and_structure_sizes(tmp_path):
     for n in range(1, 6):
         Client(server, mac=n).dora()
     journal.commit(server.table.take_pending())
-    device = SimpleNamespace(journal=journal, dhcp=server, backup_events=[], vrrp_events=[])
+    device = SimpleNamespace(journal=journal, dhcp=server, recent_events=[])
     probe = MemoryProbe(device, tmp_path / "probe.jsonl")
     probe.write()
     probe.write()

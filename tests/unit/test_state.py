@@ -6,7 +6,7 @@ from ipaddress import IPv4Address
 
 from yangson.enumerations import ContentType, ValidationScope
 
-from nefeature.config import load_config
+from nefeature.datastore.validation import load_config
 from nefeature.datastore.schema import data_model
 from nefeature.datastore.validation import validate_config_text
 from nefeature.dhcp.server import DhcpServer

@@ -362,3 +362,172 @@ def test_a_master_that_steps_down_says_priority_zero():
     router.receive(advert(150), 1.0)
     assert [a.priority for a in router.outgoing] == [0]
     assert router.statistics.priority_zero_pkts_sent == 1
+
+
+# --- live reconfiguration: each kind of change, then the fault it must react to ---
+
+
+def with_changes(router: VrrpRouter, **changes) -> VrrpGroup:
+    from dataclasses import replace
+    return replace(router.group, **changes)
+
+
+def test_track_added_on_a_down_link_lowers_the_priority_at_once_and_hands_over():
+    a, b = pair()
+    a.reconfigure(with_changes(a, tracks=()), 0.0, links_down=())  # A starts untracked
+    lan = Lan(a, b)
+    lan.start()
+    lan.run_until(5.0)
+    assert lan.masters() == [0]
+    # the uplink is already down when the track is committed: counted at once
+    a.reconfigure(with_changes(a, tracks=(TrackedInterface("uplink0", -110),)), lan.now,
+                  links_down={"uplink0"})
+    assert a.priority == 90 and a.tracked_links() == {"uplink0": False}
+    assert a.outgoing[-1].priority == 90  # the backup hears it now, not at the next interval
+    lan.collect()
+    lan.run_until(lan.now + 0.01)
+    assert lan.masters() == [1]
+
+
+def test_track_added_by_a_later_commit_is_watched_for_the_next_link_down():
+    a, b = pair()
+    a.reconfigure(with_changes(a, tracks=()), 0.0, links_down=())
+    lan = Lan(a, b)
+    lan.start()
+    lan.run_until(5.0)
+    a.reconfigure(with_changes(a, tracks=(TrackedInterface("uplink0", -110),)), lan.now,
+                  links_down=())
+    lan.collect()
+    lan.run_until(6.0)
+    assert lan.masters() == [0] and a.priority == 200
+    a.link_changed("uplink0", False, lan.now)
+    lan.collect()
+    lan.run_until(lan.now + 0.01)
+    assert lan.masters() == [1]
+
+
+def test_track_removed_while_its_link_is_down_restores_the_priority():
+    router = router_in(State.MASTER, priority=200)
+    router.link_changed("uplink", False, 1.0)
+    assert router.priority == 150
+    router.outgoing.clear()
+    router.reconfigure(with_changes(router, tracks=()), 2.0, links_down={"uplink"})
+    assert router.priority == 200 and router.tracked_links() == {}
+    assert [a.priority for a in router.outgoing] == [200]
+
+
+def test_links_down_outside_the_tracks_are_ignored():
+    router = router_in(State.BACKUP)
+    router.reconfigure(router.group, 1.0, links_down={"eth9"})
+    assert router.links_down == set() and router.priority == 100
+
+
+def test_priority_raised_on_a_backup_preempts_the_master():
+    a, b = pair()
+    lan = Lan(a, b)
+    lan.start()
+    lan.run_until(5.0)
+    b.reconfigure(with_changes(b, priority=250), lan.now, links_down=())
+    lan.collect()
+    lan.run_until(lan.now + 0.01)
+    assert lan.masters() == [1] and b.new_master_reason == "preempted"
+
+
+def test_priority_lowered_on_the_master_is_advertised_and_it_yields():
+    a, b = pair()
+    lan = Lan(a, b)
+    lan.start()
+    lan.run_until(5.0)
+    a.reconfigure(with_changes(a, priority=50), lan.now, links_down=())
+    assert a.outgoing[-1].priority == 50
+    lan.collect()
+    lan.run_until(lan.now + 0.01)
+    assert lan.masters() == [1]
+
+
+def low_master_then_high(high: VrrpRouter) -> Lan:
+    """A priority-100 router is master alone, then ``high`` (priority 200) joins it."""
+    low = VrrpRouter(group(priority=100), B)
+    lan = Lan(low, high)
+    low.startup(0.0)
+    lan.collect()
+    lan.run_until(5.0)
+    high.startup(lan.now)
+    lan.collect()
+    lan.run_until(10.0)
+    return lan
+
+
+def change_and_settle(lan: Lan, router: VrrpRouter, **changes) -> None:
+    router.reconfigure(with_changes(router, **changes), lan.now, links_down=())
+    lan.collect()
+    lan.run_until(lan.now + 0.01)
+
+
+def test_preemption_disabled_then_enabled():
+    high = VrrpRouter(group(priority=200, preempt=False), A)
+    lan = low_master_then_high(high)
+    assert lan.masters() == [0]  # no preemption: the lower router stays master
+    change_and_settle(lan, high, preempt=True)
+    assert lan.masters() == [1] and high.new_master_reason == "preempted"
+
+
+def test_a_shorter_hold_time_restarts_a_pending_preemption():
+    high = VrrpRouter(group(priority=200, hold=600), A)
+    lan = low_master_then_high(high)
+    assert lan.masters() == [0] and high.preempt_timer is not None
+    change_and_settle(lan, high, preempt_hold_time=0)
+    assert lan.masters() == [1]
+
+
+def test_interval_change_on_the_master_is_advertised_and_followed_by_the_backup():
+    a, b = pair(interval=100)
+    lan = Lan(a, b)
+    lan.start()
+    lan.run_until(5.0)
+    a.reconfigure(with_changes(a, advertise_interval=10), lan.now, links_down=())
+    assert a.outgoing[-1].max_advertise_interval == 10 and a.master_adver_interval == 10
+    lan.collect()
+    lan.run_until(lan.now + 0.05)
+    assert b.master_adver_interval == 10
+    assert b.master_down_interval == 3 * 10 + ((256 - 100) * 10) // 256
+    lan.up.discard(0)  # now A dies: B notices within the new, shorter interval
+    died = lan.now
+    lan.run_until(died + b.master_down_interval / 100 + 0.01)
+    assert lan.masters() == [1]
+
+
+def test_virtual_address_change_is_advertised_by_the_master():
+    router = router_in(State.MASTER)
+    other = IPv4Address("10.10.10.101")
+    router.reconfigure(with_changes(router, virtual_addresses=(other,)), 1.0, links_down=())
+    assert router.outgoing[-1].addresses == (int(other),)
+
+
+def test_becoming_the_address_owner_preempts_even_without_preempt_mode():
+    router = router_in(State.BACKUP, preempt=False)
+    router.receive(advert(200), 1.0)
+    assert router.state is State.BACKUP
+    router.reconfigure(with_changes(router, virtual_addresses=(IPv4Address("10.10.10.1"),)),
+                       2.0, links_down=())
+    assert router.state is State.MASTER and router.priority == 255
+
+
+def test_virtual_mac_follows_the_group_and_ownership():
+    router = VrrpRouter(group(), A)
+    assert router.virtual_mac == bytes.fromhex("00005e000101")
+    assert VrrpRouter(with_changes(router, vrid=255), A).virtual_mac == \
+        bytes.fromhex("00005e0001ff")
+    assert VrrpRouter(with_changes(router, virtual_mac=False), A).virtual_mac is None
+    assert VrrpRouter(group(vip=IPv4Address("10.10.10.1")), A).virtual_mac is None  # owner
+
+
+def test_last_change_is_the_time_of_the_last_state_change():
+    router = VrrpRouter(group(), A)
+    assert router.last_change is None
+    router.startup(3.0)
+    assert router.last_change == 3.0
+    router.receive(advert(150), 4.0)  # no state change
+    assert router.last_change == 3.0
+    router.handle_timer(router.master_down_timer)
+    assert router.state is State.MASTER and router.last_change == pytest.approx(4.0 + 3.6)

@@ -1,0 +1,70 @@
+"""The lease table's secondary indexes and per-pool counts stay equal to a full recount."""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nefeature.dhcp.leases import Lease, LeaseState, LeaseTable
+
+POOLS = ("p1", "p2")
+MACS = tuple(bytes([2, 0, 0, 0, 0, n]) for n in range(4))
+CLIENT_IDS = (None, b"\x01a", b"\x01b")
+OPTION82 = (None, b"\x01\x03c-1\x02\x01r", b"\x01\x03c-2", b"\x02\x01r")
+
+leases = st.builds(
+    lambda address, pool, mac, client_id, state, option82: Lease(
+        address=address, pool=pool, client=b"i" + client_id if client_id else b"h" + mac,
+        hardware_address=mac, state=state, start=0.0, expiry=100.0, client_id=client_id,
+        option82=option82),
+    st.integers(1, 6), st.sampled_from(POOLS), st.sampled_from(MACS),
+    st.sampled_from(CLIENT_IDS), st.sampled_from(list(LeaseState)), st.sampled_from(OPTION82))
+operations = st.lists(st.one_of(st.tuples(st.just("put"), leases),
+                                 st.tuples(st.just("remove"), st.integers(1, 6))), max_size=40)
+
+
+def recount(table: LeaseTable):
+    by_mac, by_client_id, by_circuit_id = defaultdict(set), defaultdict(set), defaultdict(set)
+    counts: defaultdict[str, Counter] = defaultdict(Counter)
+    for address, lease in table.by_address.items():
+        by_mac[lease.hardware_address].add(address)
+        if lease.client_id:
+            by_client_id[lease.client_id].add(address)
+        if lease.circuit_id:
+            by_circuit_id[lease.circuit_id].add(address)
+        counts[lease.pool][lease.state] += 1
+    return dict(by_mac), dict(by_client_id), dict(by_circuit_id), dict(counts)
+
+
+@settings(max_examples=300, deadline=None)
+@given(operations)
+def test_indexes_equal_a_recount_after_any_changes(steps):
+    table = LeaseTable()
+    for kind, argument in steps:
+        if kind == "put":
+            table.put(argument)
+        else:
+            table.remove(argument)
+        by_mac, by_client_id, by_circuit_id, counts = recount(table)
+        assert table.by_mac == by_mac
+        assert table.by_client_id == by_client_id
+        assert table.by_circuit_id == by_circuit_id
+        assert {pool: dict(c) for pool, c in table.state_counts.items()} == \
+            {pool: dict(c) for pool, c in counts.items()}
+
+
+def test_lookup_by_mac_client_id_and_circuit_id():
+    table = LeaseTable()
+    mac = bytes.fromhex("020000000001")
+    table.put(Lease(10, "p1", b"h" + mac, mac, LeaseState.BOUND, 0.0, 100.0,
+                    client_id=b"\x01x", option82=b"\x01\x04eth0"))
+    table.put(Lease(11, "p2", b"h" + mac, mac, LeaseState.BOUND, 0.0, 100.0))
+    assert table.by_mac[mac] == {10, 11}
+    assert table.by_client_id[b"\x01x"] == {10}
+    assert table.by_circuit_id[b"eth0"] == {10}
+    table.remove(10)
+    assert table.by_mac[mac] == {11} and b"\x01x" not in table.by_client_id
+    assert b"eth0" not in table.by_circuit_id
+    assert table.state_counts["p2"][LeaseState.BOUND] == 1 and "p1" not in table.state_counts
