@@ -28,8 +28,8 @@ def log_event(event) -> None:
         log.info("VRRP %s vrid %d: new master %s (%s)", event.interface, event.vrid,
                  IPv4Address(event.master_ip), event.reason)
     elif isinstance(event, VrrpSecondMaster):
-        log.info("VRRP %s vrid %d: master %s with priority %d heard: advertising and announcing"
-                 " the virtual addresses", event.interface, event.vrid,
+        log.info("VRRP %s vrid %d: master %s of lower priority %d heard: advertising and "
+                 "announcing the virtual addresses", event.interface, event.vrid,
                  IPv4Address(event.other_master), event.other_priority)
     elif isinstance(event, PoolThresholdExceeded):
         log.warning("pool %s: %d of %d addresses in use (threshold %d)", event.pool,

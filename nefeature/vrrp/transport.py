@@ -352,18 +352,16 @@ class VirtualAddresses:
 
     def add(self, addresses: Iterable[int], virtual_mac: bytes | None = None) -> None:
         """Hold ``addresses`` too, answered for with ``virtual_mac`` (None: the interface's
-        MAC); a different ``virtual_mac`` moves every held address.  Addresses already
-        held are announced again (the group heard a second master)."""
+        MAC), and announce them; a different ``virtual_mac`` moves every held address."""
         new = set(addresses) - self.held - {self.own_address}
-        again = set(addresses) & self.held
         if virtual_mac != self.virtual_mac:
             moving = set(self.held)
             self.remove(moving)
             self._delete_virtual_interface()
             new |= moving
         self.virtual_mac = virtual_mac
-        for address in sorted(again - new):
-            self.announce(address)
+        for address in sorted(set(addresses) & self.held - new):
+            self.announce(address)  # held already: announced again (another master was heard)
         if not new:
             return
         try:
