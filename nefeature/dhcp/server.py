@@ -263,6 +263,7 @@ class DhcpServer:
         self.enabled = config.dhcp_enabled
         self._set_flood_protection(config.flood_protection)
         self.interfaces: dict[str, Interface] = {i.linux_name: i for i in config.interfaces}
+        self._server_ids: dict[tuple[str, str], int] = {}  # (pool, interface) -> identifier
         own = {int(i.address.ip) for i in config.interfaces if i.address is not None}
         own |= {int(a) for g in config.vrrp_groups for a in g.virtual_addresses}
         own |= {int(a) for s in config.rbs_services for a in (s.peer, s.source) if a is not None}
@@ -417,7 +418,10 @@ class DhcpServer:
         state = self._select_pool(message, interface)
         if state is None or state.config.name in self.silent_pools:
             return []
-        server_id = self._server_id(state, interface)
+        server_id = self._server_ids.get((state.config.name, packet.interface))
+        if server_id is None:
+            server_id = self._server_ids[(state.config.name, packet.interface)] = \
+                self._server_id(state, interface)
         handler = getattr(self, _HANDLER[message_type])
         client = client_key(message.options.get(Option.CLIENT_ID), message.hardware_address)
         if self._over_flood_limits(message, client, now):
