@@ -229,8 +229,7 @@ class DhcpServer:
         self.mclt: dict[str, int] = {}
         self.peer_expiry: dict[int, float] = {}
         self.apply_config(config)
-        for lease in leases:
-            self._load(lease)
+        self._load_all(leases)
 
     # --- configuration ---
 
@@ -316,14 +315,14 @@ class DhcpServer:
                 return True
         return False
 
-    def _load(self, lease: Lease) -> None:
-        """Restore a lease from the journal (or from the peer)."""
-        state = self.pools.get(lease.pool)
-        if state is None:
-            return
-        self.table.put(lease, journal=False)
-        if lease.state in HOLDING:
-            state.addresses.take(lease.address)
+    def _load_all(self, leases) -> None:
+        """Restore the journal's leases: ``_load`` of each, with the table filled in bulk."""
+        pools = self.pools
+        known = [lease for lease in leases if lease.pool in pools]
+        self.table.load(known)
+        for lease in known:
+            if lease.state in HOLDING:
+                pools[lease.pool].addresses.take(lease.address)
 
     # --- remote backup ---
 
