@@ -65,7 +65,7 @@ def encode_frame(frame: Frame, mac_key: bytes | None = None, counter: int = 0) -
     length = HEADER.size - 4 + len(frame.payload) + (MAC_SIZE if mac_key else 0)
     data = HEADER.pack(length, frame.type, frame.flags, 0, frame.seq, frame.ack) + frame.payload
     if mac_key:
-        data += hmac.new(mac_key, struct.pack("!Q", counter) + data, hashlib.sha256).digest()
+        data += hmac.digest(mac_key, struct.pack("!Q", counter) + data, "sha256")  # one-shot
     return data
 
 
@@ -99,8 +99,8 @@ class FrameReader:
             body, mac = raw[:-MAC_SIZE], raw[-MAC_SIZE:]
             if len(body) < HEADER.size:
                 raise FrameError("frame too short for its MAC")
-            expected = hmac.new(self.mac_key, struct.pack("!Q", self.counter) + body,
-                                hashlib.sha256).digest()
+            expected = hmac.digest(self.mac_key, struct.pack("!Q", self.counter) + body,
+                                   "sha256")
             if not hmac.compare_digest(mac, expected):
                 raise FrameError("frame authentication failed")
             self.counter += 1
