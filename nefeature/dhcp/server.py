@@ -208,6 +208,7 @@ class _PoolState:
         self.options = options
         self.encoded_options = encode_options(options)  # the same in every OFFER and ACK
         self.encoded_lease_options = encode_options(_lease_time_options(pool.lease_time))
+        self.lease_trailers: dict[tuple[int, int], bytes] = {}  # (type, server id) -> options
         self.server_id: int | None = None  # without a receiving interface; set by the server
         self.over_threshold = False
 
@@ -423,7 +424,8 @@ class DhcpServer:
                 self._server_id(state, interface)
         handler = getattr(self, _HANDLER[message_type])
         client = client_key(message.options.get(Option.CLIENT_ID), message.hardware_address)
-        if self._over_flood_limits(message, client, now):
+        if (self.flood_protection.client_rate or self.flood_protection.circuit_rate) \
+                and self._over_flood_limits(message, client, now):
             self.statistics.flood_dropped += 1
             return []
         return handler(message, state, server_id, interface, packet.unicast, now, client)
@@ -679,10 +681,14 @@ class DhcpServer:
             trailer = head + encode_options({Option.MESSAGE: (reason or "").encode()})
         elif lease is not None:
             granted = None if lease.expiry is None else round(lease.expiry - lease.start)
-            lease_options = state.encoded_lease_options
             if reply_type == MessageType.ACK and granted != state.config.lease_time:
-                lease_options = encode_options(_lease_time_options(granted))  # capped (lazy)
-            trailer = head + lease_options + state.encoded_options
+                trailer = head + encode_options(_lease_time_options(granted)) \
+                    + state.encoded_options  # capped (lazy)
+            else:  # the usual OFFER and ACK: the same options every time
+                trailer = state.lease_trailers.get((reply_type, server_id))
+                if trailer is None:
+                    trailer = state.lease_trailers[(reply_type, server_id)] = \
+                        head + state.encoded_lease_options + state.encoded_options
         else:
             trailer = head + state.encoded_options
         relay_info = request.options.get(Option.RELAY_AGENT_INFORMATION)
