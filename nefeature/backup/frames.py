@@ -313,22 +313,13 @@ def _decode_records(payload: bytes) -> list[LeaseRecord]:
         if state >= state_count:
             raise FrameError(f"unknown lease state {state}")
         start, expiry, static = times(payload, position)
-        position += 19
-        length = blob_length(payload, position - 2)[0]
-        client = payload[position:position + length]
-        position += length + 2
-        length = blob_length(payload, position - 2)[0]
-        hardware = payload[position:position + length]
-        position += length + 2
-        length = blob_length(payload, position - 2)[0]
-        client_id = payload[position:position + length]
-        position += length + 2
-        length = blob_length(payload, position - 2)[0]
-        hostname = payload[position:position + length]
-        position += length + 2
-        length = blob_length(payload, position - 2)[0]
-        option82 = payload[position:position + length]
-        position += length
+        position += 17
+        blobs = []
+        for _ in range(5):  # client, hardware address, client id, hostname, option 82
+            end = position + 2 + blob_length(payload, position)[0]
+            blobs.append(payload[position + 2:end])
+            position = end
+        client, hardware, client_id, hostname, option82 = blobs
         if position > len(payload):
             raise FrameError("payload truncated")
         lease = Lease(address, pool, client, hardware, states[state], start,
