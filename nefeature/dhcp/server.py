@@ -363,6 +363,13 @@ class DhcpServer:
             if local.client != lease.client and local.state in HOLDING:
                 self.sync_conflicts += 1
         same_client = self.table.for_client(pool, lease.client)
+        if local is None and same_client is None and (lease.pool, lease.address) == (pool, address):
+            # new address, new client (a batch backup into an empty table): _store's case
+            # with nothing to displace, without its lookups again
+            self.table.put(lease)
+            if lease.state in HOLDING:
+                state.addresses.take(address)
+            return True
         if same_client is not None and same_client.address != address \
                 and lease_version(same_client) > lease_version(lease) \
                 and same_client.state is not OFFERED:
