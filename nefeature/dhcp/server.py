@@ -363,7 +363,8 @@ class DhcpServer:
             if local.client != lease.client and local.state in HOLDING:
                 self.sync_conflicts += 1
         same_client = self.table.for_client(pool, lease.client)
-        if local is None and same_client is None and (lease.pool, lease.address) == (pool, address):
+        if local is None and same_client is None \
+                and (lease.pool, lease.address) == (pool, address):
             # new address, new client (a batch backup into an empty table): _store's case
             # with nothing to displace, without its lookups again
             self.table.put(lease)
