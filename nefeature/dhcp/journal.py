@@ -224,8 +224,8 @@ class LeaseJournal:
                 db.executemany("DELETE FROM leases WHERE address = ?", deletes)
             db.executemany(UPSERT, [
                 (lease.address, lease.pool, lease.client, lease.hardware_address,
-                 _STATE_TEXT[lease.state], lease.start, lease.expiry, lease.client_id, lease.hostname,
-                 lease.option82, lease.origin, lease.static)
+                 _STATE_TEXT[lease.state], lease.start, lease.expiry, lease.client_id,
+                 lease.hostname, lease.option82, lease.origin, lease.static)
                 for lease in changes.values() if lease is not None])
             db.execute("COMMIT")
         except BaseException:
