@@ -115,7 +115,7 @@ class DhcpMessage:
     @property
     def hardware_address(self) -> bytes:
         """chaddr cut to hlen (the MAC for Ethernet)."""
-        return self.chaddr[:self.hlen] if self.hlen < 16 else self.chaddr
+        return self.chaddr[:self.hlen if self.hlen < 16 else 16]
 
     @property
     def broadcast(self) -> bool:

@@ -317,7 +317,8 @@ class DhcpServer:
         return False
 
     def _load_all(self, leases) -> None:
-        """Restore the journal's leases: ``_load`` of each, with the table filled in bulk."""
+        """Restore the journal's leases (those of a pool no longer configured stay out),
+        the table filled in bulk, then each holding lease's address taken."""
         pools = self.pools
         known = [lease for lease in leases if lease.pool in pools]
         self.table.load(known)
