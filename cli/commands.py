@@ -646,6 +646,8 @@ def _profile() -> list[Command]:
         C("undo sync-mode", (PROFILE,), lambda k, v: pr(k, removed("sync-mode")),
           PROFILE_NODE + "/sync-mode"),
         *setting("mclt <seconds>", (PROFILE,), pr, PROFILE_NODE + "/mclt", "mclt"),
+        *setting("partition-share <percent>", (PROFILE,), pr, PROFILE_NODE + "/partition-share",
+                 "partition-share"),
     ]
 
 

@@ -142,6 +142,8 @@ def profile_lines(entry: dict) -> list[str]:
         lines.append(f" sync-mode {entry['sync-mode']}")
     if "mclt" in entry:
         lines.append(f" mclt {entry['mclt']}")
+    if "partition-share" in entry:
+        lines.append(f" partition-share {entry['partition-share']}")
     return lines
 
 
@@ -592,5 +594,8 @@ def display_rbp(tree: dict, name: str | None = None) -> str:
             f" Backup mode          : {entry.get('mode', 'hot')}",
             f" Sync mode            : {entry.get('sync-mode', 'strict')}",
             f" Batch backup         : {batch.get('status', 'idle')}",
+            f" Failover state       : {state.get('failover-state', '--')}",
+            f" Address share        : {state.get('failover-role', '--')}, "
+            f"{entry.get('partition-share', 50)}% of free addresses to the secondary",
         ]
     return "\n".join(out) if out else "Info: No remote backup profile."

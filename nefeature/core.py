@@ -52,7 +52,7 @@ from nefeature.dhcp.events import LeaseEvent
 from nefeature.dhcp.leases import Lease
 from nefeature.dhcp.server import DhcpServer, Received, Reply
 from nefeature.vrrp.packet import Advertisement, VrrpPacketError, parse_ipv4
-from nefeature.vrrp.router import State, VrrpRouter, VrrpStateChanged
+from nefeature.vrrp.router import State, VrrpSecondMaster, VrrpRouter, VrrpStateChanged
 
 _ROLES = {State.MASTER: "master", State.BACKUP: "slave", State.INITIALIZE: "init"}
 
@@ -377,6 +377,8 @@ class DeviceCore:
                     elif event.old is State.MASTER:
                         self._virtual(key, router, present=False)
                     self.backup.role_changed(key, _ROLES[event.new], event.reason, now)
+                elif isinstance(event, VrrpSecondMaster):
+                    self._virtual(key, router, present=True)  # announced again (ARP)
                 self._outputs.append(Notify(event))
             router.events.clear()
         return moved

@@ -15,7 +15,7 @@ from nefeature.backup.hotbackup import (
     RbpStateChanged,
 )
 from nefeature.dhcp.events import PoolThresholdExceeded
-from nefeature.vrrp.router import VrrpNewMaster, VrrpStateChanged
+from nefeature.vrrp.router import VrrpNewMaster, VrrpSecondMaster, VrrpStateChanged
 
 log = logging.getLogger("nefeature")
 
@@ -27,6 +27,10 @@ def log_event(event) -> None:
     elif isinstance(event, VrrpNewMaster):
         log.info("VRRP %s vrid %d: new master %s (%s)", event.interface, event.vrid,
                  IPv4Address(event.master_ip), event.reason)
+    elif isinstance(event, VrrpSecondMaster):
+        log.info("VRRP %s vrid %d: master %s of lower priority %d heard: advertising and "
+                 "announcing the virtual addresses", event.interface, event.vrid,
+                 IPv4Address(event.other_master), event.other_priority)
     elif isinstance(event, PoolThresholdExceeded):
         log.warning("pool %s: %d of %d addresses in use (threshold %d)", event.pool,
                     event.allocated, event.total, event.threshold_addresses)

@@ -12,7 +12,9 @@ peer's incarnation); with a shared key each then proves it holds the key
 under a per-direction session key (``frames.session_keys``).  Once up, the
 sender resends what the peer's HELLO says it has not applied, and
 heartbeats every ``heartbeat_interval``; a peer silent for
-``dead_interval`` is declared down.
+``dead_interval`` is declared down.  The first heartbeat on a connection
+follows that resend, so once it has arrived (``peer_backlog_received``)
+everything the peer queued while the two were apart is here.
 
 Updates: ``send_records`` numbers lease records 1, 2, 3... per incarnation;
 an UPDATE frame carries a run of consecutive ones.  Records are framed when
@@ -194,6 +196,10 @@ class BackupChannel:
         self._last_heard = 0.0
         self._next_heartbeat: float | None = None
         self._pending_receive_key: bytes | None = None
+        # The peer's first heartbeat on this connection has arrived.  The peer sends it
+        # right after resending what we had not acknowledged, so by then everything it
+        # queued while the two were apart is here.
+        self.peer_backlog_received = False
 
     # --- connection life ---
 
@@ -212,6 +218,7 @@ class BackupChannel:
     def connection_lost(self, now: float, reason: str) -> None:
         was_up = self.state is ChannelState.UP
         self.state = ChannelState.DOWN
+        self.close_reason = None  # closed: nothing more to ask of the shell
         self._reset_connection()
         self._out.clear()
         self._unframed.clear()
@@ -255,6 +262,11 @@ class BackupChannel:
             return
         if self._next_heartbeat is not None and now >= self._next_heartbeat:
             self._heartbeat(now)
+
+    @property
+    def last_heard(self) -> float:
+        """When the peer last sent anything on this connection (0 when none)."""
+        return self._last_heard
 
     # --- what the owner sends ---
 
@@ -409,6 +421,7 @@ class BackupChannel:
             self._on_update(frame)
         elif frame.type is FrameType.HEARTBEAT:
             self.statistics.heartbeats_received += 1
+            self.peer_backlog_received = True
             profiles = decode_heartbeat(frame.payload)
             if profiles != self.peer_profiles:
                 self.peer_profiles = profiles

@@ -28,7 +28,10 @@ up             yes          no            yes              NORMAL
 because the peer's advertisements stopped (``no-response``) until anything
 is heard from the peer on the channel again.  "Table complete": our table
 holds the peer's (its batch backup reached us, or we are the master whose
-table the peer receives).
+table the peer receives) and, on a connection after an interruption, the
+updates the peer queued meanwhile (they come before its first heartbeat):
+until then a master allocates from its own share, so what the peer granted
+alone is never handed out again.
 
 What each state allows:
 
@@ -219,6 +222,7 @@ class ProfileRuntime:
     batch_status: str = "idle"
     last_batch_time: float | None = None  # wall clock
     failover_role: str = "primary"  # whose share of the pools is ours (partition-share)
+    took_over_at: float | None = None  # VRRP made us master for the peer's silence, then
     serving: bool | None = None
     restricted: bool | None = None
     preempt: bool | None = None
@@ -276,6 +280,8 @@ class HotBackup:
                 continue
             self.events.append(RbpStateChanged(profile.name, profile.local_state, role, "vrrp"))
             profile.local_state = role
+            profile.took_over_at = now if role == "master" and reason == "no-response" \
+                else None
             if role == "master" and reason == "no-response" and profile.peer_state == "master":
                 self._presumed_down_since[profile.service] = now  # VRRP says the peer is gone
             if role == "master" and profile.peer_state != "master":
@@ -399,12 +405,17 @@ class HotBackup:
         for profile in self.profiles.values():
             channel = self.channels[profile.service]
             up = channel.state is ChannelState.UP
-            peer_alive = up and self._presumed_down_since[profile.service] is None
+            # After a takeover for the peer's silence, the peer may be a master too on the
+            # other side of a partition: alive only once heard from since.
+            unheard = profile.took_over_at is not None and \
+                channel.last_heard < profile.took_over_at
+            peer_alive = up and self._presumed_down_since[profile.service] is None \
+                and not unheard
             if up and profile.local_state == "master":
                 self._offer_batch(profile, now)
             state = failover_state(self._ever_up[profile.service], up, peer_alive,
                                    profile.local_state == "master" == profile.peer_state,
-                                   profile.batch_done)
+                                   profile.batch_done and channel.peer_backlog_received)
             if state is not profile.failover:
                 self.events.append(FailoverStateChanged(profile.name, profile.failover, state))
                 profile.failover = state

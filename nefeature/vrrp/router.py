@@ -29,6 +29,16 @@ The virtual router MAC (section 7.3), ``00:00:5E:00:01:{VRID}``, is what a
 master answers ARP with and sends its advertisements from, unless the
 group turns it off or the router owns the address (``virtual_mac``); the
 transport makes it so.
+
+Two masters.  After a healed LAN partition or a frozen master waking up,
+two masters hear each other, and hosts that followed the one that steps
+down would keep sending to its MAC until their ARP entries age out.  So,
+beyond section 6.4.3: a master that steps down for a higher-priority one
+says priority 0 (it stops being master), and a master that hears another
+master, of lower priority (advertised at once, as keepalived does, instead
+of discarded) or saying priority 0, reports :class:`VrrpSecondMaster`: the
+device announces its virtual addresses again (gratuitous ARP).  Whichever
+advertisement crosses the healed LAN first, the master that stays announces.
 """
 
 from __future__ import annotations
@@ -72,6 +82,17 @@ class VrrpNewMaster:
     vrid: int
     master_ip: int
     reason: str  # not-master | priority | preempted | no-response
+
+
+@dataclass(frozen=True, slots=True)
+class VrrpSecondMaster:
+    """This master heard another master (of lower priority, or stepping down with
+    priority 0): its virtual addresses are to be announced again."""
+
+    interface: str
+    vrid: int
+    other_master: int
+    other_priority: int
 
 
 @dataclass
@@ -298,17 +319,19 @@ class VrrpRouter:
                 self.handle_timer(now)
 
     def _master_receives(self, received: ReceivedAdvertisement, now: float) -> None:
-        advertisement = received.advertisement
-        if advertisement.priority == 0:
-            self.last_event = "priority-zero"
-            self._send(self.priority)
-            self.adver_timer = now + self.advertisement_interval / 100
-            return
-        if advertisement.priority > self.priority or (
-                advertisement.priority == self.priority and received.source > self.primary_address):
+        priority = received.advertisement.priority
+        if priority and (priority > self.priority or (
+                priority == self.priority and received.source > self.primary_address)):
             self.last_event = "higher-priority-advertisement"
+            self._send(0)  # we stop being master: the other announces itself again
             self._change_state(State.BACKUP, now, "higher-priority-advertisement")
             self._learn_master(received, now)
+            return
+        self.last_event = "priority-zero" if priority == 0 else "lower-priority-master"
+        self._send(self.priority)
+        self.adver_timer = now + self.advertisement_interval / 100
+        self.events.append(VrrpSecondMaster(self.group.interface, self.group.vrid,
+                                            received.source, priority))
 
     def _learn_master(self, received: ReceivedAdvertisement, now: float) -> None:
         """Accept the sender as master: learn its interval, restart Master_Down_Timer."""

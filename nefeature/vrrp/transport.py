@@ -352,7 +352,7 @@ class VirtualAddresses:
 
     def add(self, addresses: Iterable[int], virtual_mac: bytes | None = None) -> None:
         """Hold ``addresses`` too, answered for with ``virtual_mac`` (None: the interface's
-        MAC); a different ``virtual_mac`` moves every held address."""
+        MAC), and announce them; a different ``virtual_mac`` moves every held address."""
         new = set(addresses) - self.held - {self.own_address}
         if virtual_mac != self.virtual_mac:
             moving = set(self.held)
@@ -360,6 +360,8 @@ class VirtualAddresses:
             self._delete_virtual_interface()
             new |= moving
         self.virtual_mac = virtual_mac
+        for address in sorted(set(addresses) & self.held - new):
+            self.announce(address)  # held already: announced again (another master was heard)
         if not new:
             return
         try:

@@ -138,6 +138,8 @@ NCA = 'xmlns:nc="urn:ietf:params:xml:ns:netconf:base:1.0"'
      '<vrrps><vrrp nc:operation="replace"><id>1</id><if-name>Vlanif100</if-name></vrrp></vrrps>'),
     ("remote-backup-profile p1", "dhcp server backup enable",
      "<service-type>dhcp-server</service-type>"),
+    ("remote-backup-profile p1", "partition-share 30",
+     "<partition-share>30</partition-share>"),
 ])
 def test_command_becomes_one_edit(view, line, expected):
     sh = shell()

@@ -30,6 +30,11 @@ trace of the run):
   in strict mode on the peer's disk unless the core marked it unconfirmed;
 * a device that starts serving holds every valid lease its peer granted
   with confirmation (strict mode);
+* a serving device that may hand out any free address (not restricted to
+  its own share) holds every valid lease a client holds that was granted
+  with confirmation, or by a device still running the process that queued
+  the update for its peer (a device that served alone and then crashed
+  before the channel came back has that lease on its own disk only);
 * once the LAN has been whole for long enough, at most one device serves.
 """
 
@@ -129,6 +134,7 @@ class SimDevice:
     timer_at: float | None = None
     timer_due: bool = False
     holds_vip: bool = False
+    announced: list = field(default_factory=list)  # when it added the VIP (gratuitous ARP)
     serving: bool = False
     uplink_up: bool = True
     skew: float = 0.0  # wall clock minus the simulator's wall clock
@@ -147,6 +153,7 @@ class Holding:
     expiry: float
     device: str
     confirmed: bool
+    incarnation: int = 0  # the granting device's run that sent the ACK
 
 
 class SimClient:
@@ -250,7 +257,8 @@ class SimClient:
             self.sim.check_ack(self, reply, device, now)
             lease_time = int.from_bytes(reply.options[Option.LEASE_TIME], "big")
             self.holding = Holding(reply.yiaddr, now, now + lease_time, device,
-                                   confirmed=self.sim.mode == "strict" and not unconfirmed)
+                                   confirmed=self.sim.mode == "strict" and not unconfirmed,
+                                   incarnation=self.sim.devices[device].incarnation)
             self.server_id = int.from_bytes(reply.options[Option.SERVER_ID], "big")
             self.t1, self.t2 = now + lease_time / 2, now + lease_time * 7 / 8
             self.state = "BOUND"
@@ -374,6 +382,8 @@ class Sim:
                         self.journal_done, device, device.incarnation, output)
             elif kind is VirtualAddressesChanged:
                 device.holds_vip = output.present
+                if output.present:
+                    device.announced.append(self.now)
             elif kind is Notify:
                 device.notifications.append(output.event)
         if core.batch_pending("service1") and not device.page_scheduled:
@@ -513,8 +523,8 @@ class Sim:
             self.at(self.now + RECONNECT, self.try_connect)
 
     def channel_send(self, device: SimDevice, data: bytes) -> None:
-        if not self.connection or not self.channel_path_up:
-            return
+        if self.connection <= 0 or not self.channel_path_up:
+            return  # none, or cut: nothing more is delivered on it (TCP has no holes)
         peer = self.devices["B" if device.name == "A" else "A"]
         when = max(self.now + 0.0002 + self.rng.random() * 0.002,
                    self.channel_last_delivery[peer.name])
@@ -522,7 +532,7 @@ class Sim:
         self.at(when, self.channel_arrives, peer, self.connection, data)
 
     def channel_arrives(self, device: SimDevice, connection: int, data: bytes) -> None:
-        if connection == self.connection and self.channel_path_up:
+        if connection == self.connection > 0 and self.channel_path_up:
             self.deliver(device, "channel_received", "service1", data)
 
     def channel_drop(self, reset_peer: bool) -> None:
@@ -639,11 +649,32 @@ class Sim:
                 self.violation(f"{device.name} serves without {client.label()}'s lease of "
                                f"{IPv4Address(held.address)} (ACKed by {held.device})")
 
+    def check_unrestricted(self, device: SimDevice) -> None:
+        """A device allocating from the whole pool knows every lease a client holds
+        (but for one its peer granted alone and lost from its queue in a crash)."""
+        core = device.core
+        if POOL in core.dhcp.restricted_pools:
+            return
+        table = core.dhcp.table.by_address
+        for client in self.clients:
+            held = client.holding
+            if held is None or self.now >= held.expiry or not held.confirmed and \
+                    self.devices[held.device].incarnation != held.incarnation:
+                continue
+            lease = table.get(held.address)
+            if lease is None or lease.client != client.key:
+                self.violation(f"{device.name} allocates from the whole pool without "
+                               f"{client.label()}'s lease of {IPv4Address(held.address)} "
+                               f"(ACKed by {held.device})")
+
     def check_invariants(self) -> None:
-        """At most one serving device on a whole LAN, but for the instant a preempting
-        master needs to be heard (one advertisement, ``OVERLAP``)."""
+        """Serving devices allocating from the whole pool know every client's lease; at
+        most one serving device on a whole LAN, but for the instant a preempting master
+        needs to be heard (one advertisement, ``OVERLAP``)."""
         serving = [d.name for d in self.devices.values()
                    if d.alive and not d.frozen and d.serving]
+        for name in serving:
+            self.check_unrestricted(self.devices[name])
         if len(serving) < 2 or self.side_of or self.lan_loss:
             self.both_serving_since = None
             return

@@ -71,6 +71,45 @@ def test_the_partition_of_the_field_report_hands_no_address_twice():
     assert len(tables[0]) == 6
 
 
+@pytest.mark.parametrize("kind", ["partition", "freeze"])
+def test_the_master_that_stays_announces_the_vip_again(kind):
+    """A healed partition, or A waking from a freeze while B is master: B steps down
+    and A, which never stopped being master, announces the virtual IP again, so the
+    hosts that followed B's gratuitous ARP come back to A."""
+    for seed in range(20):
+        sim = Sim(seed, [Fault(10.0, kind, "A", 6.0, clients_with_a=2)], clients=4,
+                  duration=25.0).run()
+        a, b = sim.devices["A"], sim.devices["B"]
+        assert b.announced and b.announced[0] > 10.0, "B took over during the fault"
+        assert a.serving and not b.serving
+        assert [t for t in a.announced if t >= 16.0], \
+            f"seed {seed}: A did not announce the VIP after the {kind} ended"
+
+
+def test_after_a_partition_the_master_allocates_from_the_whole_pool_only_with_the_peers_grants():
+    """The seed where A, its channel back after the heal, left its own share before B's
+    partition grants (resent ahead of B's first heartbeat) had reached it: A could then
+    have handed client4's 10.10.10.3 to a new client (the invariant checked after every
+    event, ``check_unrestricted``)."""
+    sim = Sim(3, [Fault(11.0, "partition", "B", 6.0, clients_with_a=3)], clients=6,
+              duration=45.0).run()
+    assert any(line.endswith("ACKed 10.10.10.3 by B") for line in sim.trace)
+    a = sim.devices["A"].core
+    assert a.backup.profiles["service1"].failover is FailoverState.NORMAL
+    assert not a.dhcp.restricted_pools
+
+
+def test_a_master_made_by_silence_keeps_to_its_share_until_it_hears_the_peer():
+    """A partition at the pair's first election: each device becomes master for the
+    other's silence while the channel still looks up (neither was master before, so
+    neither presumed the other down), and both allocated from the whole pool until the
+    channel's dead interval; here B's 10.10.10.3 was unknown to A meanwhile."""
+    sim = Sim(1, [Fault(3.0, "partition", "A", 2.0)], clients=5, duration=50.0).run()
+    assert any(line.endswith("ACKed 10.10.10.3 by B") for line in sim.trace)
+    assert all(d.core.backup.profiles["service1"].failover is FailoverState.NORMAL
+               for d in sim.devices.values())
+
+
 def test_an_ack_never_precedes_its_journal_write():
     """The seed where, before the ACK gate, the peer's acknowledgement released a
     DHCPACK before the master's own journal write (the simulator checks the disk
@@ -85,6 +124,16 @@ def test_a_channel_drop_never_pauses_the_master():
     stops = [line for line in sim.trace if "stops serving" in line]
     assert not stops, stops
     assert sim.devices["A"].core.backup.profiles["service1"].failover is FailoverState.NORMAL
+
+
+@pytest.mark.parametrize("kind", ["garbage", "channel-cut"])
+def test_a_refused_connection_is_closed_once(kind):
+    """Junk on the channel, or a silent peer: the device asks the shell to close the
+    connection once (before, the reason outlived the connection and the close, with
+    its warning, was asked for again as soon as the connection was gone)."""
+    sim = Sim(3, [Fault(10.0, kind, "A", 5.0)], clients=2, duration=20.0).run()
+    drops = [line for line in sim.trace if "drops the channel" in line]
+    assert len(drops) == 1, drops
 
 
 def test_a_wall_clock_step_moves_no_protocol_deadline():

@@ -516,8 +516,9 @@ if spec["mode"] == "direct":
         result = {"mac": client["mac"], "op": client["op"]}
         eth = Ether(src=client["mac"], dst="ff:ff:ff:ff:ff:ff")
         if client["op"] == "dora":
+            wish = [("requested_addr", client["requested"])] if client.get("requested") else []
             offer = exchange(eth / IP(**broadcast) / UDP(sport=68, dport=67)
-                             / dhcp("discover", mac, xid), mac, xid, "DISCOVER")
+                             / dhcp("discover", mac, xid, wish), mac, xid, "DISCOVER")
             result["offer"] = offer
             if offer["type"] != 2:
                 results.append(result)
@@ -631,7 +632,8 @@ class ScapyClients:
         spec = {"server": VIP, "mode": "relay" if self.relayed else "direct",
                 "ifname": CLIENT_IF, "relay": RELAY_LAN, "giaddr": GIADDR, "clients": [
                     {"mac": c["mac"], "op": op, "ciaddr": c["address"],
-                     "option82": c.get("option82")} for c in clients]}
+                     "option82": c.get("option82"), "requested": c.get("requested")}
+                    for c in clients]}
         self.runs += 1
         return self.lab.start(self.lab.ns[self.label], [PYTHON, self.script, json.dumps(spec)],
                               self.lab.dir / f"{self.label}-{self.runs}.log",

@@ -179,6 +179,33 @@ def test_loss_and_reconnect_deliver_everything_exactly_once():
     assert link.a.pending == 0
 
 
+@pytest.mark.parametrize("key", [KEY, None])
+def test_the_peers_backlog_is_in_once_its_first_heartbeat_is(key):
+    """What a peer queued while the two were apart is resent ahead of its first heartbeat
+    on the new connection: once that has arrived, all of it has (the device allocates
+    from its own share until then)."""
+    link = Link(key, key)
+    link.connect()
+    assert link.b.peer_backlog_received
+    link.cut()
+    assert not link.b.peer_backlog_received
+    link.a.send_records([record(n) for n in range(1, 8)])  # granted alone meanwhile
+    link.connected = True
+    link.a.connection_made(link.now)
+    link.b.connection_made(link.now)
+    seen_up_without_backlog = False
+    for _ in range(20):  # a's bytes reach b one at a time: every point of the stream
+        for byte in link.a.data_to_send():
+            link.b.data_received(bytes([byte]), link.now)
+            if link.b.state is ChannelState.UP and not link.b.peer_backlog_received:
+                seen_up_without_backlog = True
+            if link.b.peer_backlog_received:
+                assert len(received(link.b)) == 7
+        link.b.acknowledge(link.now)
+        link.a.data_received(link.b.data_to_send(), link.now)
+    assert seen_up_without_backlog and link.b.peer_backlog_received
+
+
 def test_a_long_outage_keeps_only_the_newest_update_per_address():
     link = Link()
     link.connect()

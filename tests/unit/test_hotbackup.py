@@ -77,11 +77,18 @@ def test_a_channel_drop_does_not_pause_the_master_and_notifies():
     assert [e.resumed for e in notified] == [True, False, True]  # up, cut, up again
 
 
+def gives_up(sim: Sim, key: bytes) -> SimClient:
+    """The client lets its lease go (as if it had released it) and starts again later."""
+    client = next(c for c in sim.clients if c.key == key)
+    client.holding, client.state, client.retry_at = None, "INIT", sim.now + 5.0
+    return client
+
+
 def test_release_expiry_and_reset_replicate():
     sim = run(seed=9, clients=3, duration=20.0)
     a, b = sim.devices["A"], sim.devices["B"]
     address, client = sorted(bound(a))[0]
-    mac = next(c for c in sim.clients if c.key == client).mac
+    mac = gives_up(sim, client).mac
     release = SimClient(sim, 99).message(MessageType.RELEASE, broadcast=False, ciaddr=address,
                                          server_id=struct.pack("!I", sim.devices["A"].core
                                                                .dhcp.pools["pool1"].server_id))
@@ -90,7 +97,8 @@ def test_release_expiry_and_reset_replicate():
     sim.duration += 1.0
     sim.run_until(sim.now + 1.0)
     assert b.core.dhcp.table.by_address[address].state is LeaseState.RELEASED
-    other = sorted(bound(a))[0][0]
+    other, holder = sorted(bound(a))[0]
+    gives_up(sim, holder)  # the operator takes its address back
     count = a.core.reset_addresses("pool1", other, None, None, sim.now, sim.wall(a))
     sim.outputs(a)
     sim.run_until(sim.now + 1.0)
@@ -129,3 +137,18 @@ def test_lazy_mode_caps_the_first_lease_by_mclt():
     a = sim.devices["A"].core
     assert a.dhcp.mclt == {"pool1": 60}
     assert a.dhcp.peer_expiry, "the peer acknowledged expiries"
+
+
+def test_display_remote_backup_profile_shows_the_failover_state_and_share():
+    """The VRP display of a profile in a partition: its failover state and whose share."""
+    from nefeature_cli.render import display_rbp
+    from nefeature.datastore.validation import validate_config_text
+    from nefeature.state import merge_trees, rbs_state
+    from tests.conftest import EXAMPLES
+
+    sim = run(Fault(8.0, "channel-cut", "A", 30.0), seed=4, duration=15.0)
+    config = validate_config_text((EXAMPLES / "pair" / "deviceA.xml").read_bytes()).raw
+    tree = merge_trees(config, rbs_state(sim.devices["A"].core.backup, {}))
+    shown = display_rbp(tree)
+    assert " Failover state       : communications-interrupted" in shown
+    assert " Address share        : primary, 50% of free addresses to the secondary" in shown

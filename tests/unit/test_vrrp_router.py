@@ -9,7 +9,13 @@ import pytest
 
 from nefeature.config.model import TrackedInterface, VrrpGroup
 from nefeature.vrrp.packet import Advertisement, ReceivedAdvertisement
-from nefeature.vrrp.router import State, VrrpNewMaster, VrrpRouter, VrrpStateChanged
+from nefeature.vrrp.router import (
+    State,
+    VrrpSecondMaster,
+    VrrpNewMaster,
+    VrrpRouter,
+    VrrpStateChanged,
+)
 
 VIP = IPv4Address("10.10.10.100")
 A = int(IPv4Address("10.10.10.1"))
@@ -86,10 +92,12 @@ MATRIX = {
     (State.MASTER, "shutdown"): (State.INITIALIZE, [0]),
     (State.MASTER, "master-down-timer"): (State.MASTER, []),
     (State.MASTER, "adver-timer"): (State.MASTER, [100]),
-    (State.MASTER, "advert-higher"): (State.BACKUP, []),
-    (State.MASTER, "advert-equal-higher-address"): (State.BACKUP, []),
-    (State.MASTER, "advert-equal-lower-address"): (State.MASTER, []),
-    (State.MASTER, "advert-lower"): (State.MASTER, []),
+    # a master that steps down says so (priority 0): the other re-announces (below)
+    (State.MASTER, "advert-higher"): (State.BACKUP, [0]),
+    (State.MASTER, "advert-equal-higher-address"): (State.BACKUP, [0]),
+    # another master of lower priority: advertise at once (and re-announce, below)
+    (State.MASTER, "advert-equal-lower-address"): (State.MASTER, [100]),
+    (State.MASTER, "advert-lower"): (State.MASTER, [100]),
     (State.MASTER, "advert-zero"): (State.MASTER, [100]),
     (State.MASTER, "track-down"): (State.MASTER, [50]),  # the drop is advertised at once
 }
@@ -325,18 +333,36 @@ def test_clean_shutdown_hands_over_after_skew_time():
     assert b.up_since is not None and b.statistics.priority_zero_pkts_rcvd == 1
 
 
-def test_two_masters_after_a_partition_resolve_in_one_advertisement():
+@pytest.mark.parametrize("first", ["A", "B"])
+def test_two_masters_after_a_partition_resolve_and_the_one_that_stays_announces(first):
+    """Two masters meet when a partition heals.  Whichever advertisement crosses first,
+    B steps down and A reports the second master (the device then announces the virtual
+    IP again, for the hosts that followed B): from B's lower-priority advertisement, or
+    from the priority 0 B says when it steps down after hearing A's."""
     a, b = pair()
     lan = Lan(a, b)
     lan.start()
     lan.run_until(5.0)
     lan.up.discard(0)
     lan.run_until(10.0)
-    assert b.state is State.MASTER and a.state is State.MASTER  # split brain
+    assert a.state is State.MASTER and b.state is State.MASTER  # split brain
+    a.events.clear()
+    if first == "B":  # A advertised into the void just now: B's advertisement comes first
+        a.adver_timer = lan.now + 0.9
     lan.up.add(0)
-    healed = lan.now
-    lan.run_until(healed + 1.0 + 0.01)
-    assert lan.masters() == [0]
+    lan.run_until(lan.now + 1.0 + 0.01)  # within one advertisement
+    assert lan.masters() == [0] and b.state is State.BACKUP
+    heard = [(e.other_master, e.other_priority) for e in a.events
+             if isinstance(e, VrrpSecondMaster)]
+    assert heard == ([(B, 0)] if first == "A" else [(B, 100), (B, 0)])
+
+
+def test_a_master_that_steps_down_says_priority_zero():
+    router = router_in(State.MASTER)
+    router.receive(advert(150), 1.0)
+    assert [a.priority for a in router.outgoing] == [0]
+    assert router.statistics.priority_zero_pkts_sent == 1
+
 
 
 # --- live reconfiguration: each kind of change, then the fault it must react to ---
