@@ -149,7 +149,7 @@ class LeaseTable:
         start-up), in a third of the time: a lease with a new address and a new client,
         the usual case, is indexed in line, and the expiry heap is built once at the end."""
         by_address, by_client, by_pool = self.by_address, self.by_client, self.by_pool
-        deadlines = self._deadlines
+        deadlines, add_secondary = self._deadlines, self._add_secondary
         for lease in leases:
             address, key = lease.address, (lease.pool, lease.client)
             if address in by_address or key in by_client or lease.state is OFFERED:
@@ -158,6 +158,7 @@ class LeaseTable:
             by_address[address] = lease
             by_client[key] = address
             by_pool[lease.pool].add(address)
+            add_secondary(lease)
             if lease.expiry is not None and lease.state in HOLDING:
                 deadlines.append((lease.expiry, address))
         heapq.heapify(deadlines)
