@@ -31,14 +31,16 @@ group turns it off or the router owns the address (``virtual_mac``); the
 transport makes it so.
 
 Two masters.  After a healed LAN partition or a frozen master waking up,
-two masters hear each other, and hosts that followed the one that steps
-down would keep sending to its MAC until their ARP entries age out.  So,
-beyond section 6.4.3: a master that steps down for a higher-priority one
-says priority 0 (it stops being master), and a master that hears another
-master, of lower priority (advertised at once, as keepalived does, instead
-of discarded) or saying priority 0, reports :class:`VrrpSecondMaster`: the
-device announces its virtual addresses again (gratuitous ARP).  Whichever
-advertisement crosses the healed LAN first, the master that stays announces.
+two masters hear each other, and what followed the one that steps down
+(switches that learned the virtual MAC on its port; hosts whose ARP entry
+has its MAC, without a virtual MAC) keeps sending there until the entry
+ages out.  So, beyond section 6.4.3: a master that steps down for a
+higher-priority one says priority 0 (it stops being master), and a master
+that hears another master, of lower priority (advertised at once, as
+keepalived does, instead of discarded) or saying priority 0, reports
+:class:`VrrpSecondMaster`: the device announces its virtual addresses again
+(gratuitous ARP).  Whichever advertisement crosses the healed LAN first, the
+master that stays announces.
 """
 
 from __future__ import annotations

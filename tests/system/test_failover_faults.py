@@ -29,8 +29,10 @@ Tests, one per fault (run with ``-s`` to see the figures each prints):
    devices are VRRP master for 10 s and the channel, which runs over the
    LAN, is cut too.  New clients on each side bind meanwhile, each from the
    share (``partition-share``) of the device it reaches.  After the heal A
-   alone is master and re-announces the virtual IP, the channel comes back,
-   both journals agree, and every client renews its own address.
+   alone is master and the LAN's unicast to the VIP reaches it (with the
+   interfaces' own MACs: because A re-announces the VIP), the channel comes
+   back, both journals agree, and every client renews its own address.  Run
+   with the virtual MAC (the default) and without.
 2. ``test_release_then_failover``: udhcpc and dhclient release their leases
    on A; A's uplink is cut and B takes over; the released addresses are not
    bound on B, which hands exactly those addresses to new clients asking for
@@ -65,7 +67,7 @@ from ipaddress import IPv4Address
 import pytest
 
 from nefeature.dhcp.pool import Side, share_of
-from tests.system.netns import VIP, explain_failure, logs_of, run, wait_for
+from tests.system.netns import VIP, VIRTUAL_MAC, explain_failure, logs_of, run, wait_for
 from tests.system.test_hot_backup import (  # noqa: F401 - lab, tools: fixtures
     ADDRESS,
     CHANNEL_UP,
@@ -460,15 +462,15 @@ def dora(group: ScapyClients, clients: list[dict], network) -> None:
         client["address"] = check_ack(result, network, option82=client.get("option82"))
 
 
-def renew_scapy(group: ScapyClients, network, server_mac: str | None = None) -> None:
+def renew_scapy(group: ScapyClients, network, arp_mac: str | None = None) -> None:
     """Every client of the group renews its own address (direct ones ARP for the
-    virtual IP themselves: only ``server_mac`` may answer)."""
+    virtual IP themselves: only ``arp_mac`` may answer)."""
     results = ScapyClients.results(group.start("renew", group.clients))
     for result, client in zip(results, group.clients):
         check_ack(result, network, expect=client["address"], option82=client.get("option82"))
-        if server_mac is not None:
-            assert result["arp"] == [server_mac], \
-                f"ARP for {VIP} answered by {result['arp']}, expected only {server_mac}"
+        if arp_mac is not None:
+            assert result["arp"] == [arp_mac], \
+                f"ARP for {VIP} answered by {result['arp']}, expected only {arp_mac}"
 
 
 def side(address: str) -> str:
@@ -479,7 +481,11 @@ def side(address: str) -> str:
 
 # --- 1. LAN partition ---
 
-def test_lan_partition_with_new_clients_on_both_sides(lab: Lab) -> None:
+@pytest.mark.parametrize("virtual_mac", [True, False], ids=["virtual-mac", "interface-mac"])
+def test_lan_partition_with_new_clients_on_both_sides(lab: Lab, virtual_mac: bool) -> None:
+    """With the virtual MAC, hosts on B's side keep their ARP entry through the heal;
+    with the interfaces' own MACs they follow A only because A announces the VIP
+    again when it hears B as a second master (or B saying priority 0 as it yields)."""
     run([lab.ip, "-n", lab.switch, "link", "add", "br1", "type", "bridge", "stp_state", "0",
          "mcast_snooping", "0"])
     run([lab.ip, "-n", lab.switch, "link", "set", "br1", "up"])
@@ -492,7 +498,8 @@ def test_lan_partition_with_new_clients_on_both_sides(lab: Lab) -> None:
     direct_a = ScapyClients(lab, "sa", relayed=False, count=3)
     direct_b = ScapyClients(lab, "sb", relayed=False, count=3)
     b_side = ["B", "d1", "rl", "nb", "sb"]
-    a, b = start_pair(lab)
+    a, b = start_pair(lab, virtual_mac)
+    answers_arp = VIRTUAL_MAC if virtual_mac else lab.macs["A"]
     watch = VipWatch(lab)
     watch.start()
     real = [old_a, old_b, new_a, new_b]
@@ -538,7 +545,7 @@ def test_lan_partition_with_new_clients_on_both_sides(lab: Lab) -> None:
         lab.wait_holders({"A"}, ELECTION_TIMEOUT, "A alone master after the heal",
                          logs_of(a, b))
         single_after = time.time() - heal
-        # The relay's kernel last sent to B: A must announce the VIP again.
+        # The relay last sent to B: its unicast to the VIP must reach A again.
         lab.wait_neighbour("rl", "A", 5, "after the heal (A re-announces the virtual IP)")
         wait_channel_back(a, b, ups, 40, "after the heal")
         channel_after = time.time() - heal
@@ -548,8 +555,8 @@ def test_lan_partition_with_new_clients_on_both_sides(lab: Lab) -> None:
 
         renewed = time.time()
         marks = {c: c.start_renew() for c in real}
-        renew_scapy(direct_a, POOL1, lab.macs["A"])
-        renew_scapy(direct_b, POOL1, lab.macs["A"])
+        renew_scapy(direct_a, POOL1, answers_arp)
+        renew_scapy(direct_b, POOL1, answers_arp)
         renew_scapy(relay, RELAYED)
         for client, mark in marks.items():
             check_real_event(client.finish_renew(mark), client, expect=client.address)

@@ -191,20 +191,25 @@ def lab(tools: dict[str, str], tmp_path: Path) -> Iterator[Lab]:
 
 # --- the devices ---
 
-def device_config(path: Path, label: str) -> Path:
-    """examples/pair/device{A,B}.xml with hold-time 5 s and the relayed and perf pools."""
+def device_config(path: Path, label: str, virtual_mac: bool = True) -> Path:
+    """examples/pair/device{A,B}.xml with hold-time 5 s and the relayed and perf pools
+    (and, without ``virtual_mac``, the interface's own MAC answering for the VIP)."""
     text = (PAIR / f"device{label}.xml").read_text()
     if label == "A":
         text = replace_once(text, "<hold-time>600</hold-time>",
                             f"<hold-time>{HOLD_TIME}</hold-time>")
+    if not virtual_mac:
+        text = replace_once(text, "<vrid>1</vrid>",
+                            "<vrid>1</vrid>\n          <virtual-mac>false</virtual-mac>")
     return write_config(path, add_pools(text, *EXTRA_POOLS))
 
 
 class Device(Nefeature):
     """``nefeature run`` in a device namespace; restartable on the same state dir."""
 
-    def __init__(self, lab: Lab, label: str) -> None:
-        super().__init__(lab, lab.ns[label], device_config(lab.dir / f"device{label}.xml", label),
+    def __init__(self, lab: Lab, label: str, virtual_mac: bool = True) -> None:
+        super().__init__(lab, lab.ns[label],
+                         device_config(lab.dir / f"device{label}.xml", label, virtual_mac),
                          lab.dir / f"state-{label}", lab.dir, f"Device{label}")
         self.label = label
 
@@ -275,9 +280,9 @@ def assert_healthy(*devices: Device) -> None:
         device.assert_healthy(("ERROR", "CRITICAL"))
 
 
-def start_pair(lab: Lab) -> tuple[Device, Device]:
+def start_pair(lab: Lab, virtual_mac: bool = True) -> tuple[Device, Device]:
     """Start A then B; wait until A alone holds the VIP and the channel is up on both."""
-    a, b = Device(lab, "A"), Device(lab, "B")
+    a, b = Device(lab, "A", virtual_mac), Device(lab, "B", virtual_mac)
     a.start()
     b.start()
     a.wait_ready()

@@ -364,7 +364,6 @@ def test_a_master_that_steps_down_says_priority_zero():
     assert router.statistics.priority_zero_pkts_sent == 1
 
 
-
 # --- live reconfiguration: each kind of change, then the fault it must react to ---
 
 
