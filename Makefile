@@ -13,9 +13,9 @@ APT_PACKAGES := kea-dhcp4-server kea-admin keepalived isc-dhcp-client udhcpc bus
                 dhcpcd5 libyang-tools iproute2 \
                 libyang2-dev gcc python3-dev libffi-dev
 
-.PHONY: test demo venv system-packages libyang-binding yang-tree clean
+.PHONY: test demo venv system-packages libyang-binding fast-loop yang-tree clean
 
-test: venv system-packages libyang-binding
+test: venv system-packages libyang-binding fast-loop
 	$(PY) -m pytest -q
 
 demo: venv
@@ -52,6 +52,13 @@ libyang-binding: venv
 	  $(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[libyang]' || \
 	  echo "libyang binding not built (needs libyang2-dev, gcc, python3-dev, libffi-dev):" \
 	       "yangson validates configurations alone"
+
+# The optional faster event loop (pyproject extra 'fast': uvloop) for `nefeature run`;
+# without it asyncio's own loop runs the same code.
+fast-loop: venv
+	@$(PY) -c 'import uvloop' 2>/dev/null || \
+	  $(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[fast]' || \
+	  echo "uvloop not installed: nefeature runs on asyncio's own event loop"
 
 # Regenerate nefeature/yang/README.md (the pyang trees); tests fail when it is stale.
 yang-tree: venv

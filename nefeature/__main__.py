@@ -97,8 +97,26 @@ def cmd_run(args: argparse.Namespace) -> int:
             probe.start(asyncio.get_running_loop())
         await device.run()
 
-    asyncio.run(run())
+    loop_name, loop_factory = event_loop()
+    log.info("event loop: %s", loop_name)
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        runner.run(run())
     return 0
+
+
+def event_loop():
+    """(name, loop factory): uvloop where it is installed (the ``fast`` extra), else
+    asyncio's own loop; ``NEFEATURE_EVENT_LOOP=asyncio`` chooses asyncio's anyway."""
+    import os
+
+    if os.environ.get("NEFEATURE_EVENT_LOOP", "uvloop") != "asyncio":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return f"uvloop {uvloop.__version__}", uvloop.new_event_loop
+    return "asyncio", None
 
 
 def netconf_settings(args: argparse.Namespace, state_dir):

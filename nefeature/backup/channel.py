@@ -75,7 +75,8 @@ from nefeature.backup.frames import (
 )
 
 RECORDS_PER_FRAME = 500
-BATCH_WINDOW = 8  # pages of a batch sent and not yet acknowledged, at most
+BATCH_WINDOW = 2  # pages of a batch sent and not yet acknowledged, at most (each one holds
+# back the strict-mode updates queued behind it: 8 gave 2.5x the REQUEST->ACK maximum)
 COMPACT_FROM = 4096  # unacknowledged updates before superseded ones are dropped
 BATCH_FLAG = 0x01
 

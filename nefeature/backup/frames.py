@@ -26,6 +26,7 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
 from enum import IntEnum
+from typing import NamedTuple
 
 from nefeature.dhcp.leases import Lease, LeaseState
 
@@ -64,7 +65,7 @@ def encode_frame(frame: Frame, mac_key: bytes | None = None, counter: int = 0) -
     length = HEADER.size - 4 + len(frame.payload) + (MAC_SIZE if mac_key else 0)
     data = HEADER.pack(length, frame.type, frame.flags, 0, frame.seq, frame.ack) + frame.payload
     if mac_key:
-        data += hmac.new(mac_key, struct.pack("!Q", counter) + data, hashlib.sha256).digest()
+        data += hmac.digest(mac_key, struct.pack("!Q", counter) + data, "sha256")  # one-shot
     return data
 
 
@@ -98,8 +99,8 @@ class FrameReader:
             body, mac = raw[:-MAC_SIZE], raw[-MAC_SIZE:]
             if len(body) < HEADER.size:
                 raise FrameError("frame too short for its MAC")
-            expected = hmac.new(self.mac_key, struct.pack("!Q", self.counter) + body,
-                                hashlib.sha256).digest()
+            expected = hmac.digest(self.mac_key, struct.pack("!Q", self.counter) + body,
+                                   "sha256")
             if not hmac.compare_digest(mac, expected):
                 raise FrameError("frame authentication failed")
             self.counter += 1
@@ -227,32 +228,46 @@ def decode_heartbeat(payload: bytes) -> tuple[ProfileInfo, ...]:
 
 # Lease records: a lease, or a deletion (address freed: state byte 255).
 _LEASE_STATES = tuple(LeaseState)
+_STATE_NUMBER = {state: number for number, state in enumerate(_LEASE_STATES)}
 DELETED = 255
 
 
-@dataclass(frozen=True, slots=True)
-class LeaseRecord:
+class LeaseRecord(NamedTuple):
+    """A lease of a profile's pool for the peer; a named tuple, as a batch makes millions."""
+
     backup_id: int
     pool: str
     address: int
     lease: Lease | None  # None: the address no longer has a lease
 
 
+_RECORD_HEAD = struct.Struct("!HB")  # backup id, pool name length; the name follows
+_DELETION = struct.Struct("!IB")
+_LEASE_FIXED = struct.Struct("!IBddB")  # address, state, start, expiry (-1: none), static
+
+
 def encode_records(records: list[LeaseRecord]) -> bytes:
     parts = [struct.pack("!I", len(records))]
-    for record in records:
-        lease = record.lease
-        head = struct.pack("!H", record.backup_id) + _pack_str(record.pool)
+    heads: dict[tuple[int, str], bytes] = {}  # a page's records share one or two pools
+    blob_length = _LENGTH.pack
+    for backup_id, pool, address, lease in records:
+        head = heads.get((backup_id, pool))
+        if head is None:
+            name = pool.encode()
+            head = heads[(backup_id, pool)] = _RECORD_HEAD.pack(backup_id, len(name)) + name
         if lease is None:
-            parts.append(head + struct.pack("!IB", record.address, DELETED))
+            parts.append(head + _DELETION.pack(address, DELETED))
             continue
-        parts.append(
-            head + struct.pack("!IBddB", record.address, _LEASE_STATES.index(lease.state),
-                               lease.start, -1.0 if lease.expiry is None else lease.expiry,
-                               int(lease.static))
-            + _pack_bytes(lease.client) + _pack_bytes(lease.hardware_address)
-            + _pack_bytes(lease.client_id) + _pack_bytes((lease.hostname or "").encode())
-            + _pack_bytes(lease.option82))
+        client, hardware = lease.client, lease.hardware_address
+        client_id, option82 = lease.client_id or b"", lease.option82 or b""
+        hostname = lease.hostname.encode() if lease.hostname else b""
+        parts.append(b"".join((
+            head, _LEASE_FIXED.pack(address, _STATE_NUMBER[lease.state], lease.start,
+                                    -1.0 if lease.expiry is None else lease.expiry,
+                                    lease.static),
+            blob_length(len(client)), client, blob_length(len(hardware)), hardware,
+            blob_length(len(client_id)), client_id, blob_length(len(hostname)), hostname,
+            blob_length(len(option82)), option82)))
     return b"".join(parts)
 
 
@@ -278,37 +293,39 @@ def _decode_records(payload: bytes) -> list[LeaseRecord]:
     position = 4
     records = []
     pools: dict[bytes, str] = {}
+    states, state_count = _LEASE_STATES, len(_LEASE_STATES)
+    head, deletion_or_lease, times, blob_length = (
+        _ID_AND_POOL_LENGTH.unpack_from, _ADDRESS_AND_STATE.unpack_from, _TIMES.unpack_from,
+        _LENGTH.unpack_from)
     for _ in range(count):
-        backup_id, length = _ID_AND_POOL_LENGTH.unpack_from(payload, position)
+        backup_id, length = head(payload, position)
         position += 3
         raw_pool = payload[position:position + length]
         if len(raw_pool) != length:
             raise FrameError("payload truncated")
         pool = pools.get(raw_pool) or pools.setdefault(raw_pool, raw_pool.decode())
         position += length
-        address, state = _ADDRESS_AND_STATE.unpack_from(payload, position)
+        address, state = deletion_or_lease(payload, position)
         position += 5
         if state == DELETED:
             records.append(LeaseRecord(backup_id, pool, address, None))
             continue
-        if state >= len(_LEASE_STATES):
+        if state >= state_count:
             raise FrameError(f"unknown lease state {state}")
-        start, expiry, static = _TIMES.unpack_from(payload, position)
+        start, expiry, static = times(payload, position)
         position += 17
         blobs = []
-        for _ in range(5):
-            (length,) = _LENGTH.unpack_from(payload, position)
-            position += 2
-            blobs.append(payload[position:position + length])
-            position += length
+        for _ in range(5):  # client, hardware address, client id, hostname, option 82
+            end = position + 2 + blob_length(payload, position)[0]
+            blobs.append(payload[position + 2:end])
+            position = end
+        client, hardware, client_id, hostname, option82 = blobs
         if position > len(payload):
             raise FrameError("payload truncated")
-        client, hardware, client_id, hostname, option82 = blobs
-        lease = Lease(address=address, pool=pool, client=client, hardware_address=hardware,
-                      state=_LEASE_STATES[state], start=start,
-                      expiry=None if expiry < 0 else expiry, client_id=client_id or None,
-                      hostname=hostname.decode("utf-8", "replace") or None,
-                      option82=option82 or None, origin="peer-sync", static=bool(static))
+        lease = Lease(address, pool, client, hardware, states[state], start,
+                      None if expiry < 0 else expiry, client_id or None,
+                      hostname.decode("utf-8", "replace") or None, option82 or None,
+                      "peer-sync", bool(static))
         records.append(LeaseRecord(backup_id, pool, address, lease))
     if position != len(payload):
         raise FrameError("trailing bytes after the records")

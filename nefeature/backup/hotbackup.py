@@ -69,6 +69,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
+from typing import NamedTuple
 
 from nefeature.backup.channel import (
     Acked,
@@ -133,8 +134,7 @@ class AllowPreempt:
     allowed: bool
 
 
-@dataclass(frozen=True, slots=True)
-class ApplyPeerLease:
+class ApplyPeerLease(NamedTuple):  # one per record of a batch: a tuple is cheap to make
     pool: str
     address: int
     lease: Lease | None

@@ -10,7 +10,10 @@ WAL without fsync: a committed lease survives the process being killed
 (``kill -9``) but not a power cut, the same guarantee Kea's memfile gives.
 
 Checkpoints (copying the WAL into the database, with its fsyncs) run on a
-thread of their own, and the WAL is kept bounded: see ``checkpoint``.
+thread of their own, and the WAL is kept bounded: see ``checkpoint``.  Such a
+checkpoint holds the write lock for a few milliseconds now and then;
+``try_commit`` never waits for it (the device's event loop writes with it and
+hands the write to a thread only when the lock is taken), ``commit`` does.
 Closing checkpoints everything, so a cleanly stopped device leaves one
 file and no WAL.
 
@@ -29,6 +32,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+import time
 from pathlib import Path
 
 from nefeature import __version__
@@ -39,6 +43,10 @@ log = logging.getLogger(__name__)
 
 #: WAL frames (one per page written, 4 KiB each) after which the WAL is started over.
 WAL_RESTART_FRAMES = 8192
+
+#: How long ``commit`` waits for the write lock (a checkpoint holds it for milliseconds).
+LOCK_WAIT = 5.0
+LOCK_POLL = 0.001
 
 #: The layout this release writes (``PRAGMA user_version``).
 SCHEMA_VERSION = 1
@@ -91,6 +99,7 @@ class LeaseJournal:
         except BaseException:
             self._db.close()
             raise
+        self._db.execute("PRAGMA busy_timeout = 0")  # try_commit never waits; commit polls
         self.commits = 0
         self.wal_restart_frames = WAL_RESTART_FRAMES
         self._checkpoints: sqlite3.Connection | None = None  # the checkpointer's connection
@@ -189,36 +198,49 @@ class LeaseJournal:
 
     def load(self) -> list[Lease]:
         rows = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM leases ORDER BY address")
-        return [
-            Lease(address=r[0], pool=r[1], client=bytes(r[2]), hardware_address=bytes(r[3]),
-                  state=LeaseState(r[4]), start=r[5], expiry=r[6],
-                  client_id=None if r[7] is None else bytes(r[7]), hostname=r[8],
-                  option82=None if r[9] is None else bytes(r[9]), origin=r[10], static=bool(r[11]))
-            for r in rows
-        ]
+        states = {state.value: state for state in LeaseState}
+        # COLUMNS are Lease's fields in order; positional and with a dict for the state,
+        # a million rows load in about a second.
+        return [Lease(r[0], r[1], r[2], r[3], states[r[4]], r[5], r[6], r[7], r[8], r[9], r[10],
+                      bool(r[11]))
+                for r in rows]
 
-    def commit(self, changes: dict[int, Lease | None]) -> None:
-        """Write one batch of changes (address -> lease, or None to delete) atomically."""
+    def try_commit(self, changes: dict[int, Lease | None]) -> bool:
+        """Write one batch of changes (address -> lease, or None to delete) atomically;
+        False, with nothing written, when another connection (a checkpoint) holds the
+        write lock at this moment."""
         if not changes:
-            return
-        upserts = [
-            (lease.address, lease.pool, lease.client, lease.hardware_address, lease.state.value,
-             lease.start, lease.expiry, lease.client_id, lease.hostname, lease.option82,
-             lease.origin, int(lease.static))
-            for lease in changes.values() if lease is not None
-        ]
-        deletes = [(address,) for address, lease in changes.items() if lease is None]
-        self._db.execute("BEGIN")
+            return True
+        db = self._db
         try:
+            db.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as error:
+            if _locked(error):
+                return False
+            raise
+        try:
+            deletes = [(address,) for address, lease in changes.items() if lease is None]
             if deletes:
-                self._db.executemany("DELETE FROM leases WHERE address = ?", deletes)
-            if upserts:
-                self._db.executemany(UPSERT, upserts)
-            self._db.execute("COMMIT")
+                db.executemany("DELETE FROM leases WHERE address = ?", deletes)
+            db.executemany(UPSERT, [
+                (lease.address, lease.pool, lease.client, lease.hardware_address,
+                 _STATE_TEXT[lease.state], lease.start, lease.expiry, lease.client_id,
+                 lease.hostname, lease.option82, lease.origin, lease.static)
+                for lease in changes.values() if lease is not None])
+            db.execute("COMMIT")
         except BaseException:
-            self._db.execute("ROLLBACK")
+            db.execute("ROLLBACK")
             raise
         self.commits += 1
+        return True
+
+    def commit(self, changes: dict[int, Lease | None]) -> None:
+        """``try_commit``, waiting up to ``LOCK_WAIT`` seconds for the write lock."""
+        deadline = time.monotonic() + LOCK_WAIT
+        while not self.try_commit(changes):
+            if time.monotonic() > deadline:
+                raise sqlite3.OperationalError(f"{self.path}: database is locked")
+            time.sleep(LOCK_POLL)
 
     def integrity_check(self) -> str:
         return self._db.execute("PRAGMA integrity_check").fetchone()[0]
@@ -230,8 +252,16 @@ class LeaseJournal:
             self._checkpointer.join(timeout=10)
         if self._checkpoints is not None:
             self._checkpoints.close()
+        self._db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT * 1000)}")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         self._db.close()
+
+
+_STATE_TEXT = {state: state.value for state in LeaseState}  # faster than the Enum's .value
+
+
+def _locked(error: sqlite3.OperationalError) -> bool:
+    return "locked" in str(error) or "busy" in str(error)
 
 
 def open_read_only(path: str | Path) -> sqlite3.Connection:

@@ -42,7 +42,6 @@ from typing import NamedTuple
 
 from nefeature.config.model import DeviceConfig, FloodProtection, Interface, Pool
 from nefeature.dhcp.codec import (
-    BOOTREPLY,
     BOOTREQUEST,
     BROADCAST_FLAG,
     DEFAULT_MAX_MESSAGE_SIZE,
@@ -51,8 +50,8 @@ from nefeature.dhcp.codec import (
     MessageType,
     Option,
     decode,
-    encode,
     encode_options,
+    encode_reply,
     relay_agent_suboptions,
 )
 from nefeature.dhcp.events import (
@@ -63,7 +62,18 @@ from nefeature.dhcp.events import (
     LeaseRemoved,
     PoolThresholdExceeded,
 )
-from nefeature.dhcp.leases import HOLDING, Lease, LeaseState, LeaseTable, client_key
+from nefeature.dhcp.leases import (
+    BOUND,
+    DECLINED,
+    EXPIRED,
+    HOLDING,
+    OFFERED,
+    RELEASED,
+    Lease,
+    LeaseState,
+    LeaseTable,
+    client_key,
+)
 from nefeature.dhcp.pool import AddressPool, Side
 from nefeature.dhcp.ratelimit import KeyedRateLimiter
 
@@ -77,8 +87,11 @@ DECLINE_PROBATION = 86400.0  # seconds a declined address stays out of use (as K
 INFINITE_LEASE = 0xFFFFFFFF
 
 
-@dataclass(frozen=True, slots=True)
-class Received:
+# Received and Reply are named tuples: one of each per datagram, and a frozen
+# dataclass costs several times as much to make.
+
+
+class Received(NamedTuple):
     """A datagram for the server and where it came in."""
 
     data: bytes
@@ -86,8 +99,7 @@ class Received:
     unicast: bool = False  # addressed to one of our addresses, not broadcast
 
 
-@dataclass(frozen=True, slots=True)
-class Reply:
+class Reply(NamedTuple):
     """A datagram to send."""
 
     data: bytes
@@ -136,6 +148,7 @@ _RECEIVED_COUNTER = {
     MessageType.RELEASE: "release",
     MessageType.INFORM: "inform",
 }
+_HANDLER = {message_type: "_on_" + counter for message_type, counter in _RECEIVED_COUNTER.items()}
 _SENT_COUNTER = {MessageType.OFFER: "offer", MessageType.ACK: "ack", MessageType.NAK: "nak"}
 
 
@@ -195,6 +208,7 @@ class _PoolState:
         self.options = options
         self.encoded_options = encode_options(options)  # the same in every OFFER and ACK
         self.encoded_lease_options = encode_options(_lease_time_options(pool.lease_time))
+        self.lease_trailers: dict[tuple[int, int], bytes] = {}  # (type, server id) -> options
         self.server_id: int | None = None  # without a receiving interface; set by the server
         self.over_threshold = False
 
@@ -209,15 +223,14 @@ class DhcpServer:
         self.silent_pools: set[str] = set()  # the peer device serves these (VRRP backup)
         self.restricted_pools: set[str] = set()  # new addresses from our own share only
         self.relay_port = SERVER_PORT  # where relays listen (another port only on loopback)
-        self._reply_heads: dict[tuple[MessageType, int], bytes] = {}
+        self._reply_heads: dict[tuple[int, int], bytes] = {}
         self.sync_conflicts = 0
         # Lazy hot backup (the ISC MCLT rule): pool -> MCLT, and address -> the expiry the
         # peer has acknowledged; a lease never runs more than MCLT past the peer's copy.
         self.mclt: dict[str, int] = {}
         self.peer_expiry: dict[int, float] = {}
         self.apply_config(config)
-        for lease in leases:
-            self._load(lease)
+        self._load_all(leases)
 
     # --- configuration ---
 
@@ -250,6 +263,7 @@ class DhcpServer:
         self.enabled = config.dhcp_enabled
         self._set_flood_protection(config.flood_protection)
         self.interfaces: dict[str, Interface] = {i.linux_name: i for i in config.interfaces}
+        self._server_ids: dict[tuple[str, str], int] = {}  # (pool, interface) -> identifier
         own = {int(i.address.ip) for i in config.interfaces if i.address is not None}
         own |= {int(a) for g in config.vrrp_groups for a in g.virtual_addresses}
         own |= {int(a) for s in config.rbs_services for a in (s.peer, s.source) if a is not None}
@@ -302,14 +316,15 @@ class DhcpServer:
                 return True
         return False
 
-    def _load(self, lease: Lease) -> None:
-        """Restore a lease from the journal (or from the peer)."""
-        state = self.pools.get(lease.pool)
-        if state is None:
-            return
-        self.table.put(lease, journal=False)
-        if lease.state in HOLDING:
-            state.addresses.take(lease.address)
+    def _load_all(self, leases) -> None:
+        """Restore the journal's leases (those of a pool no longer configured stay out),
+        the table filled in bulk, then each holding lease's address taken."""
+        pools = self.pools
+        known = [lease for lease in leases if lease.pool in pools]
+        self.table.load(known)
+        for lease in known:
+            if lease.state in HOLDING:
+                pools[lease.pool].addresses.take(lease.address)
 
     # --- remote backup ---
 
@@ -336,12 +351,12 @@ class DhcpServer:
             return False
         local = self.table.by_address.get(address)
         if lease is None:
-            if local is not None and local.state is not LeaseState.OFFERED:
+            if local is not None and local.state is not OFFERED:
                 self.table.remove(address)
                 if local.state in HOLDING:
                     state.addresses.free(address)
             return True
-        if local is not None and local.state is not LeaseState.OFFERED:
+        if local is not None and local.state is not OFFERED:
             if lease_version(local) > lease_version(lease):
                 if local.client != lease.client and local.state in HOLDING:
                     self.sync_conflicts += 1
@@ -349,9 +364,17 @@ class DhcpServer:
             if local.client != lease.client and local.state in HOLDING:
                 self.sync_conflicts += 1
         same_client = self.table.for_client(pool, lease.client)
+        if local is None and same_client is None \
+                and (lease.pool, lease.address) == (pool, address):
+            # new address, new client (a batch backup into an empty table): _store's case
+            # with nothing to displace, without its lookups again
+            self.table.put(lease)
+            if lease.state in HOLDING:
+                state.addresses.take(address)
+            return True
         if same_client is not None and same_client.address != address \
                 and lease_version(same_client) > lease_version(lease) \
-                and same_client.state is not LeaseState.OFFERED:
+                and same_client.state is not OFFERED:
             return False  # the client has a newer binding here
         self._store(state, lease)
         return True
@@ -365,10 +388,10 @@ class DhcpServer:
         """
         if pool not in self.pools:
             return 0
-        wanted = {"conflict": {LeaseState.DECLINED}, "expired": {LeaseState.EXPIRED,
-                                                                 LeaseState.RELEASED},
-                  "used": {LeaseState.BOUND}}.get(state or "", set(LeaseState) - {
-                      LeaseState.OFFERED})
+        wanted = {"conflict": {DECLINED}, "expired": {EXPIRED,
+                                                                 RELEASED},
+                  "used": {BOUND}}.get(state or "", set(LeaseState) - {
+                      OFFERED})
         last = start if end is None else end
         candidates = self.table.addresses_in(pool)  # the pool's index, not the whole table
         if start is not None and last - start + 1 < len(candidates):
@@ -395,10 +418,10 @@ class DhcpServer:
             self.statistics.bad_messages += 1
             return []
         message_type = message.message_type
-        if message.op != BOOTREQUEST or message_type not in _RECEIVED_COUNTER:
+        counter = _RECEIVED_COUNTER.get(message_type)
+        if message.op != BOOTREQUEST or counter is None:
             self.statistics.bad_messages += 1
             return []
-        counter = _RECEIVED_COUNTER[MessageType(message_type)]
         setattr(self.statistics, counter, getattr(self.statistics, counter) + 1)
         if not self.enabled:
             return []
@@ -409,10 +432,14 @@ class DhcpServer:
         state = self._select_pool(message, interface)
         if state is None or state.config.name in self.silent_pools:
             return []
-        server_id = self._server_id(state, interface)
-        handler = getattr(self, "_on_" + counter)
+        server_id = self._server_ids.get((state.config.name, packet.interface))
+        if server_id is None:
+            server_id = self._server_ids[(state.config.name, packet.interface)] = \
+                self._server_id(state, interface)
+        handler = getattr(self, _HANDLER[message_type])
         client = client_key(message.options.get(Option.CLIENT_ID), message.hardware_address)
-        if self._over_flood_limits(message, client, now):
+        if (self.flood_protection.client_rate or self.flood_protection.circuit_rate) \
+                and self._over_flood_limits(message, client, now):
             self.statistics.flood_dropped += 1
             return []
         return handler(message, state, server_id, interface, packet.unicast, now, client)
@@ -424,8 +451,8 @@ class DhcpServer:
         """Withdraw stale offers, expire leases, end decline probation."""
         for lease in self.table.pop_expired(now):
             addresses = self.pools[lease.pool].addresses if lease.pool in self.pools else None
-            if lease.state is LeaseState.BOUND:
-                expired = lease.with_changes(state=LeaseState.EXPIRED)
+            if lease.state is BOUND:
+                expired = lease.with_changes(state=EXPIRED)
                 self.table.put(expired)
                 self.events.append(LeaseExpired(expired))
             else:  # an offer not taken, or a declined address out of probation
@@ -495,19 +522,20 @@ class DhcpServer:
                    previous: Lease | None, client: bytes) -> Lease:
         hostname = message.options.get(Option.HOSTNAME)
         option82 = message.options.get(Option.RELAY_AGENT_INFORMATION)
-        return Lease(
-            address=address,
-            pool=state.config.name,
-            client=client,
-            hardware_address=message.hardware_address,
-            state=lease_state,
-            start=start,
-            expiry=expiry,
-            client_id=message.options.get(Option.CLIENT_ID),
-            hostname=hostname.decode("utf-8", "replace") if hostname else
+        return Lease(  # positional: a fifth of the cost of keywords
+            address,
+            state.config.name,
+            client,
+            message.hardware_address,
+            lease_state,
+            start,
+            expiry,
+            message.options.get(Option.CLIENT_ID),
+            hostname.decode("utf-8", "replace") if hostname else
             (previous.hostname if previous else None),
-            option82=option82 if option82 is not None else (previous.option82 if previous else None),
-            static=address == self._static_address(state, message),
+            option82 if option82 is not None else (previous.option82 if previous else None),
+            "local",
+            address == self._static_address(state, message),
         )
 
     # --- message handlers (RFC 2131 section 4.3) ---
@@ -521,10 +549,10 @@ class DhcpServer:
         address = self._offer_address(state, message, client, existing)
         if address is None:
             return []  # pool exhausted
-        if existing is not None and existing.state is LeaseState.BOUND and existing.address == address:
+        if existing is not None and existing.state is BOUND and existing.address == address:
             lease = existing  # offer what the client already holds
         else:
-            lease = self._new_lease(message, state, address, LeaseState.OFFERED, now,
+            lease = self._new_lease(message, state, address, OFFERED, now,
                                     now + OFFER_HOLD_TIME, existing, client)
             self._store(state, lease)
         return [self._reply(message, MessageType.OFFER, state, server_id, interface, lease)]
@@ -534,9 +562,9 @@ class DhcpServer:
         static = self._static_address(state, message)
         if static is not None:
             return static if self._available_to(state, static, client, static=True) else None
-        if existing is not None and existing.state is not LeaseState.DECLINED:
+        if existing is not None and existing.state is not DECLINED:
             if self._available_to(state, existing.address, client) and (
-                    existing.state is LeaseState.BOUND
+                    existing.state is BOUND
                     or state.addresses.may_allocate(existing.address)):
                 return existing.address
         requested = message.address_option(Option.REQUESTED_ADDRESS)
@@ -551,12 +579,12 @@ class DhcpServer:
         requested = message.address_option(Option.REQUESTED_ADDRESS)
         if chosen_server is not None:  # SELECTING
             if chosen_server != server_id:
-                if existing is not None and existing.state is LeaseState.OFFERED:
+                if existing is not None and existing.state is OFFERED:
                     self.table.remove(existing.address)  # the client took another server's offer
                     state.addresses.free(existing.address)
                 return []
             if existing is not None and existing.address == requested and (
-                    existing.state is LeaseState.BOUND or existing.state is LeaseState.OFFERED
+                    existing.state is BOUND or existing.state is OFFERED
                     and state.addresses.may_allocate(requested)):
                 return self._bind(message, state, server_id, interface, existing, now, client)
             return self._nak(message, state, server_id, interface, "offer not found")
@@ -568,14 +596,14 @@ class DhcpServer:
                 return self._nak(message, state, server_id, interface, "wrong network")
             if existing is None:
                 return []  # no record of this client: stay silent (RFC 2131 4.3.2)
-            if existing.address == requested and existing.state is not LeaseState.DECLINED \
+            if existing.address == requested and existing.state is not DECLINED \
                     and self._available_to(state, requested, client):
                 return self._bind(message, state, server_id, interface, existing, now, client)
             return self._nak(message, state, server_id, interface, "address not leased to client")
         # RENEWING (unicast) or REBINDING (broadcast)
         address = message.ciaddr
         if (existing is not None and existing.address == address
-                and existing.state is not LeaseState.DECLINED
+                and existing.state is not DECLINED
                 and self._available_to(state, address, client)):
             return self._bind(message, state, server_id, interface, existing, now, client)
         if state.addresses.in_subnet(address) and self._available_to(
@@ -593,7 +621,7 @@ class DhcpServer:
         if mclt is not None and lease_time is not None:
             known = max(self.peer_expiry.get(address, now), now)
             lease_time = max(1, min(lease_time, int(known + mclt - now)))
-        lease = self._new_lease(message, state, address, LeaseState.BOUND, now,
+        lease = self._new_lease(message, state, address, BOUND, now,
                                 None if lease_time is None else now + lease_time, existing,
                                 client)
         self._store(state, lease)
@@ -625,8 +653,8 @@ class DhcpServer:
             return []
         existing = self.table.for_client(state.config.name, client)
         if existing is not None and existing.address == message.ciaddr \
-                and existing.state is LeaseState.BOUND:
-            released = existing.with_changes(state=LeaseState.RELEASED, start=now, expiry=now)
+                and existing.state is BOUND:
+            released = existing.with_changes(state=RELEASED, start=now, expiry=now)
             self._store(state, released)
             self.events.append(LeaseReleased(released))
         return []
@@ -638,11 +666,11 @@ class DhcpServer:
         address = message.address_option(Option.REQUESTED_ADDRESS)
         existing = self.table.for_client(state.config.name, client)
         if address is None or existing is None or existing.address != address \
-                or existing.state not in (LeaseState.OFFERED, LeaseState.BOUND):
+                or existing.state not in (OFFERED, BOUND):
             return []
         # The conflict belongs to the address, not the client, who must get another one.
         declined = existing.with_changes(
-            state=LeaseState.DECLINED, client=b"declined:" + struct.pack("!I", address),
+            state=DECLINED, client=b"declined:" + struct.pack("!I", address),
             start=now, expiry=now + DECLINE_PROBATION)
         self.table.remove(address)
         self.table.put(declined)
@@ -655,7 +683,7 @@ class DhcpServer:
 
     # --- replies (RFC 2131 section 4.1 and table 3) ---
 
-    def _reply(self, request: DhcpMessage, reply_type: MessageType, state: _PoolState,
+    def _reply(self, request: DhcpMessage, reply_type: int, state: _PoolState,
                server_id: int, interface: Interface | None, lease: Lease | None,
                reason: str | None = None) -> Reply:
         head = self._reply_heads.get((reply_type, server_id))
@@ -663,49 +691,46 @@ class DhcpServer:
             head = self._reply_heads[(reply_type, server_id)] = encode_options({
                 Option.MESSAGE_TYPE: bytes((reply_type,)),
                 Option.SERVER_ID: struct.pack("!I", server_id)})
-        if reply_type is MessageType.NAK:
+        if reply_type == MessageType.NAK:
             trailer = head + encode_options({Option.MESSAGE: (reason or "").encode()})
         elif lease is not None:
             granted = None if lease.expiry is None else round(lease.expiry - lease.start)
-            lease_options = state.encoded_lease_options
-            if reply_type is MessageType.ACK and granted != state.config.lease_time:
-                lease_options = encode_options(_lease_time_options(granted))  # capped (lazy)
-            trailer = head + lease_options + state.encoded_options
+            if reply_type == MessageType.ACK and granted != state.config.lease_time:
+                trailer = head + encode_options(_lease_time_options(granted)) \
+                    + state.encoded_options  # capped (lazy)
+            else:  # the usual OFFER and ACK: the same options every time
+                trailer = state.lease_trailers.get((reply_type, server_id))
+                if trailer is None:
+                    trailer = state.lease_trailers[(reply_type, server_id)] = \
+                        head + state.encoded_lease_options + state.encoded_options
         else:
             trailer = head + state.encoded_options
         relay_info = request.options.get(Option.RELAY_AGENT_INFORMATION)
         if relay_info is not None:  # RFC 3046 2.2: echoed, as the last option
             trailer += encode_options({Option.RELAY_AGENT_INFORMATION: relay_info})
-        reply = DhcpMessage(
-            op=BOOTREPLY, htype=request.htype, hlen=request.hlen, xid=request.xid,
-            flags=request.flags, giaddr=request.giaddr, chaddr=request.chaddr, options={},
-            ciaddr=request.ciaddr if reply_type is MessageType.ACK else 0,
-            yiaddr=lease.address if lease is not None and reply_type is not MessageType.NAK else 0,
-        )
-        if reply_type is MessageType.NAK and request.giaddr:
-            reply.flags |= BROADCAST_FLAG  # so the relay broadcasts it (RFC 2131 4.3.2)
+        yiaddr = lease.address if lease is not None and reply_type != MessageType.NAK else 0
+        flags = request.flags
+        if reply_type == MessageType.NAK and request.giaddr:
+            flags |= BROADCAST_FLAG  # so the relay broadcasts it (RFC 2131 4.3.2)
         counter = _SENT_COUNTER[reply_type]
         setattr(self.statistics, counter, getattr(self.statistics, counter) + 1)
-        address, port, mac = _destination(request, reply_type, reply.yiaddr)
+        address, port, mac = _destination(request, reply_type, yiaddr)
         if request.giaddr:
             port = self.relay_port
-        max_size = _client_max_size(request)
         direct = _is_direct(request, interface)
-        return Reply(
-            data=encode(reply, max_size, trailer),
-            address=address, port=port, source=server_id,
-            interface=interface.linux_name if direct else None,
-            mac=mac if direct else None,
-            durable=reply_type is MessageType.ACK and lease is not None,
-            pool=state.config.name,
-        )
+        data = encode_reply(request.htype, request.hlen, request.xid, flags,
+                            request.ciaddr if reply_type == MessageType.ACK else 0, yiaddr,
+                            request.giaddr, request.chaddr, trailer, _client_max_size(request))
+        return Reply(data, address, port, server_id,
+                     interface.linux_name if direct else None, mac if direct else None,
+                     reply_type == MessageType.ACK and lease is not None, state.config.name)
 
 
 def lease_version(lease: Lease) -> tuple[float, bool]:
     """Which of two versions of a lease is newer: the later transaction (bind, renew,
     release and decline each set ``start`` to their time); an expiry is newer than
     the binding it ends, which has the same start."""
-    return (lease.start, lease.state is LeaseState.EXPIRED)
+    return (lease.start, lease.state is EXPIRED)
 
 
 def _shares(config: DeviceConfig) -> dict[str, tuple[int, Side]]:
@@ -747,12 +772,12 @@ def _client_max_size(request: DhcpMessage) -> int:
     return DEFAULT_MAX_MESSAGE_SIZE
 
 
-def _destination(request: DhcpMessage, reply_type: MessageType,
+def _destination(request: DhcpMessage, reply_type: int,
                  yiaddr: int) -> tuple[int, int, bytes | None]:
     """(address, port, link-layer destination) of a reply, RFC 2131 section 4.1."""
     if request.giaddr:
         return request.giaddr, SERVER_PORT, None
-    if reply_type is MessageType.NAK:
+    if reply_type == MessageType.NAK:
         return BROADCAST, CLIENT_PORT, BROADCAST_MAC
     if request.ciaddr:
         return request.ciaddr, CLIENT_PORT, request.hardware_address

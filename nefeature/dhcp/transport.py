@@ -39,6 +39,9 @@ SO_RCVBUFFORCE = 33
 ETH_P_IP = 0x0800
 PKTINFO = struct.Struct("=I4s4s")  # struct in_pktinfo: ifindex, spec_dst, addr
 RECEIVE_BUFFER = 4 * 1024 * 1024
+IPPROTO_IP = socket.IPPROTO_IP
+BROADCAST_BYTES = b"\xff\xff\xff\xff"
+NO_GIADDR = b"\x00\x00\x00\x00"
 
 # tcpdump -dd 'ip and udp dst port 67 and udp[32:4] = 0' for Ethernet, i.e. IPv4,
 # UDP, not a fragment, destination port 67, giaddr (UDP payload offset 24) zero.
@@ -84,7 +87,8 @@ class DhcpSockets:
         self._on_batch = on_batch
         self._raw: dict[str, tuple[socket.socket, bytes]] = {}
         self._interface_names: dict[int, str] = {}
-        self._pktinfo: dict[int, bytes] = {}
+        self._pktinfo: dict[int, list] = {}  # source address -> the IP_PKTINFO to send with
+        self._destinations: dict[tuple[int, int], tuple[str, int]] = {}
         self.udp = self._open_udp(listen_address, port)
         loop.add_reader(self.udp.fileno(), self._read_udp)
         for name in direct_interfaces:
@@ -120,25 +124,25 @@ class DhcpSockets:
 
     def _read_udp(self) -> None:
         batch = []
+        receive, names, raw = self.udp.recvmsg, self._interface_names, self._raw
         for _ in range(BATCH):
             try:
-                data, ancillary, _flags, _source = self.udp.recvmsg(4096, 64)
+                data, ancillary, _flags, _source = receive(4096, 64)
             except (BlockingIOError, InterruptedError):
                 break
             except OSError as error:
                 log.warning("UDP receive failed: %s", error)
                 break
-            ifindex, destination = 0, b"\xff\xff\xff\xff"
+            ifindex, destination = 0, BROADCAST_BYTES
             for level, kind, value in ancillary:
-                if level == socket.IPPROTO_IP and kind == IP_PKTINFO:
+                if level == IPPROTO_IP and kind == IP_PKTINFO:
                     ifindex, _spec_dst, destination = PKTINFO.unpack_from(value)
-            giaddr_set = len(data) >= 28 and data[24:28] != b"\x00\x00\x00\x00"
-            interface = self._interface_names.get(ifindex)
+            interface = names.get(ifindex)
             if interface is None and ifindex:
-                interface = self._interface_name(ifindex)
-            if not giaddr_set and interface in self._raw:
+                interface = self._interface_name(ifindex)  # a virtual-MAC one: its LAN's
+            if interface in raw and (len(data) < 28 or data.startswith(NO_GIADDR, 24)):
                 continue  # a direct client: its raw socket has the same packet
-            batch.append(Received(data, interface, destination != b"\xff\xff\xff\xff"))
+            batch.append(Received(data, interface, destination != BROADCAST_BYTES))
         if batch:
             self._on_batch(batch)
 
@@ -187,17 +191,21 @@ class DhcpSockets:
                         socket.inet_ntoa(struct.pack("!I", reply.address)), error)
 
     def _send_udp(self, reply: Reply) -> None:
-        destination = (socket.inet_ntoa(reply.address.to_bytes(4, "big")), reply.port)
+        destination = self._destinations.get((reply.address, reply.port))
+        if destination is None:
+            if len(self._destinations) > 65536:
+                self._destinations.clear()
+            destination = self._destinations[(reply.address, reply.port)] = (
+                socket.inet_ntoa(reply.address.to_bytes(4, "big")), reply.port)
         if reply.address == BROADCAST or reply.port == CLIENT_PORT:
             self.udp.sendto(reply.data, destination)
             return
         pktinfo = self._pktinfo.get(reply.source)
         if pktinfo is None:
-            pktinfo = self._pktinfo[reply.source] = PKTINFO.pack(
-                0, reply.source.to_bytes(4, "big"), b"\x00" * 4)
+            pktinfo = self._pktinfo[reply.source] = [(socket.IPPROTO_IP, IP_PKTINFO, PKTINFO.pack(
+                0, reply.source.to_bytes(4, "big"), b"\x00" * 4))]
         try:  # answer from the server identifier (the VRRP virtual IP in a pair)
-            self.udp.sendmsg([reply.data], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], 0,
-                             destination)
+            self.udp.sendmsg([reply.data], pktinfo, 0, destination)
         except OSError:
             self.udp.sendto(reply.data, destination)
 

@@ -3,8 +3,8 @@
 ``Terminal`` starts the shell on a pty (40 x 120), sends keys and waits,
 boundedly, for text to appear in what the shell prints; each ``expect``
 looks only at output that came after the previous match, so a prompt seen
-earlier never satisfies a later wait.  The process is a direct child,
-stopped by its PID.
+earlier never satisfies a later wait.  Like a terminal, it answers the
+shell's cursor position requests.  The process is a direct child, stopped by its PID.
 """
 
 from __future__ import annotations
@@ -22,6 +22,8 @@ import time
 from pathlib import Path
 
 ROWS, COLUMNS = 40, 120
+#: prompt_toolkit asks where the cursor is and, unanswered, waits a second per prompt.
+CURSOR_POSITION_REQUEST = b"\x1b[6n"
 
 
 class Terminal:
@@ -46,6 +48,8 @@ class Terminal:
             chunk = os.read(self.controller, 65536)
         except OSError:  # the shell exited and the pty closed
             return False
+        for _ in range(chunk.count(CURSOR_POSITION_REQUEST)):  # as a terminal does
+            os.write(self.controller, b"\x1b[1;1R")
         self.output += chunk
         return bool(chunk)
 

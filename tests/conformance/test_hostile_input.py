@@ -130,13 +130,16 @@ def test_garbage_before_the_hello_closes_the_session(device):
 
 
 def test_wrong_passwords_are_refused_and_slowed(device):
+    """After three free guesses from one source, each further one waits its slot (1 s, then
+    doubling): the sixth certainly waits, even if the server recorded a failure only after
+    the next connection began."""
     timings = []
-    for attempt in range(4):
+    for attempt in range(6):
         transport = paramiko.Transport(socket.create_connection(("127.0.0.1", device.port)))
         started = time.monotonic()
         with pytest.raises(paramiko.AuthenticationException):
             transport.connect(username=USER, password=f"guess-{attempt}")
         timings.append(time.monotonic() - started)
         transport.close()
-    assert timings[-1] > timings[0]  # each failure waits longer (rate limit)
+    assert timings[-1] >= 1.0 > timings[0], timings  # the rate limit's delay, not load
     assert still_serving(device)

@@ -181,7 +181,7 @@ class SimClient:
     def message(self, kind: MessageType, broadcast=True, ciaddr=0, **options: bytes):
         opts = {Option.MESSAGE_TYPE: bytes([kind])}
         for name, value in options.items():
-            opts[Option[name.upper()]] = value
+            opts[getattr(Option, name.upper())] = value
         return DhcpMessage(xid=self.xid, flags=BROADCAST_FLAG if broadcast else 0,
                            ciaddr=ciaddr, chaddr=self.mac.ljust(16, b"\0"), options=opts)
 

@@ -167,3 +167,48 @@ def test_mutated_messages_decode_or_raise_malformed(position, byte, cut):
 def test_malformed_messages_say_why(data, reason):
     with pytest.raises(MalformedMessage, match=reason):
         decode(data)
+
+
+# --- the fast paths give the bytes and messages of the general ones ---
+
+option_streams = st.dictionaries(st.integers(1, 254), st.binary(max_size=300), max_size=8)
+
+
+@settings(max_examples=400, deadline=None)
+@given(htype=st.integers(0, 255), hlen=st.integers(0, 16), xid=st.integers(0, 2**32 - 1),
+       flags=st.integers(0, 0xFFFF), addresses=st.tuples(*[st.integers(0, 2**32 - 1)] * 3),
+       chaddr=st.binary(max_size=20), options=option_streams,
+       max_size=st.sampled_from([0, 300, 576, 600, 1500]))
+def test_encode_reply_is_encode_of_the_same_reply(htype, hlen, xid, flags, addresses, chaddr,
+                                                 options, max_size):
+    from nefeature.dhcp.codec import BOOTREPLY, encode_options, encode_reply
+
+    ciaddr, yiaddr, giaddr = addresses
+    encoded = encode_options(options)
+    message = DhcpMessage(BOOTREPLY, htype, hlen, 0, xid, 0, flags, ciaddr, yiaddr, 0, giaddr,
+                          chaddr, b"", b"", {})
+    try:
+        expected = encode(message, max_size, encoded)
+    except ValueError:
+        with pytest.raises(ValueError):
+            encode_reply(htype, hlen, xid, flags, ciaddr, yiaddr, giaddr, chaddr, encoded, max_size)
+        return
+    assert encode_reply(htype, hlen, xid, flags, ciaddr, yiaddr, giaddr, chaddr, encoded,
+                        max_size) == expected
+
+
+def test_decode_checks_option_overload_even_when_sname_and_file_are_empty():
+    bad = discover()
+    bad.options[Option.OVERLOAD] = b"\x07"
+    with pytest.raises(MalformedMessage):
+        decode(encode(bad))
+    good = discover()
+    good.options[Option.OVERLOAD] = b"\x03"  # file and sname hold options, here none
+    assert decode(encode(good)).options[Option.OVERLOAD] == b"\x03"
+
+
+def test_decode_keeps_sname_and_file():
+    message = discover()
+    message.sname, message.file = b"server", b"boot/pxelinux.0"
+    again = decode(encode(message))
+    assert (again.sname, again.file) == (b"server", b"boot/pxelinux.0")

@@ -70,7 +70,7 @@ class Client:
         if self.client_id:
             opts[Option.CLIENT_ID] = self.client_id
         for name, value in options.items():
-            opts[Option[name.upper()]] = value
+            opts[getattr(Option, name.upper())] = value
         if self.option82 is not None:
             opts[Option.RELAY_AGENT_INFORMATION] = self.option82
         return DhcpMessage(xid=self.xid, flags=BROADCAST_FLAG if broadcast else 0,

@@ -68,3 +68,18 @@ def test_lookup_by_mac_client_id_and_circuit_id():
     assert table.by_mac[mac] == {11} and b"\x01x" not in table.by_client_id
     assert b"eth0" not in table.by_circuit_id
     assert table.state_counts["p2"][LeaseState.BOUND] == 1 and "p1" not in table.state_counts
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(leases, max_size=20))
+def test_a_table_loaded_in_bulk_has_the_indexes_of_one_built_lease_by_lease(loaded):
+    """The journal's table at start-up goes through ``load``, not ``put``: the same indexes."""
+    bulk, one_by_one = LeaseTable(), LeaseTable()
+    bulk.load(loaded)
+    for lease in loaded:
+        one_by_one.put(lease, journal=False)
+    assert bulk.by_address == one_by_one.by_address
+    assert (bulk.by_mac, bulk.by_client_id, bulk.by_circuit_id) == \
+        (one_by_one.by_mac, one_by_one.by_client_id, one_by_one.by_circuit_id)
+    assert {pool: dict(c) for pool, c in bulk.state_counts.items()} == \
+        {pool: dict(c) for pool, c in one_by_one.state_counts.items()}
