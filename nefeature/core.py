@@ -166,12 +166,10 @@ class DeviceCore:
         self._acknowledge_after: dict[str, int] = {}  # service -> write before acking the peer
         self.backup = self._new_backup(now)
         self.dhcp.handle_timer(wall)  # leases that ran out while the device was down
-        self.started = False
 
     def _new_backup(self, now: float) -> HotBackup:
         backup = HotBackup(self.config, started=now, random_bytes=self._random_bytes,
-                           wall_offset=self._wall_offset)
-        backup.table = self.dhcp.table
+                           table=self.dhcp.table, wall_offset=self._wall_offset)
         for key, router in self.vrrp.items():
             backup.role_changed(key, _ROLES[router.state], "configuration", now)
         return backup
@@ -185,8 +183,7 @@ class DeviceCore:
 
     def _clocks(self, now: float, wall: float) -> None:
         self._wall_offset = wall - now
-        if hasattr(self, "backup"):
-            self.backup.wall_offset = self._wall_offset
+        self.backup.wall_offset = self._wall_offset
 
     # --- outputs ---
 
@@ -209,7 +206,6 @@ class DeviceCore:
         """Join the VRRP groups whose interface is up (``links``: Linux name -> up)."""
         self._clocks(now, wall)
         self.links.update(links)
-        self.started = True
         self._emit_watch()
         self._outputs.append(ChannelsChanged(self._channel_services()))
         for key, router in self.vrrp.items():

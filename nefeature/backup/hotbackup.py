@@ -233,6 +233,7 @@ class HotBackup:
     config: DeviceConfig
     started: float
     random_bytes: object = None
+    table: object = None  # the DHCP engine's LeaseTable, read (never changed) for batch backups
     channels: dict[str, BackupChannel] = field(default_factory=dict)
     events: list = field(default_factory=list)
     commands: list = field(default_factory=list)
@@ -451,13 +452,10 @@ class HotBackup:
 
     # --- batch backup ---
 
-    def send_batch(self, profile: ProfileRuntime, now: float, table=None) -> bool:
-        """Start a batch backup of the profile's leases (False if the channel is down).
-
-        ``table`` is the lease table (``LeaseTable``) to read, page by page
-        as the channel sends; the core sets ``self.table`` once.
-        """
-        table = table or self.table
+    def send_batch(self, profile: ProfileRuntime, now: float) -> bool:
+        """Start a batch backup of the profile's leases (False if the channel is down);
+        ``table`` is read page by page as the channel sends."""
+        table = self.table
         addresses = [a for pool in profile.pools for a in table.addresses_in(pool)]
         started = self.channels[profile.service].send_batch(
             profile.backup_id, self._batch_records(profile, table, addresses), len(addresses))
@@ -468,8 +466,6 @@ class HotBackup:
             if profile.local_state == "master" and profile.peer_state != "master":
                 profile.batch_done = True  # the peer is getting our table: ours is the reference
         return started
-
-    table = None  # the DHCP engine's LeaseTable, read (never changed) for batch backups
 
     @staticmethod
     def _batch_records(profile: ProfileRuntime, table, addresses: list[int]):
