@@ -41,6 +41,11 @@ def _mac_vrp(mac: str) -> str:
     return "-".join(digits[i:i + 4] for i in range(0, 12, 4))
 
 
+def _same_named(entry: dict, *leaves: str) -> list[str]:
+    """' LEAF value' for each leaf set in ``entry`` whose command word is the leaf's name."""
+    return [f" {leaf} {entry[leaf]}" for leaf in leaves if leaf in entry]
+
+
 def _flag(value: bool, on: str, off: str | None) -> list[str]:
     return [on] if value else ([off] if off else [])
 
@@ -108,11 +113,7 @@ def pool_lines(entry: dict) -> list[str]:
         lines.append(f" option {option['option-code']} {value}")
     if "identifier-ip" in entry:
         lines.append(f" server identifier ip {entry['identifier-ip']}")
-    if "remote-backup-profile" in entry:
-        lines.append(f" remote-backup-profile {entry['remote-backup-profile']}")
-    if "warning-threshold" in entry:
-        lines.append(f" warning-threshold {entry['warning-threshold']}")
-    return lines
+    return lines + _same_named(entry, "remote-backup-profile", "warning-threshold")
 
 
 def service_lines(entry: dict) -> list[str]:
@@ -138,22 +139,11 @@ def profile_lines(entry: dict) -> list[str]:
         lines.append(f" peer-backup {entry['mode']}")
     for group in entry.get("vrrps", {}).get("vrrp", []):
         lines.append(f" vrrp-id {group['id']} interface {group['if-name']}")
-    if "sync-mode" in entry:
-        lines.append(f" sync-mode {entry['sync-mode']}")
-    if "mclt" in entry:
-        lines.append(f" mclt {entry['mclt']}")
-    if "partition-share" in entry:
-        lines.append(f" partition-share {entry['partition-share']}")
-    return lines
+    return lines + _same_named(entry, "sync-mode", "mclt", "partition-share")
 
 
 def vlan_lines(entry: dict) -> list[str]:
-    lines = [f"vlan {entry['vlan-id']}"]
-    if "name" in entry:
-        lines.append(f" name {entry['name']}")
-    if "description" in entry:
-        lines.append(f" description {entry['description']}")
-    return lines
+    return [f"vlan {entry['vlan-id']}"] + _same_named(entry, "name", "description")
 
 
 def _advertise(vrid: int, centiseconds: int) -> str:
