@@ -415,7 +415,9 @@ class DeviceCore:
         self._after_input(now)
 
     def _channel_input(self, now: float) -> None:
-        for service in self.channels:
+        for service, channel in self.channels.items():
+            if not channel.events:
+                continue  # nothing came in: no failover state to recompute (DHCP's hot path)
             applied = self.backup.channel_input(service, now)
             self._backup_commands(now)  # the peer's leases into the table, then the journal
             if applied:
