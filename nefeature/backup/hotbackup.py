@@ -67,7 +67,8 @@ it; a device that starts (or rebuilds this engine) queues every lease of
 its table changed after it, so what it granted alone before a crash reaches
 the peer, ahead of its first heartbeat, and the peer's table is complete
 (``peer_backlog_received``) only with it.  With no ``synced_until`` (a new
-peer, a journal from before it was kept) every lease is queued.
+service, a journal from before it was kept) the table counts as synced up
+to the start: resending a whole table at once would stall the device.
 
 Batch backup.  When a channel comes up, the master of each profile sends
 all leases of its pools, page by page (``BackupChannel.send_batch_page``);
@@ -286,13 +287,15 @@ class HotBackup:
     def _queue_unsynced(self) -> None:
         """Queue for the peer every lease changed after ``synced_until``: the queue of
         the engine (or process) before this one is gone."""
+        for service in self.channels:
+            self.synced_until.setdefault(service, self.started + self.wall_offset)
         if self.table is None:
             return
         unsynced: dict[str, list[LeaseRecord]] = {name: [] for name in self.channels}
         for lease in self.table.by_address.values():
             profile = self._by_pool.get(lease.pool)
             if profile is None or lease.state is LeaseState.OFFERED or \
-                    lease.start <= self.synced_until.get(profile.service, float("-inf")):
+                    lease.start <= self.synced_until[profile.service]:
                 continue
             unsynced[profile.service].append(
                 LeaseRecord(profile.backup_id, lease.pool, lease.address, lease))

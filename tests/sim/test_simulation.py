@@ -186,7 +186,9 @@ def test_a_restart_after_quiet_sync_queues_no_lease_the_peer_has():
         newest = max(lease.start for lease in device.disk.values())
         assert len(queued) < len(device.disk) / 2, device.name
         assert all(newest - lease.start < 2 * SYNC_RECORD_STEP for lease in queued)
-        from_scratch = DeviceCore(device.config, list(device.disk.values()), now=0.0,
-                                  wall=sim.wall(device))
-        assert len(from_scratch.channels["service1"].unacked) == len(device.disk)
+        # a journal without the record (from before it was kept) counts as in sync: a
+        # whole table resent at once would stall the device
+        upgraded = DeviceCore(device.config, list(device.disk.values()), now=0.0,
+                              wall=sim.wall(device))
+        assert not upgraded.channels["service1"].unacked
     assert leases >= 6
