@@ -122,8 +122,8 @@ def parse_line(line: str) -> Call | None:
     if name == "pwrite64":
         offset = int(args[end + 1:args.rfind(") = ")].rsplit(",", 1)[1])
     time = float(stamp)
-    return Call(time, time + duration, name, int(fd_text), _unhex(path_hex).decode(errors="replace"),
-                data, offset)
+    path = _unhex(path_hex).decode(errors="replace")
+    return Call(time, time + duration, name, int(fd_text), path, data, offset)
 
 
 # --- DHCP replies ---
@@ -347,8 +347,10 @@ class Violation:
 
     def describe(self) -> str:
         when = ("its row never reached the WAL in the trace" if self.row_committed is None
-                else f"its row's commit returned {1e3 * (self.row_committed - self.ack_time):.3f} ms later")
-        return (f"DHCPACK {self.address} to {self.hardware_address} at {self.ack_time:.6f}: {when}\n"
+                else "its row's commit returned "
+                     f"{1e3 * (self.row_committed - self.ack_time):.3f} ms later")
+        return (f"DHCPACK {self.address} to {self.hardware_address} at {self.ack_time:.6f}:"
+                f" {when}\n"
                 f"  ack: {self.ack_line}\n  row: {self.row_line or '(none)'}")
 
 

@@ -18,8 +18,23 @@ from pathlib import Path
 import pytest
 
 from tests.system import ack_trace
-from tests.system.netns import Process, explain_failure, logs_of, require_root, require_tool, torn_down
-from tests.system.test_hot_backup import PERF, PERF_GIADDR, PERF_LAN, VIP, Lab, perfdhcp_stats, start_pair
+from tests.system.netns import (
+    Process,
+    explain_failure,
+    logs_of,
+    require_root,
+    require_tool,
+    torn_down,
+)
+from tests.system.test_hot_backup import (
+    PERF,
+    PERF_GIADDR,
+    PERF_LAN,
+    VIP,
+    Lab,
+    perfdhcp_stats,
+    start_pair,
+)
 
 pytestmark = pytest.mark.system
 
