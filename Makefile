@@ -10,7 +10,7 @@ STAMP  := $(VENV)/.installed
 # Debian packages the system tests drive, and what the libyang binding compiles against
 # (installed only when run as root on Debian).
 APT_PACKAGES := kea-dhcp4-server kea-admin keepalived isc-dhcp-client udhcpc busybox \
-                dhcpcd5 libyang-tools iproute2 \
+                dhcpcd5 libyang-tools iproute2 strace \
                 libyang2-dev gcc python3-dev libffi-dev
 
 .PHONY: test demo venv system-packages libyang-binding fast-loop yang-tree clean
