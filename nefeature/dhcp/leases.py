@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from enum import Enum
 from ipaddress import IPv4Address
 from typing import NamedTuple
@@ -98,9 +98,9 @@ class LeaseTable:
         self.by_address: dict[int, Lease] = {}
         self.by_client: dict[tuple[str, bytes], int] = {}
         self.by_pool: defaultdict[str, set[int]] = defaultdict(set)
-        self.by_mac: dict[bytes, set[int]] = {}
-        self.by_client_id: dict[bytes, set[int]] = {}
-        self.by_circuit_id: dict[bytes, set[int]] = {}
+        self.by_mac: AddressIndex = {}  # see indexed_addresses
+        self.by_client_id: AddressIndex = {}
+        self.by_circuit_id: AddressIndex = {}
         self.state_counts: defaultdict[str, Counter[LeaseState]] = defaultdict(Counter)
         self.pending: dict[int, Lease | None] = {}
         self.offers_in_flight: Counter[str] = Counter()  # per pool: offers awaiting a REQUEST
@@ -146,22 +146,54 @@ class LeaseTable:
 
     def load(self, leases: Iterable[Lease]) -> None:
         """``put(lease, journal=False)`` of each lease in turn (a journal's table at
-        start-up), in a third of the time: a lease with a new address and a new client,
-        the usual case, is indexed in line, and the expiry heap is built once at the end."""
+        start-up), in bulk (``add_new``)."""
+        leases = iter(leases)
+        while (other := self.add_new(leases, journal=False)[1]) is not None:
+            self.put(other, journal=False)
+
+    def add_new(self, leases: Iterator[Lease], journal: bool = True) -> tuple[list[Lease],
+                                                                              Lease | None]:
+        """``put`` leases from ``leases`` in bulk while each is at an address the table
+        does not hold, for a client it does not know, and not an offer (the usual case
+        of a journal at start-up and of a batch backup into an empty table): indexed in
+        line, the expiry heap taking their times at once.  Stops at the first lease that
+        is not such a one; returns the leases put and that one (None at the end)."""
         by_address, by_client, by_pool = self.by_address, self.by_client, self.by_pool
-        deadlines, add_secondary = self._deadlines, self._add_secondary
+        by_mac, by_client_id, state_counts = self.by_mac, self.by_client_id, self.state_counts
+        pending = self.pending
+        deadlines = []
+        added = []
+        other = None
         for lease in leases:
-            address, key = lease.address, (lease.pool, lease.client)
-            if address in by_address or key in by_client or lease.state is OFFERED:
-                self.put(lease, journal=False)
-                continue
+            address, pool, client, state = lease.address, lease.pool, lease.client, lease.state
+            key = (pool, client)
+            if address in by_address or key in by_client or state is OFFERED:
+                other = lease
+                break
             by_address[address] = lease
             by_client[key] = address
-            by_pool[lease.pool].add(address)
-            add_secondary(lease)
-            if lease.expiry is not None and lease.state in HOLDING:
+            by_pool[pool].add(address)
+            _index_add(by_mac, lease.hardware_address, address)
+            if lease.client_id:
+                _index_add(by_client_id, lease.client_id, address)
+            if lease.option82:
+                circuit = lease.circuit_id
+                if circuit:
+                    _index_add(self.by_circuit_id, circuit, address)
+            state_counts[pool][state] += 1
+            if lease.expiry is not None and state in HOLDING:
                 deadlines.append((lease.expiry, address))
-        heapq.heapify(deadlines)
+            if journal:
+                pending[address] = lease
+            added.append(lease)
+        heap = self._deadlines
+        if len(deadlines) * 8 > len(heap):
+            heap += deadlines
+            heapq.heapify(heap)
+        else:
+            for deadline in deadlines:
+                heapq.heappush(heap, deadline)
+        return added, other
 
     def remove(self, address: int) -> Lease | None:
         lease = self.by_address.pop(address, None)
@@ -187,24 +219,24 @@ class LeaseTable:
 
     def _add_secondary(self, lease: Lease) -> None:
         address = lease.address
-        self.by_mac.setdefault(lease.hardware_address, set()).add(address)
+        _index_add(self.by_mac, lease.hardware_address, address)
         if lease.client_id:
-            self.by_client_id.setdefault(lease.client_id, set()).add(address)
+            _index_add(self.by_client_id, lease.client_id, address)
         if lease.option82:
             circuit = lease.circuit_id
             if circuit:
-                self.by_circuit_id.setdefault(circuit, set()).add(address)
+                _index_add(self.by_circuit_id, circuit, address)
         self.state_counts[lease.pool][lease.state] += 1
 
     def _drop_secondary(self, lease: Lease) -> None:
         address = lease.address
-        _discard(self.by_mac, lease.hardware_address, address)
+        _index_discard(self.by_mac, lease.hardware_address, address)
         if lease.client_id:
-            _discard(self.by_client_id, lease.client_id, address)
+            _index_discard(self.by_client_id, lease.client_id, address)
         if lease.option82:
             circuit = lease.circuit_id
             if circuit:
-                _discard(self.by_circuit_id, circuit, address)
+                _index_discard(self.by_circuit_id, circuit, address)
         counts = self.state_counts[lease.pool]
         counts[lease.state] -= 1
         if not counts[lease.state]:
@@ -235,9 +267,36 @@ class LeaseTable:
         return pending
 
 
-def _discard(index: dict[bytes, set[int]], value: bytes, address: int) -> None:
-    addresses = index.get(value)
-    if addresses is not None:
-        addresses.discard(address)
-        if not addresses:
+# The secondary indexes map a value to the one address that has it (an int), or to the
+# set of them when several do: a set per lease would cost 200 bytes a lease.
+AddressIndex = dict[bytes, "int | set[int]"]
+
+
+def indexed_addresses(index: AddressIndex, value: bytes) -> set[int]:
+    """The addresses a secondary index (``by_mac``, ...) holds for ``value``."""
+    held = index.get(value)
+    if held is None:
+        return set()
+    return {held} if type(held) is int else set(held)
+
+
+def _index_add(index: AddressIndex, value: bytes, address: int) -> None:
+    held = index.setdefault(value, address)
+    if held != address:  # another address, or a set of them
+        if type(held) is int:
+            index[value] = {held, address}
+        else:
+            held.add(address)
+
+
+def _index_discard(index: AddressIndex, value: bytes, address: int) -> None:
+    held = index.get(value)
+    if held is None:
+        return
+    if type(held) is int:
+        if held == address:
             del index[value]
+        return
+    held.discard(address)
+    if len(held) == 1:
+        index[value] = next(iter(held))
