@@ -93,11 +93,13 @@ class Device:
         self.dhcp_port = dhcp_port
         self.journal = LeaseJournal(self.state_dir / "leases.sqlite")
         self.journal.checkpoint_in_background()
+        gc.collect()
         gc.disable()  # a million leases load in half the time without the collector's passes
         try:
             self.core = DeviceCore(build_device_config(validated.raw), self.journal.load(),
                                    now=time.monotonic(), wall=time.time())
         finally:
+            gc.freeze()  # the loaded table, out of the collector's way (a pass: 0.3 s a million)
             gc.enable()
         self.core.dhcp.relay_port = relay_port
         self._journal_thread = ThreadPoolExecutor(1, thread_name_prefix="lease-journal")
@@ -116,7 +118,7 @@ class Device:
         self._timer_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = asyncio.Event()
-        self._frozen_table_size = 0  # leases in the table at the last gc.freeze()
+        self._frozen_table_size = len(self.core.dhcp.table)  # at the last gc.freeze()
 
     # what the management plane reads
     config = property(lambda self: self.core.config)

@@ -350,7 +350,7 @@ def _decode_uniform_page(payload: bytes, count: int) -> list[LeaseRecord] | None
     them; when all of them (and its id and pool) equal the first record's,
     every record starts where the shape says, so the page parses exactly.
     """
-    if count == 0 or len(payload) < 12:
+    if count < 8 or len(payload) < 12:  # a real-time update's few records: the loop is cheaper
         return None
     backup_id, pool_length = _ID_AND_POOL_LENGTH.unpack_from(payload, 4)
     position = 7 + pool_length
