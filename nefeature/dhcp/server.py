@@ -392,7 +392,8 @@ class DhcpServer:
         goes into the table in bulk (``LeaseTable.add_new``): nothing to compare or
         displace."""
         pools = self.pools
-        if not all(lease is not None and pool in pools for _, pool, _, lease in records):
+        if len(records) < 8 or not all(lease is not None and pool in pools
+                                       for _, pool, _, lease in records):
             for _backup_id, pool, address, lease in records:
                 self.apply_peer_lease(pool, address, lease)
             return
