@@ -88,6 +88,7 @@ from nefeature.config.model import DeviceConfig
 from nefeature.dhcp.events import LeaseEvent, LeaseRemoved
 from nefeature.dhcp.leases import LeaseState
 
+_ROUTINE = (Acked, RecordsReceived)  # channel events that leave every failover state as it is
 STRICT_WAIT = 0.5  # seconds of no acknowledgement before DHCPACKs leave without the peer
 CHANNEL_GRACE = 10.0  # seconds after start before an unreachable peer counts as gone
 
@@ -320,6 +321,12 @@ class HotBackup:
         channel = self.channels[service]
         applied = False
         events, channel.events = channel.events, []
+        # In NORMAL, acks and records from a peer known alive change no failover state:
+        # no recomputing for them (they come with every DHCP exchange in strict mode).
+        routine = self._presumed_down_since[service] is None \
+            and all(type(event) in _ROUTINE for event in events) \
+            and all(p.failover is FailoverState.NORMAL and p.took_over_at is None
+                    for p in self._of_service(service))
         for event in events:
             if not isinstance(event, ChannelDown):
                 self._presumed_down_since[service] = None  # the peer is alive after all
@@ -375,7 +382,10 @@ class HotBackup:
                         profile.batch_status = "done"
                         profile.last_batch_time = now + self.wall_offset
                         self.events.append(BatchBackupDone(profile.name, True, event.acked))
-        self.update(now)
+        if routine:
+            self._last_now = now
+        else:
+            self.update(now)
         return applied
 
     # --- the ACK gate's questions ---
