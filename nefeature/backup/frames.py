@@ -376,13 +376,16 @@ def _decode_uniform_page(payload: bytes, count: int) -> list[LeaseRecord] | None
         return None
     rows = list(record.iter_unpack(memoryview(payload)[4:]))
     first = _SHAPE_FIELDS(rows[0])
-    if any(_SHAPE_FIELDS(row) != first for row in rows) or \
+    if list(map(_SHAPE_FIELDS, rows)).count(first) != count or \
             max(map(_STATE_FIELD, rows)) >= len(_LEASE_STATES):
         return None
     pool = first[2].decode()
     states = _LEASE_STATES
-    return [LeaseRecord(backup_id, pool, row[3], Lease(
+    # Named tuples made from their fields in order, without their __new__'s frame:
+    # a quarter of the time of decoding a page.
+    new = tuple.__new__
+    return [new(LeaseRecord, (backup_id, pool, row[3], new(Lease, (
         row[3], pool, row[9], row[11], states[row[4]], row[5],
         None if row[6] < 0 else row[6], row[13] or None,
         row[15].decode("utf-8", "replace") or None, row[17] or None, "peer-sync",
-        bool(row[7]))) for row in rows]
+        row[7] != 0)))) for row in rows]
