@@ -54,6 +54,9 @@ from nefeature.dhcp.server import DhcpServer, Received, Reply
 from nefeature.vrrp.packet import Advertisement, VrrpPacketError, parse_ipv4
 from nefeature.vrrp.router import State, VrrpSecondMaster, VrrpRouter, VrrpStateChanged
 
+#: Seconds ``synced_until`` must move before a journal write records it again.
+SYNC_RECORD_STEP = 1.0
+
 _ROLES = {State.MASTER: "master", State.BACKUP: "slave", State.INITIALIZE: "init"}
 
 #: RFC 8347 global VRRP counters (errors not tied to one virtual router).
@@ -107,6 +110,7 @@ class WriteJournal:
 
     write_id: int
     changes: dict[int, Lease | None]
+    synced_until: dict[str, float] | None = None  # to record too (journal_info), when it moved
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,7 +149,7 @@ class DeviceCore:
     """One device, sans-IO (see the module docstring)."""
 
     def __init__(self, config: DeviceConfig, leases=(), *, now: float, wall: float,
-                 random_bytes=None) -> None:
+                 random_bytes=None, synced_until: dict[str, float] | None = None) -> None:
         self.config = config
         self._wall_offset = wall - now
         self._random_bytes = random_bytes
@@ -164,12 +168,14 @@ class DeviceCore:
         self._gate: list[_Gated] = []
         self._closing: set[str] = set()  # channels whose connection we asked to drop
         self._acknowledge_after: dict[str, int] = {}  # service -> write before acking the peer
-        self.backup = self._new_backup(now)
+        self._journaled_sync = dict(synced_until or {})  # HotBackup.synced_until on our disk
+        self.backup = self._new_backup(now, dict(self._journaled_sync))
         self.dhcp.handle_timer(wall)  # leases that ran out while the device was down
 
-    def _new_backup(self, now: float) -> HotBackup:
+    def _new_backup(self, now: float, synced_until: dict[str, float]) -> HotBackup:
         backup = HotBackup(self.config, started=now, random_bytes=self._random_bytes,
-                           table=self.dhcp.table, wall_offset=self._wall_offset)
+                           table=self.dhcp.table, wall_offset=self._wall_offset,
+                           synced_until=synced_until)
         for key, router in self.vrrp.items():
             backup.role_changed(key, _ROLES[router.state], "configuration", now)
         return backup
@@ -277,8 +283,20 @@ class DeviceCore:
         if self._write_in_flight is None:
             self._write_in_flight = needed
             self._next_write_id += 1
-            self._outputs.append(WriteJournal(needed, self.dhcp.table.take_pending()))
+            self._outputs.append(WriteJournal(needed, self.dhcp.table.take_pending(),
+                                              self._sync_to_journal()))
         return needed
+
+    def _sync_to_journal(self) -> dict[str, float] | None:
+        """``synced_until`` for this write when it moved by a second or more since the last
+        one recorded (a stale value only means a few more leases sent after a restart)."""
+        synced, journaled = self.backup.synced_until, self._journaled_sync
+        moved = {service: until for service, until in synced.items()
+                 if until >= journaled.get(service, float("-inf")) + SYNC_RECORD_STEP}
+        if not moved:
+            return None
+        journaled.update(moved)
+        return moved
 
     def journal_committed(self, write_id: int, now: float, wall: float) -> None:
         self._clocks(now, wall)
@@ -565,7 +583,7 @@ class DeviceCore:
         for pool in list(dhcp.restricted_pools):
             dhcp.restrict_allocation(pool, False)
         dhcp.mclt.clear()
-        self.backup = self._new_backup(now)
+        self.backup = self._new_backup(now, self.backup.synced_until)
         self._acknowledge_after.clear()
         for gated in self._gate:  # the old channels are gone: these wait for the disk only
             gated.service = None

@@ -97,7 +97,8 @@ class Device:
         gc.disable()  # a million leases load in half the time without the collector's passes
         try:
             self.core = DeviceCore(build_device_config(validated.raw), self.journal.load(),
-                                   now=time.monotonic(), wall=time.time())
+                                   now=time.monotonic(), wall=time.time(),
+                                   synced_until=self.journal.load_synced_until())
         finally:
             gc.freeze()  # the loaded table, out of the collector's way (a pass: 0.3 s a million)
             gc.enable()
@@ -238,15 +239,16 @@ class Device:
         the loop), else on the journal thread, which waits for the checkpoint holding
         the lock while the loop goes on serving.  Either way one write is in flight, and
         what arrives meanwhile gathers in the core for the next (group commit)."""
-        if self.journal.try_commit(output.changes):
+        if self.journal.try_commit(output.changes, output.synced_until):
             self.core.journal_committed(output.write_id, time.monotonic(), time.time())
             return
         if self._loop is None:  # not running (start-up, shutdown): wait in line
-            self.journal.commit(output.changes)
+            self.journal.commit(output.changes, output.synced_until)
             self.core.journal_committed(output.write_id, time.monotonic(), time.time())
             return
         loop = self._loop
-        future = self._journal_thread.submit(self.journal.commit, output.changes)
+        future = self._journal_thread.submit(self.journal.commit, output.changes,
+                                             output.synced_until)
         self._writing = (output.write_id, future)
         future.add_done_callback(lambda future, write_id=output.write_id:
                                         loop.call_soon_threadsafe(self._journal_done,

@@ -59,6 +59,17 @@ takes).  In lazy mode a lease runs at most MCLT past what the peer has
 acknowledged (the ISC rule).  Which of two versions of a lease is newer is
 decided by its transaction time (``DhcpServer.apply_peer_lease``).
 
+Updates a crash would lose.  The channel's queue of unacknowledged updates
+lives in memory.  ``synced_until`` (per service, wall clock) is the time up
+to which every lease change of ours is on the peer's disk: the moment the
+queue was last empty while the channel was up.  The device core journals
+it; a device that starts (or rebuilds this engine) queues every lease of
+its table changed after it, so what it granted alone before a crash reaches
+the peer, ahead of its first heartbeat, and the peer's table is complete
+(``peer_backlog_received``) only with it.  With no ``synced_until`` (a new
+service, a journal from before it was kept) the table counts as synced up
+to the start: resending a whole table at once would stall the device.
+
 Batch backup.  When a channel comes up, the master of each profile sends
 all leases of its pools, page by page (``BackupChannel.send_batch_page``);
 ``batch_backup_now`` does the same on request; both masters send after a
@@ -240,6 +251,7 @@ class HotBackup:
     events: list = field(default_factory=list)
     commands: list = field(default_factory=list)
     wall_offset: float = 0.0  # wall clock minus monotonic, for the times shown in the state
+    synced_until: dict[str, float] = field(default_factory=dict)  # see the module docstring
 
     def __post_init__(self) -> None:
         self.profiles: dict[str, ProfileRuntime] = {}
@@ -271,7 +283,27 @@ class HotBackup:
         for profile in self.profiles.values():
             if profile.sync_mode == "lazy":
                 self.commands.append(CapLeaseTimes(profile.pools, profile.mclt))
+        self._queue_unsynced()
         self.update(self.started)
+
+    def _queue_unsynced(self) -> None:
+        """Queue for the peer every lease changed after ``synced_until``: the queue of
+        the engine (or process) before this one is gone."""
+        for service in self.channels:
+            self.synced_until.setdefault(service, self.started + self.wall_offset)
+        if self.table is None:
+            return
+        unsynced: dict[str, list[LeaseRecord]] = {name: [] for name in self.channels}
+        for lease in self.table.by_address.values():
+            profile = self._by_pool.get(lease.pool)
+            if profile is None or lease.state is LeaseState.OFFERED or \
+                    lease.start <= self.synced_until[profile.service]:
+                continue
+            unsynced[profile.service].append(
+                LeaseRecord(profile.backup_id, lease.pool, lease.address, lease))
+        for service, records in unsynced.items():
+            if records:
+                self.channels[service].send_records(records)
 
     # --- inputs ---
 
@@ -382,6 +414,8 @@ class HotBackup:
                         profile.batch_status = "done"
                         profile.last_batch_time = now + self.wall_offset
                         self.events.append(BatchBackupDone(profile.name, True, event.acked))
+        if channel.state is ChannelState.UP and not channel.unacked:
+            self.synced_until[service] = now + self.wall_offset
         if routine:
             self._last_now = now
         else:

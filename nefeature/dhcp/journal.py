@@ -80,6 +80,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
     0: (INFO_TABLE,),  # 0 -> 1: record which release wrote the journal
 }
 WRITTEN_BY = f"nefeature {__version__}"
+SYNCED_UNTIL = "peer-synced-until "  # + the remote-backup-service's name
 COLUMNS = ("address", "pool", "client", "hardware_address", "state", "start", "expiry",
            "client_id", "hostname", "option82", "origin", "static")
 UPSERT = f"INSERT OR REPLACE INTO leases ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -217,10 +218,18 @@ class LeaseJournal:
 
         return list(starmap(lease, rows))
 
-    def try_commit(self, changes: dict[int, Lease | None]) -> bool:
-        """Write one batch of changes (address -> lease, or None to delete) atomically;
-        False, with nothing written, when another connection (a checkpoint) holds the
-        write lock at this moment."""
+    def load_synced_until(self) -> dict[str, float]:
+        """Per remote-backup-service, the time up to which the peer holds every lease
+        change of ours (the hot-backup engine's ``synced_until``)."""
+        rows = self._db.execute("SELECT key, value FROM journal_info WHERE key LIKE ?",
+                                (SYNCED_UNTIL + "%",))
+        return {key[len(SYNCED_UNTIL):]: float(value) for key, value in rows}
+
+    def try_commit(self, changes: dict[int, Lease | None],
+                   synced_until: dict[str, float] | None = None) -> bool:
+        """Write one batch of changes (address -> lease, or None to delete) atomically,
+        with ``synced_until`` when given; False, with nothing written, when another
+        connection (a checkpoint) holds the write lock at this moment."""
         if not changes:
             return True
         db = self._db
@@ -243,6 +252,10 @@ class LeaseJournal:
                 db.execute(UPSERT_MANY, tuple(chain.from_iterable(
                     rows[start:start + ROWS_PER_UPSERT])))
             db.executemany(UPSERT, rows[bulk:] if bulk else rows)
+            if synced_until:
+                db.executemany("INSERT OR REPLACE INTO journal_info (key, value) VALUES (?, ?)",
+                               [(SYNCED_UNTIL + service, repr(until))
+                                for service, until in synced_until.items()])
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -250,10 +263,11 @@ class LeaseJournal:
         self.commits += 1
         return True
 
-    def commit(self, changes: dict[int, Lease | None]) -> None:
+    def commit(self, changes: dict[int, Lease | None],
+               synced_until: dict[str, float] | None = None) -> None:
         """``try_commit``, waiting up to ``LOCK_WAIT`` seconds for the write lock."""
         deadline = time.monotonic() + LOCK_WAIT
-        while not self.try_commit(changes):
+        while not self.try_commit(changes, synced_until):
             if time.monotonic() > deadline:
                 raise sqlite3.OperationalError(f"{self.path}: database is locked")
             time.sleep(LOCK_POLL)

@@ -632,8 +632,13 @@ class DhcpServer:
                 and existing.state is not DECLINED
                 and self._available_to(state, address, client)):
             return self._bind(message, state, server_id, interface, existing, now, client)
-        if state.addresses.in_subnet(address) and self._available_to(
-                state, address, client, static=address == self._static_address(state, message)):
+        static = address == self._static_address(state, message)
+        if state.addresses.in_subnet(address) and self._available_to(state, address, client,
+                                                                     static=static):
+            if not static and not state.addresses.may_allocate(address):
+                # The peer's share while the pair is apart: the peer may have granted it
+                # meanwhile.  Silence keeps the client on its lease; it asks again.
+                return []
             return self._bind(message, state, server_id, interface, existing, now, client,
                               address)
         if unicast or state.addresses.in_subnet(address):

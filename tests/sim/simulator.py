@@ -31,10 +31,9 @@ trace of the run):
 * a device that starts serving holds every valid lease its peer granted
   with confirmation (strict mode);
 * a serving device that may hand out any free address (not restricted to
-  its own share) holds every valid lease a client holds that was granted
-  with confirmation, or by a device still running the process that queued
-  the update for its peer (a device that served alone and then crashed
-  before the channel came back has that lease on its own disk only);
+  its own share) holds every valid lease a client holds, however it was
+  granted (a device that served alone and then crashed before the channel
+  came back sends those leases from its journal when it returns);
 * once the LAN has been whole for long enough, at most one device serves.
 """
 
@@ -127,6 +126,7 @@ class SimDevice:
     config: object
     address: int
     disk: dict = field(default_factory=dict)
+    disk_synced_until: dict = field(default_factory=dict)  # the journal's record of it
     core: DeviceCore | None = None
     incarnation: int = 0
     frozen: bool = False
@@ -153,7 +153,6 @@ class Holding:
     expiry: float
     device: str
     confirmed: bool
-    incarnation: int = 0  # the granting device's run that sent the ACK
 
 
 class SimClient:
@@ -257,8 +256,7 @@ class SimClient:
             self.sim.check_ack(self, reply, device, now)
             lease_time = int.from_bytes(reply.options[Option.LEASE_TIME], "big")
             self.holding = Holding(reply.yiaddr, now, now + lease_time, device,
-                                   confirmed=self.sim.mode == "strict" and not unconfirmed,
-                                   incarnation=self.sim.devices[device].incarnation)
+                                   confirmed=self.sim.mode == "strict" and not unconfirmed)
             self.server_id = int.from_bytes(reply.options[Option.SERVER_ID], "big")
             self.t1, self.t2 = now + lease_time / 2, now + lease_time * 7 / 8
             self.state = "BOUND"
@@ -340,7 +338,8 @@ class Sim:
     def boot(self, device: SimDevice) -> None:
         device.incarnation += 1
         device.core = DeviceCore(device.config, list(device.disk.values()), now=self.now,
-                                 wall=self.wall(device), random_bytes=self.rng.randbytes)
+                                 wall=self.wall(device), random_bytes=self.rng.randbytes,
+                                 synced_until=dict(device.disk_synced_until))
         device.timer_at = None
         self.trace.append(f"{self.now:.3f} {device.name} boots with {len(device.disk)} leases")
         self.deliver(device, "start", {LAN: True, UPLINK: device.uplink_up})
@@ -424,6 +423,7 @@ class Sim:
                 device.disk.pop(address, None)
             else:
                 device.disk[address] = lease
+        device.disk_synced_until.update(write.synced_until or {})
         self.deliver(device, "journal_committed", write.write_id)
 
     # --- faults ---
@@ -650,16 +650,14 @@ class Sim:
                                f"{IPv4Address(held.address)} (ACKed by {held.device})")
 
     def check_unrestricted(self, device: SimDevice) -> None:
-        """A device allocating from the whole pool knows every lease a client holds
-        (but for one its peer granted alone and lost from its queue in a crash)."""
+        """A device allocating from the whole pool knows every lease a client holds."""
         core = device.core
         if POOL in core.dhcp.restricted_pools:
             return
         table = core.dhcp.table.by_address
         for client in self.clients:
             held = client.holding
-            if held is None or self.now >= held.expiry or not held.confirmed and \
-                    self.devices[held.device].incarnation != held.incarnation:
+            if held is None or self.now >= held.expiry:
                 continue
             lease = table.get(held.address)
             if lease is None or lease.client != client.key:

@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from nefeature.backup.hotbackup import FailoverState
+from nefeature.core import SYNC_RECORD_STEP, DeviceCore
 from tests.sim.simulator import ADDRESSES, LAN, Fault, Sim
 
 KINDS = ("crash", "freeze", "uplink", "partition", "channel-cut", "garbage", "lan-loss")
@@ -149,3 +150,45 @@ def test_a_wall_clock_step_moves_no_protocol_deadline():
         core.link_changed(LAN, True, now, now + 1_800_000_000.0 + step)
         assert (router.next_deadline(), channel.next_deadline()) == before
     assert ADDRESSES["A"] == router.primary_address
+
+
+def test_a_device_that_served_alone_and_crashed_sends_its_grants_when_it_returns():
+    """The double fault: the channel is cut, A (master) grants new leases alone, then
+    A crashes before the channel is back, losing the queue of those updates; B takes
+    over.  Back up, A sends its peer every lease its journal holds that B had not
+    acknowledged, before B leaves its own share of the pool (the simulator checks
+    after every event that a device allocating from the whole pool knows every lease
+    a client holds)."""
+    sim = Sim(2, [Fault(10.0, "channel-cut", "A", 20.0), Fault(20.0, "crash", "A", 2.0)],
+              clients=8, duration=60.0).run()
+    alone = [line for line in sim.trace if " ACKed " in line and line.endswith("by A")
+             and 10.0 < float(line.split()[0]) < 20.0]
+    assert alone, "A granted leases while the channel was cut"
+    b = sim.devices["B"].core
+    assert b.backup.profiles["service1"].failover is FailoverState.NORMAL
+    assert not b.dhcp.restricted_pools
+
+
+def test_a_restart_after_quiet_sync_queues_no_lease_the_peer_has():
+    """The other side of the double-fault fix: each device journals how far its peer
+    holds its changes, so restarting either device of a pair in sync sends again only
+    the leases changed in the last moments before its last journal write (the backup,
+    which only receives, none)."""
+    sim = Sim(4, clients=6, duration=40.0).run()
+    leases = 0
+    for device in sim.devices.values():
+        assert device.disk_synced_until, f"{device.name} never journaled its sync point"
+        restarted = DeviceCore(device.config, list(device.disk.values()), now=0.0,
+                               wall=sim.wall(device),
+                               synced_until=dict(device.disk_synced_until))
+        leases += len(device.disk)
+        queued = [record.lease for _, record in restarted.channels["service1"].unacked]
+        newest = max(lease.start for lease in device.disk.values())
+        assert len(queued) < len(device.disk) / 2, device.name
+        assert all(newest - lease.start < 2 * SYNC_RECORD_STEP for lease in queued)
+        # a journal without the record (from before it was kept) counts as in sync: a
+        # whole table resent at once would stall the device
+        upgraded = DeviceCore(device.config, list(device.disk.values()), now=0.0,
+                              wall=sim.wall(device))
+        assert not upgraded.channels["service1"].unacked
+    assert leases >= 6

@@ -229,6 +229,25 @@ def test_renewal_of_a_free_address_without_a_record_is_granted(server):
     assert server.table.by_address[ip("10.10.10.123")].state is LeaseState.BOUND
 
 
+def test_while_restricted_a_renewal_without_a_record_is_granted_from_the_own_share_only():
+    """A hot-backup pool while the pair is apart: an address with no record here may be
+    one the peer granted meanwhile if it is in the peer's share, so the server stays
+    silent (the client keeps its lease and asks again, or rebinds); in its own share it
+    re-creates the binding as usual, and once the pair agrees, in either share."""
+    pair = DhcpServer(load_config_file(EXAMPLES / "pair" / "deviceA.xml"))
+    pool = pair.pools["pool1"].addresses
+    candidates = [a for start, end in pool.ranges for a in range(start + 10, end + 1)]
+    own = next(a for a in candidates if pool.side_of(a) is pool.own)
+    peers = next(a for a in candidates if pool.side_of(a) is not pool.own)
+    pair.restrict_allocation("pool1", True)
+    for rebinding in (False, True):
+        assert Client(pair, 4).renew(peers, now=5, unicast=not rebinding) == []
+    assert peers not in pair.table.by_address
+    assert only(Client(pair, 5).renew(own, now=5))[1].message_type == MessageType.ACK
+    pair.restrict_allocation("pool1", False)
+    assert only(Client(pair, 4).renew(peers, now=6))[1].message_type == MessageType.ACK
+
+
 def test_rebinding_for_another_network_is_ignored(server):
     assert Client(server).renew(ip("172.16.0.9"), now=5, unicast=False) == []
 

@@ -50,6 +50,25 @@ def test_try_commit_gives_up_at_once_while_another_connection_writes(tmp_path):
     journal.close()
 
 
+def test_the_peer_sync_point_is_written_with_the_leases_and_read_back(tmp_path):
+    """``synced_until`` goes in the same transaction as the leases (a write that the lock
+    refuses writes neither), the newest per service wins, and a reopened journal has it."""
+    journal = LeaseJournal(tmp_path / "leases.sqlite")
+    assert journal.load_synced_until() == {}
+    other = hold_write_lock(journal.path)
+    assert journal.try_commit({ADDRESS: lease()}, {"service1": 5.0}) is False
+    other.execute("COMMIT")
+    assert journal.load_synced_until() == {}
+    journal.commit({ADDRESS: lease()}, {"service1": 1.8e9 + 0.25})
+    journal.commit({ADDRESS + 1: lease(ADDRESS + 1)}, {"service1": 1.8e9 + 7.5, "other": 3.0})
+    journal.commit({ADDRESS + 2: lease(ADDRESS + 2)})
+    journal.close()
+    reopened = LeaseJournal(tmp_path / "leases.sqlite")
+    assert reopened.load_synced_until() == {"service1": 1.8e9 + 7.5, "other": 3.0}
+    assert len(reopened.load()) == 3
+    reopened.close()
+
+
 def test_commit_waits_for_the_lock_to_be_released(tmp_path):
     journal = LeaseJournal(tmp_path / "leases.sqlite")
     other = hold_write_lock(journal.path)
