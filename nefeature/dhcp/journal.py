@@ -208,13 +208,15 @@ class LeaseJournal:
         states = {state.value: state for state in LeaseState}
         intern = sys.intern
 
-        # COLUMNS are Lease's fields in order: positional, with a dict for the state, and
-        # one string object for each pool and origin (SQLite makes one per row: 100
-        # bytes a lease).
+        # COLUMNS are Lease's fields in order: positional (the named tuple made without
+        # its __new__'s frame), with a dict for the state, and one string object for each
+        # pool and origin (SQLite makes one per row: 100 bytes a lease).
+        new = tuple.__new__
         def lease(address, pool, client, hardware_address, state, start, expiry, client_id,
                   hostname, option82, origin, static) -> Lease:
-            return Lease(address, intern(pool), client, hardware_address, states[state], start,
-                         expiry, client_id, hostname, option82, intern(origin), bool(static))
+            return new(Lease, (address, intern(pool), client, hardware_address, states[state],
+                               start, expiry, client_id, hostname, option82, intern(origin),
+                               static != 0))
 
         return list(starmap(lease, rows))
 

@@ -151,18 +151,19 @@ class LeaseTable:
         while (other := self.add_new(leases, journal=False)[1]) is not None:
             self.put(other, journal=False)
 
-    def add_new(self, leases: Iterator[Lease], journal: bool = True) -> tuple[list[Lease],
-                                                                              Lease | None]:
+    def add_new(self, leases: Iterator[Lease], journal: bool = True) -> tuple[
+            dict[str, list[int]], Lease | None]:
         """``put`` leases from ``leases`` in bulk while each is at an address the table
         does not hold, for a client it does not know, and not an offer (the usual case
         of a journal at start-up and of a batch backup into an empty table): indexed in
         line, the expiry heap taking their times at once.  Stops at the first lease that
-        is not such a one; returns the leases put and that one (None at the end)."""
+        is not such a one.  Returns, per pool, the addresses of the leases put that hold
+        their address (for the allocators), and that lease (None at the end)."""
         by_address, by_client, by_pool = self.by_address, self.by_client, self.by_pool
         by_mac, by_client_id, state_counts = self.by_mac, self.by_client_id, self.state_counts
-        pending = self.pending
+        pending, add_mac = self.pending, by_mac.setdefault
         deadlines = []
-        added = []
+        holding: defaultdict[str, list[int]] = defaultdict(list)
         other = None
         for lease in leases:
             address, pool, client, state = lease.address, lease.pool, lease.client, lease.state
@@ -173,7 +174,8 @@ class LeaseTable:
             by_address[address] = lease
             by_client[key] = address
             by_pool[pool].add(address)
-            _index_add(by_mac, lease.hardware_address, address)
+            if add_mac(lease.hardware_address, address) != address:  # another holds it too
+                _index_add(by_mac, lease.hardware_address, address)
             if lease.client_id:
                 _index_add(by_client_id, lease.client_id, address)
             if lease.option82:
@@ -181,11 +183,12 @@ class LeaseTable:
                 if circuit:
                     _index_add(self.by_circuit_id, circuit, address)
             state_counts[pool][state] += 1
-            if lease.expiry is not None and state in HOLDING:
-                deadlines.append((lease.expiry, address))
+            if state in HOLDING:
+                holding[pool].append(address)
+                if lease.expiry is not None:
+                    deadlines.append((lease.expiry, address))
             if journal:
                 pending[address] = lease
-            added.append(lease)
         heap = self._deadlines
         if len(deadlines) * 8 > len(heap):
             heap += deadlines
@@ -193,7 +196,7 @@ class LeaseTable:
         else:
             for deadline in deadlines:
                 heapq.heappush(heap, deadline)
-        return added, other
+        return holding, other
 
     def remove(self, address: int) -> Lease | None:
         lease = self.by_address.pop(address, None)
