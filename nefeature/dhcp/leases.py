@@ -7,8 +7,9 @@ client identifier (option 61) when the client sends one, else the hardware
 address (RFC 2131 section 4.2), and by pool, so that a commit changing one
 pool's addresses looks at that pool's leases only.  For management reads it
 also keeps secondary indexes (hardware address, client identifier, Option 82
-circuit-id -> addresses) and per-pool counts of leases by state, each kept
-up to date in O(1) per change, so that a NETCONF <get> of one client's lease
+circuit-id -> its address, or a set when several share the value) and
+per-pool counts of leases by state, each kept up to date in O(1) per
+change, so that a NETCONF <get> of one client's lease
 or of a pool's usage never scans the table.  A lease whose client has
 gone (released or expired) stays in the table until its address goes to
 someone else, so the client gets the same address back (RFC 2131 section
@@ -160,8 +161,8 @@ class LeaseTable:
         is not such a one.  Returns, per pool, the addresses of the leases put that hold
         their address (for the allocators), and that lease (None at the end)."""
         by_address, by_client, by_pool = self.by_address, self.by_client, self.by_pool
-        by_mac, by_client_id, state_counts = self.by_mac, self.by_client_id, self.state_counts
-        pending, add_mac = self.pending, by_mac.setdefault
+        by_mac, state_counts, pending = self.by_mac, self.state_counts, self.pending
+        add_mac = by_mac.setdefault
         deadlines = []
         holding: defaultdict[str, list[int]] = defaultdict(list)
         other = None
@@ -176,12 +177,8 @@ class LeaseTable:
             by_pool[pool].add(address)
             if add_mac(lease.hardware_address, address) != address:  # another holds it too
                 _index_add(by_mac, lease.hardware_address, address)
-            if lease.client_id:
-                _index_add(by_client_id, lease.client_id, address)
-            if lease.option82:
-                circuit = lease.circuit_id
-                if circuit:
-                    _index_add(self.by_circuit_id, circuit, address)
+            if lease.client_id or lease.option82:
+                self._add_ids(lease)
             state_counts[pool][state] += 1
             if state in HOLDING:
                 holding[pool].append(address)
@@ -221,15 +218,18 @@ class LeaseTable:
             del self.by_pool[pool]
 
     def _add_secondary(self, lease: Lease) -> None:
-        address = lease.address
-        _index_add(self.by_mac, lease.hardware_address, address)
+        _index_add(self.by_mac, lease.hardware_address, lease.address)
+        self._add_ids(lease)
+        self.state_counts[lease.pool][lease.state] += 1
+
+    def _add_ids(self, lease: Lease) -> None:
+        """The lease into the client-identifier and circuit-id indexes."""
         if lease.client_id:
-            _index_add(self.by_client_id, lease.client_id, address)
+            _index_add(self.by_client_id, lease.client_id, lease.address)
         if lease.option82:
             circuit = lease.circuit_id
             if circuit:
-                _index_add(self.by_circuit_id, circuit, address)
-        self.state_counts[lease.pool][lease.state] += 1
+                _index_add(self.by_circuit_id, circuit, lease.address)
 
     def _drop_secondary(self, lease: Lease) -> None:
         address = lease.address
