@@ -10,13 +10,26 @@ STAMP  := $(VENV)/.installed
 # Debian packages the system tests drive, and what the libyang binding compiles against
 # (installed only when run as root on Debian).
 APT_PACKAGES := kea-dhcp4-server kea-admin keepalived isc-dhcp-client udhcpc busybox \
-                dhcpcd5 libyang-tools iproute2 \
+                dhcpcd5 libyang-tools iproute2 strace \
                 libyang2-dev gcc python3-dev libffi-dev
 
 .PHONY: test demo venv system-packages libyang-binding fast-loop yang-tree clean
 
+# The system tests (network namespaces, real peers, real timers) mostly wait, so the rest of the
+# suite runs beside them in a second pytest; its report follows theirs.  The system tests go in
+# an order that puts the ones with the tightest timers last, when the other pytest is done.
+SYSTEM_FIRST := tests/system/test_crash_consistency.py tests/system/test_pair_crash.py \
+                tests/system/test_ansible_pair.py tests/system/test_live_apply.py \
+                tests/system/test_lab.py tests/system/test_service_unit.py
+SYSTEM_TESTS := $(SYSTEM_FIRST) $(filter-out $(SYSTEM_FIRST),$(sort $(wildcard tests/system/test_*.py)))
+
 test: venv system-packages libyang-binding fast-loop
-	$(PY) -m pytest -q
+	@$(PY) -m pytest -q -p no:cacheprovider --ignore=tests/system > $(VENV)/other-tests.log 2>&1 & \
+	other=$$!; \
+	$(PY) -m pytest -q $(SYSTEM_TESTS); system=$$?; \
+	wait $$other; others=$$?; \
+	echo "--- the tests outside tests/system (run beside them):"; cat $(VENV)/other-tests.log; \
+	[ $$system -eq 0 ] && [ $$others -eq 0 ]
 
 demo: venv
 	$(PY) -m nefeature demo $(DEMO_ARGS)

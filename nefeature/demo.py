@@ -147,6 +147,7 @@ class DemoDevice:
     def stop(self) -> None:
         try:
             if self.manager is not None:
+                self.manager.timeout = 5  # stopping: the device is terminated next anyway
                 self.manager.close_session()
         except Exception:
             pass

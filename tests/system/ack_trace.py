@@ -1,0 +1,401 @@
+"""Does any DHCPACK leave before its lease row is in the local WAL?  Read it off an strace.
+
+The device runs under ``strace -ff -ttt -T -xx -s 65535 -y -e trace=sendmsg,sendto,pwrite64``
+(:func:`strace_argv`); those three system calls carry everything that matters (a first
+trace of every send and write call showed it): a DHCP reply is a ``sendmsg`` on the UDP
+socket (with IP_PKTINFO, relayed and unicast replies) or a ``sendto`` (a plain UDP send,
+or an Ethernet frame on the AF_PACKET socket of a directly attached LAN); the lease
+journal's SQLite writes its WAL with one ``pwrite64`` per frame header and one per page.
+The backup channel's TCP bytes and VRRP adverts are ``sendto`` too, and are ignored
+because they are not BOOTP replies.
+
+What a trace yields (:func:`parse_trace`):
+
+* DHCPACKs: the BOOTP payload of each send (RFC 2131 section 2: ``op`` 2, ``yiaddr``,
+  ``chaddr``; RFC 2132 section 9.6: option 53 = 5), with the time the call was entered;
+* lease rows: every WAL write goes to the file descriptor whose path (``-y``) ends in
+  ``-wal``.  The WAL is a 32-byte header then frames of a 24-byte header (page number;
+  "database size after commit", non-zero on the frame that commits the transaction)
+  and a page (sqlite.org/fileformat2.html section 4).  Each page written is decoded as a
+  table b-tree leaf (sections 1.6 and 2.1): its cells, reached through the cell
+  pointer array, so stale bytes in free space never count, are (rowid, record).  The
+  journal's ``leases`` table has ``address INTEGER PRIMARY KEY``, so the lease's IPv4
+  address is the cell's rowid, and its record holds the hardware address (a blob, the
+  chaddr bytes), the state (text) and the start time (a REAL, the transaction time of
+  the lease).  A row version (address, hardware address, start) counts as in the WAL
+  when the page write of its transaction's commit frame has returned (the call's entry
+  time plus its ``-T`` duration).
+
+The check (:func:`check`): an ACK for (yiaddr, chaddr) sent at time t is about the
+newest bound version of that row whose start is at most t (the engine stamps ``start``
+when it handles the REQUEST, before the reply exists).  It is a violation when that
+version's commit returned after t, or when no such version reached the WAL in the
+trace at all.  The lag is t minus the commit's return.  Times across threads compare
+soundly: a thread stopped at a system call's exit cannot wake another one before strace
+has recorded that exit.
+"""
+
+from __future__ import annotations
+
+import statistics
+import struct
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address
+from pathlib import Path
+
+TRACED_SYSCALLS = ("sendmsg", "sendto", "pwrite64")
+
+BOOTREPLY = 2
+DHCP_MAGIC = b"\x63\x82\x53\x63"
+OPTION_MESSAGE_TYPE, OPTION_END, OPTION_PAD = 53, 255, 0
+DHCPACK = 5
+ETHERTYPE_IPV4 = b"\x08\x00"
+UDP = 17
+DHCP_SERVER_PORT = 67
+
+WAL_HEADER_SIZE, FRAME_HEADER_SIZE = 32, 24
+TABLE_LEAF = 0x0D
+DATABASE_HEADER_SIZE = 100  # on page 1 only
+# The journal's leases table (nefeature/dhcp/journal.py, COLUMNS), in record order.
+LEASE_COLUMNS = 12
+HARDWARE_ADDRESS, STATE, START = 3, 4, 5
+BOUND = "bound"
+
+
+def strace_argv(pid: int, output_prefix: Path | str, strace: str = "strace") -> list[str]:
+    """strace attached to ``pid`` and its threads (``-ff``: one file per thread,
+    ``output_prefix.TID``, so no call is ever split into unfinished/resumed halves)."""
+    return [strace, "-ff", "-ttt", "-T", "-xx", "-s", "65535", "-y",
+            "-e", "trace=" + ",".join(TRACED_SYSCALLS), "-o", str(output_prefix), "-p", str(pid)]
+
+
+# --- one line of the trace ---
+
+@dataclass(slots=True)
+class Call:
+    time: float  # entered (strace -ttt)
+    returned: float  # time + its -T duration
+    name: str
+    fd: int
+    path: str  # what -y resolved the descriptor to
+    data: bytes  # the buffer written or sent
+    offset: int  # pwrite64 only
+
+    def excerpt(self) -> str:
+        """The call as strace showed it, with the buffer's bytes left out."""
+        where = f", offset {self.offset}" if self.name == "pwrite64" else ""
+        return (f"{self.time:.6f} {self.name}({self.fd}<{self.path}>, <{len(self.data)} bytes>"
+                f"{where}) <{self.returned - self.time:.6f}>")
+
+
+def _unhex(text: str) -> bytes:
+    return bytes.fromhex(text.replace("\\x", ""))
+
+
+def parse_line(line: str) -> Call | None:
+    """One successful sendmsg/sendto/pwrite64 of an ``-xx -y -T`` trace, else None."""
+    stamp, _, call = line.partition(" ")
+    name, paren, rest = call.partition("(")
+    if not paren or name not in TRACED_SYSCALLS or "<unfinished" in rest:
+        return None
+    result_at = rest.rfind(") = ")
+    if result_at < 0:
+        return None
+    result = rest[result_at + 4:].split()
+    if not result or not result[0].isdigit():
+        return None  # a failed call (= -1 EAGAIN ...) sent or wrote nothing
+    duration = float(result[-1].strip("<>")) if result[-1].startswith("<") else 0.0
+    fd_text, _, rest = rest.partition("<")
+    path_hex, _, args = rest.partition(">, ")
+    if name == "sendmsg":
+        start = args.find('iov_base="')
+        if start < 0:
+            return None
+        start += len('iov_base="')
+    else:
+        start = args.find('"') + 1
+    end = args.find('"', start)
+    data = _unhex(args[start:end])
+    offset = 0
+    if name == "pwrite64":
+        offset = int(args[end + 1:args.rfind(") = ")].rsplit(",", 1)[1])
+    time = float(stamp)
+    path = _unhex(path_hex).decode(errors="replace")
+    return Call(time, time + duration, name, int(fd_text), path, data, offset)
+
+
+# --- DHCP replies ---
+
+def bootp_payload(data: bytes) -> bytes | None:
+    """The BOOTP message in a UDP payload or in an IPv4/UDP Ethernet frame from port 67."""
+    if len(data) >= 240 and data[0] == BOOTREPLY and data[236:240] == DHCP_MAGIC:
+        return data
+    if len(data) >= 14 + 20 + 8 + 240 and data[12:14] == ETHERTYPE_IPV4:
+        ihl = (data[14] & 0x0F) * 4
+        udp = 14 + ihl
+        if data[23] == UDP and struct.unpack_from("!H", data, udp)[0] == DHCP_SERVER_PORT:
+            return bootp_payload(data[udp + 8:])
+    return None
+
+
+def message_type(message: bytes) -> int | None:
+    i = 240
+    while i < len(message):
+        code = message[i]
+        if code == OPTION_END:
+            return None
+        if code == OPTION_PAD:
+            i += 1
+            continue
+        if i + 1 >= len(message):
+            return None
+        length = message[i + 1]
+        if code == OPTION_MESSAGE_TYPE and length >= 1:
+            return message[i + 2]
+        i += 2 + length
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Ack:
+    time: float
+    address: int  # yiaddr
+    hardware_address: bytes  # chaddr, hlen bytes
+    line: str
+
+
+def dhcp_ack(call: Call) -> Ack | None:
+    """The DHCPACK this send carries, if it carries one that binds an address."""
+    message = bootp_payload(call.data)
+    if message is None or message_type(message) != DHCPACK:
+        return None
+    address = int.from_bytes(message[16:20], "big")
+    if address == 0:
+        return None  # an ACK to DHCPINFORM binds nothing
+    hlen = min(message[2], 16)
+    hardware_address = bytes(message[28:28 + hlen])
+    return Ack(call.time, address, hardware_address,
+               f"{call.excerpt()}: DHCPACK yiaddr {IPv4Address(address)} chaddr "
+               f"{hardware_address.hex(':')}")
+
+
+# --- SQLite pages ---
+
+def varint(buffer: bytes, at: int) -> tuple[int, int]:
+    """SQLite's big-endian varint (fileformat2 section 1.6): value, next offset."""
+    value = 0
+    for i in range(8):
+        byte = buffer[at + i]
+        value = (value << 7) | (byte & 0x7F)
+        if byte < 0x80:
+            return value, at + i + 1
+    return (value << 8) | buffer[at + 8], at + 9
+
+
+_INTEGER_SIZES = {1: 1, 2: 2, 3: 3, 4: 4, 5: 6, 6: 8}
+
+
+def record(payload: bytes) -> list:
+    """The values of a record (fileformat2 section 2.1)."""
+    header_size, at = varint(payload, 0)
+    types = []
+    while at < header_size:
+        serial, at = varint(payload, at)
+        types.append(serial)
+    body = header_size
+    values: list = []
+    for serial in types:
+        if serial == 0:
+            values.append(None)
+        elif serial in _INTEGER_SIZES:
+            size = _INTEGER_SIZES[serial]
+            values.append(int.from_bytes(payload[body:body + size], "big", signed=True))
+            body += size
+        elif serial == 7:
+            values.append(struct.unpack_from(">d", payload, body)[0])
+            body += 8
+        elif serial in (8, 9):
+            values.append(serial - 8)
+        else:
+            size = (serial - 12) // 2
+            chunk = payload[body:body + size]
+            values.append(chunk if serial % 2 == 0 else chunk.decode(errors="replace"))
+            body += size
+    return values
+
+
+def lease_rows(page: bytes, page_number: int) -> Iterable[tuple[int, bytes, str, float]]:
+    """(address, hardware address, state, start) of every lease row on a table leaf page."""
+    header = DATABASE_HEADER_SIZE if page_number == 1 else 0
+    if len(page) < header + 8 or page[header] != TABLE_LEAF:
+        return
+    cells = struct.unpack_from(">H", page, header + 3)[0]
+    for n in range(cells):
+        pointer = struct.unpack_from(">H", page, header + 8 + 2 * n)[0]
+        try:
+            size, at = varint(page, pointer)
+            rowid, at = varint(page, at)
+            values = record(page[at:at + size])
+        except (IndexError, struct.error):
+            continue  # a cell overflowing the page: not one of the journal's short rows
+        if len(values) == LEASE_COLUMNS and isinstance(values[HARDWARE_ADDRESS], bytes):
+            start = values[START]
+            yield rowid, values[HARDWARE_ADDRESS], values[STATE], float(start)
+
+
+# --- the whole trace ---
+
+@dataclass
+class Trace:
+    acks: list[Ack] = field(default_factory=list)
+    # (address, hardware address) -> {start: when the commit holding that bound version returned}
+    committed: dict[tuple[int, bytes], dict[float, float]] = field(
+        default_factory=lambda: defaultdict(dict))
+    committed_line: dict[tuple[int, bytes, float], str] = field(default_factory=dict)
+    wal_writes: int = 0
+    pages: int = 0
+    commits: int = 0
+    replies: int = 0  # every DHCP reply sent (OFFERs, ACKs, NAKs)
+    files: int = 0
+    first: float | None = None
+    last: float | None = None
+
+
+class _WalReader:
+    """The frames one thread wrote to one WAL file, transaction by transaction."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.trace = trace
+        self.page_size = 0
+        self.frame: tuple[int, int, int] | None = None  # (offset, page number, commit size)
+        self.rows: list[tuple[int, bytes, float]] = []  # bound rows of the open transaction
+
+    def write(self, call: Call) -> None:
+        data = call.data
+        if call.offset == 0 and len(data) >= WAL_HEADER_SIZE:
+            self.page_size = struct.unpack_from(">I", data, 8)[0]
+            data = data[WAL_HEADER_SIZE:]
+            if not data:
+                return
+        if len(data) >= FRAME_HEADER_SIZE and len(data) in (FRAME_HEADER_SIZE,
+                                                           FRAME_HEADER_SIZE + self.page_size):
+            page_number, commit_size = struct.unpack_from(">II", data)
+            self.frame = (call.offset, page_number, commit_size)
+            data = data[FRAME_HEADER_SIZE:]
+            if not data:
+                return
+        if self.frame is None:
+            return  # a page whose frame header was written before the trace began
+        _, page_number, commit_size = self.frame
+        self.frame = None
+        self.trace.pages += 1
+        self.rows.extend((address, hardware, start) for address, hardware, state, start
+                         in lease_rows(data, page_number) if state == BOUND)
+        if commit_size:
+            self.trace.commits += 1
+            for address, hardware, start in self.rows:
+                versions = self.trace.committed[(address, hardware)]
+                if start not in versions:
+                    versions[start] = call.returned
+                    self.trace.committed_line[(address, hardware, start)] = (
+                        f"{call.excerpt()}: page {page_number}, the commit frame")
+            self.rows = []
+
+
+def parse_trace(paths: Sequence[Path]) -> Trace:
+    """Read the per-thread files of one ``strace -ff`` run."""
+    trace = Trace(files=len(paths))
+    for path in paths:
+        wal: dict[str, _WalReader] = {}
+        with open(path, errors="replace") as lines:
+            for line in lines:
+                call = parse_line(line)
+                if call is None:
+                    continue
+                trace.first = call.time if trace.first is None else min(trace.first, call.time)
+                trace.last = call.time if trace.last is None else max(trace.last, call.time)
+                if call.name == "pwrite64":
+                    if call.path.endswith("-wal"):
+                        trace.wal_writes += 1
+                        wal.setdefault(call.path, _WalReader(trace)).write(call)
+                    continue
+                if bootp_payload(call.data) is not None:
+                    trace.replies += 1
+                ack = dhcp_ack(call)
+                if ack is not None:
+                    trace.acks.append(ack)
+    trace.acks.sort(key=lambda ack: ack.time)
+    return trace
+
+
+def trace_files(output_prefix: Path) -> list[Path]:
+    return sorted(output_prefix.parent.glob(output_prefix.name + ".*"))
+
+
+# --- the verdict ---
+
+@dataclass
+class Violation:
+    address: str
+    hardware_address: str
+    ack_time: float
+    row_committed: float | None  # None: never in the traced WAL writes
+    ack_line: str
+    row_line: str
+
+    def describe(self) -> str:
+        when = ("its row never reached the WAL in the trace" if self.row_committed is None
+                else "its row's commit returned "
+                     f"{1e3 * (self.row_committed - self.ack_time):.3f} ms later")
+        return (f"DHCPACK {self.address} to {self.hardware_address} at {self.ack_time:.6f}:"
+                f" {when}\n"
+                f"  ack: {self.ack_line}\n  row: {self.row_line or '(none)'}")
+
+
+@dataclass
+class Report:
+    acks: int
+    acks_before_row: int
+    lag_ms_p50: float | None
+    lag_ms_p99: float | None
+    lag_ms_min: float | None
+    replies: int
+    wal_writes: int
+    wal_pages: int
+    wal_commits: int
+    trace_seconds: float
+    violations: list[Violation]
+
+    def summary(self) -> dict:
+        out = {k: v for k, v in self.__dict__.items() if k != "violations"}
+        out["violation_examples"] = [v.describe() for v in self.violations[:5]]
+        return out
+
+
+def _percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=100, method="inclusive")[q - 1]
+
+
+def check(trace: Trace) -> Report:
+    lags, violations = [], []
+    for ack in trace.acks:
+        versions = trace.committed.get((ack.address, ack.hardware_address), {})
+        earlier = [start for start in versions if start <= ack.time]
+        start = max(earlier) if earlier else None
+        committed = versions[start] if start is not None else None
+        if committed is None or committed > ack.time:
+            violations.append(Violation(
+                str(IPv4Address(ack.address)), ack.hardware_address.hex(":"), ack.time, committed,
+                ack.line, trace.committed_line.get((ack.address, ack.hardware_address, start), "")))
+        else:
+            lags.append(1e3 * (ack.time - committed))
+    span = (trace.last - trace.first) if trace.first is not None else 0.0
+    return Report(len(trace.acks), len(violations), _percentile(lags, 50), _percentile(lags, 99),
+                  min(lags) if lags else None, trace.replies, trace.wal_writes, trace.pages,
+                  trace.commits, span, violations)
