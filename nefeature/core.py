@@ -39,7 +39,7 @@ from ipaddress import IPv4Interface
 from nefeature.backup.channel import BackupChannel, ChannelState
 from nefeature.backup.hotbackup import (
     AllowPreempt,
-    ApplyPeerLease,
+    ApplyPeerLeases,
     CapLeaseTimes,
     HotBackup,
     PeerHasExpiry,
@@ -490,8 +490,8 @@ class DeviceCore:
         dhcp = self.dhcp
         for command in commands:
             kind = type(command)
-            if kind is ApplyPeerLease:
-                dhcp.apply_peer_lease(command.pool, command.address, command.lease)
+            if kind is ApplyPeerLeases:
+                dhcp.apply_peer_leases(command.records)
             elif kind is ServePools:
                 for pool in command.pools:
                     dhcp.set_serving(pool, command.serving)

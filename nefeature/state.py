@@ -29,7 +29,7 @@ from pathlib import Path
 from xml.sax.saxutils import escape
 
 from nefeature.config.model import DeviceConfig
-from nefeature.dhcp.leases import Lease, LeaseState, LeaseTable
+from nefeature.dhcp.leases import Lease, LeaseState, LeaseTable, indexed_addresses
 from nefeature.dhcp.server import DhcpServer
 from nefeature.vrrp.router import VrrpRouter
 
@@ -404,12 +404,12 @@ def _indexed_addresses(table: LeaseTable, conditions) -> set[int] | None:
         elif node.is_content_match and node.name in ("mac-address", "client-id"):
             index = table.by_mac if node.name == "mac-address" else table.by_client_id
             data = _hex_bytes(value)
-            candidates.append(set(index.get(data, ())) if data is not None else set())
+            candidates.append(indexed_addresses(index, data) if data is not None else set())
         elif node.name == "option82" and node.children:
             for child in node.children:
                 if child.is_content_match and child.name == "circuit-id":
                     data = _hex_bytes(child.value)
-                    candidates.append(set(table.by_circuit_id.get(data, ()))
+                    candidates.append(indexed_addresses(table.by_circuit_id, data)
                                       if data is not None else set())
     if not candidates:
         return None

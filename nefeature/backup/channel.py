@@ -186,6 +186,7 @@ class BackupChannel:
         self.close_reason: str | None = None
         self._out = bytearray()
         self._unframed: list[LeaseRecord] = []  # sent while up, not yet in a frame
+        self._encoded_profiles: tuple[tuple[ProfileInfo, ...] | None, bytes] = (None, b"")
         self._reset_connection()
 
     def _reset_connection(self) -> None:
@@ -348,7 +349,14 @@ class BackupChannel:
         if self.received_seq > self.acked_seq and self.state is ChannelState.UP:
             self.acked_seq = self.received_seq
             self._send(Frame(FrameType.HEARTBEAT, ack=self.acked_seq,
-                             payload=encode_profiles(self.profiles)))
+                             payload=self._profiles_payload()))
+
+    def _profiles_payload(self) -> bytes:
+        """Our profiles as a heartbeat carries them (encoded once per change: every
+        acknowledgement carries them too)."""
+        if self._encoded_profiles[0] is not self.profiles:
+            self._encoded_profiles = (self.profiles, encode_profiles(self.profiles))
+        return self._encoded_profiles[1]
 
     @property
     def pending(self) -> int:
@@ -402,7 +410,7 @@ class BackupChannel:
 
     def _heartbeat(self, now: float) -> None:
         self._send(Frame(FrameType.HEARTBEAT, ack=self.acked_seq,
-                         payload=encode_profiles(self.profiles)))
+                         payload=self._profiles_payload()))
         self.statistics.heartbeats_sent += 1
         self._next_heartbeat = now + self.heartbeat_interval
 

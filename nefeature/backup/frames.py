@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import operator
 import struct
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -290,6 +291,9 @@ def decode_records(payload: bytes) -> list[LeaseRecord]:
 
 def _decode_records(payload: bytes) -> list[LeaseRecord]:
     (count,) = _COUNT.unpack_from(payload, 0)
+    records = _decode_uniform_page(payload, count)
+    if records is not None:
+        return records
     position = 4
     records = []
     pools: dict[bytes, str] = {}
@@ -330,3 +334,58 @@ def _decode_records(payload: bytes) -> list[LeaseRecord]:
     if position != len(payload):
         raise FrameError("trailing bytes after the records")
     return records
+
+
+# A page of a batch backup is, as a rule, uniform: every record has the first one's backup
+# id, pool and blob lengths, so one struct describes them all and unpacks the page in C.
+_PAGE_SHAPES: dict[tuple, tuple[struct.Struct, operator.itemgetter]] = {}
+_SHAPE_FIELDS = operator.itemgetter(0, 1, 2, 8, 10, 12, 14, 16)  # id, pool, blob lengths
+_STATE_FIELD = operator.itemgetter(4)
+
+
+def _decode_uniform_page(payload: bytes, count: int) -> list[LeaseRecord] | None:
+    """The records of a uniform page (see above), or None when the page is not one.
+
+    Each record's length fields are read where the first record's shape puts
+    them; when all of them (and its id and pool) equal the first record's,
+    every record starts where the shape says, so the page parses exactly.
+    """
+    if count < 8 or len(payload) < 12:  # a real-time update's few records: the loop is cheaper
+        return None
+    backup_id, pool_length = _ID_AND_POOL_LENGTH.unpack_from(payload, 4)
+    position = 7 + pool_length
+    if len(payload) < position + 5 or payload[position + 4] == DELETED:
+        return None
+    position += 5 + _TIMES.size
+    lengths = []
+    for _ in range(5):
+        if len(payload) < position + 2:
+            return None
+        (length,) = _LENGTH.unpack_from(payload, position)
+        lengths.append(length)
+        position += 2 + length
+    shape = (pool_length, *lengths)
+    known = _PAGE_SHAPES.get(shape)
+    if known is None:
+        if len(_PAGE_SHAPES) > 256:
+            _PAGE_SHAPES.clear()
+        known = _PAGE_SHAPES[shape] = struct.Struct(
+            f"!HB{pool_length}sIBddB" + "".join(f"H{length}s" for length in lengths))
+    record = known
+    if len(payload) - 4 != count * record.size:
+        return None
+    rows = list(record.iter_unpack(memoryview(payload)[4:]))
+    first = _SHAPE_FIELDS(rows[0])
+    if list(map(_SHAPE_FIELDS, rows)).count(first) != count or \
+            max(map(_STATE_FIELD, rows)) >= len(_LEASE_STATES):
+        return None
+    pool = first[2].decode()
+    states = _LEASE_STATES
+    # Named tuples made from their fields in order, without their __new__'s frame:
+    # a quarter of the time of decoding a page.
+    new = tuple.__new__
+    return [new(LeaseRecord, (backup_id, pool, row[3], new(Lease, (
+        row[3], pool, row[9], row[11], states[row[4]], row[5],
+        None if row[6] < 0 else row[6], row[13] or None,
+        row[15].decode("utf-8", "replace") or None, row[17] or None, "peer-sync",
+        row[7] != 0)))) for row in rows]

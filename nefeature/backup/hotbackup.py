@@ -6,7 +6,7 @@ channels received (``channel_input``) and timers, and carries out the
 commands it leaves in ``commands``: serve or silence pools
 (:class:`ServePools`), allocate new addresses only from the device's own
 share (:class:`RestrictAllocation`), allow or hold VRRP preemption
-(:class:`AllowPreempt`), store a lease the peer sent (:class:`ApplyPeerLease`),
+(:class:`AllowPreempt`), store the leases the peer sent (:class:`ApplyPeerLeases`),
 cap lease times in lazy mode (:class:`CapLeaseTimes`, :class:`PeerHasExpiry`).
 
 Failover state (per profile), after ISC DHCP failover, mapped onto VRRP
@@ -80,7 +80,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import NamedTuple
+from itertools import chain
 
 from nefeature.backup.channel import (
     Acked,
@@ -97,8 +97,9 @@ from nefeature.backup.channel import (
 from nefeature.backup.frames import LeaseRecord, ProfileInfo
 from nefeature.config.model import DeviceConfig
 from nefeature.dhcp.events import LeaseEvent, LeaseRemoved
-from nefeature.dhcp.leases import Lease, LeaseState
+from nefeature.dhcp.leases import LeaseState
 
+_ROUTINE = (Acked, RecordsReceived)  # channel events that leave every failover state as it is
 STRICT_WAIT = 0.5  # seconds of no acknowledgement before DHCPACKs leave without the peer
 CHANNEL_GRACE = 10.0  # seconds after start before an unreachable peer counts as gone
 
@@ -145,10 +146,11 @@ class AllowPreempt:
     allowed: bool
 
 
-class ApplyPeerLease(NamedTuple):  # one per record of a batch: a tuple is cheap to make
-    pool: str
-    address: int
-    lease: Lease | None
+@dataclass(frozen=True, slots=True)
+class ApplyPeerLeases:
+    """Store what the peer sent, in order: one command for a whole frame of records."""
+
+    records: list[LeaseRecord]
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,6 +353,12 @@ class HotBackup:
         channel = self.channels[service]
         applied = False
         events, channel.events = channel.events, []
+        # In NORMAL, acks and records from a peer known alive change no failover state:
+        # no recomputing for them (they come with every DHCP exchange in strict mode).
+        routine = self._presumed_down_since[service] is None \
+            and all(type(event) in _ROUTINE for event in events) \
+            and all(p.failover is FailoverState.NORMAL and p.took_over_at is None
+                    for p in self._of_service(service))
         for event in events:
             if not isinstance(event, ChannelDown):
                 self._presumed_down_since[service] = None  # the peer is alive after all
@@ -358,9 +366,7 @@ class HotBackup:
                 self._waiting_since[service] = now
                 self._note_acked(service, event.upto)
             elif isinstance(event, RecordsReceived):
-                for record in event.records:
-                    self.commands.append(ApplyPeerLease(record.pool, record.address,
-                                                        record.lease))
+                self.commands.append(ApplyPeerLeases(event.records))
                 if event.batch:
                     self._count_batch_records(service, event.records)
                 self.records_applied += len(event.records)
@@ -410,7 +416,10 @@ class HotBackup:
                         self.events.append(BatchBackupDone(profile.name, True, event.acked))
         if channel.state is ChannelState.UP and not channel.unacked:
             self.synced_until[service] = now + self.wall_offset
-        self.update(now)
+        if routine:
+            self._last_now = now
+        else:
+            self.update(now)
         return applied
 
     # --- the ACK gate's questions ---
@@ -490,7 +499,7 @@ class HotBackup:
         """Start a batch backup of the profile's leases (False if the channel is down);
         ``table`` is read page by page as the channel sends."""
         table = self.table
-        addresses = [a for pool in profile.pools for a in table.addresses_in(pool)]
+        addresses = list(chain.from_iterable(table.addresses_in(pool) for pool in profile.pools))
         started = self.channels[profile.service].send_batch(
             profile.backup_id, self._batch_records(profile, table, addresses), len(addresses))
         if started:

@@ -7,8 +7,9 @@ client identifier (option 61) when the client sends one, else the hardware
 address (RFC 2131 section 4.2), and by pool, so that a commit changing one
 pool's addresses looks at that pool's leases only.  For management reads it
 also keeps secondary indexes (hardware address, client identifier, Option 82
-circuit-id -> addresses) and per-pool counts of leases by state, each kept
-up to date in O(1) per change, so that a NETCONF <get> of one client's lease
+circuit-id -> its address, or a set when several share the value) and
+per-pool counts of leases by state, each kept up to date in O(1) per
+change, so that a NETCONF <get> of one client's lease
 or of a pool's usage never scans the table.  A lease whose client has
 gone (released or expired) stays in the table until its address goes to
 someone else, so the client gets the same address back (RFC 2131 section
@@ -23,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from enum import Enum
 from ipaddress import IPv4Address
 from typing import NamedTuple
@@ -98,9 +99,9 @@ class LeaseTable:
         self.by_address: dict[int, Lease] = {}
         self.by_client: dict[tuple[str, bytes], int] = {}
         self.by_pool: defaultdict[str, set[int]] = defaultdict(set)
-        self.by_mac: dict[bytes, set[int]] = {}
-        self.by_client_id: dict[bytes, set[int]] = {}
-        self.by_circuit_id: dict[bytes, set[int]] = {}
+        self.by_mac: AddressIndex = {}  # see indexed_addresses
+        self.by_client_id: AddressIndex = {}
+        self.by_circuit_id: AddressIndex = {}
         self.state_counts: defaultdict[str, Counter[LeaseState]] = defaultdict(Counter)
         self.pending: dict[int, Lease | None] = {}
         self.offers_in_flight: Counter[str] = Counter()  # per pool: offers awaiting a REQUEST
@@ -146,22 +147,53 @@ class LeaseTable:
 
     def load(self, leases: Iterable[Lease]) -> None:
         """``put(lease, journal=False)`` of each lease in turn (a journal's table at
-        start-up), in a third of the time: a lease with a new address and a new client,
-        the usual case, is indexed in line, and the expiry heap is built once at the end."""
+        start-up), in bulk (``add_new``)."""
+        leases = iter(leases)
+        while (other := self.add_new(leases, journal=False)[1]) is not None:
+            self.put(other, journal=False)
+
+    def add_new(self, leases: Iterator[Lease], journal: bool = True) -> tuple[
+            dict[str, list[int]], Lease | None]:
+        """``put`` leases from ``leases`` in bulk while each is at an address the table
+        does not hold, for a client it does not know, and not an offer (the usual case
+        of a journal at start-up and of a batch backup into an empty table): indexed in
+        line, the expiry heap taking their times at once.  Stops at the first lease that
+        is not such a one.  Returns, per pool, the addresses of the leases put that hold
+        their address (for the allocators), and that lease (None at the end)."""
         by_address, by_client, by_pool = self.by_address, self.by_client, self.by_pool
-        deadlines, add_secondary = self._deadlines, self._add_secondary
+        by_mac, state_counts, pending = self.by_mac, self.state_counts, self.pending
+        add_mac = by_mac.setdefault
+        deadlines = []
+        holding: defaultdict[str, list[int]] = defaultdict(list)
+        other = None
         for lease in leases:
-            address, key = lease.address, (lease.pool, lease.client)
-            if address in by_address or key in by_client or lease.state is OFFERED:
-                self.put(lease, journal=False)
-                continue
+            address, pool, client, state = lease.address, lease.pool, lease.client, lease.state
+            key = (pool, client)
+            if address in by_address or key in by_client or state is OFFERED:
+                other = lease
+                break
             by_address[address] = lease
             by_client[key] = address
-            by_pool[lease.pool].add(address)
-            add_secondary(lease)
-            if lease.expiry is not None and lease.state in HOLDING:
-                deadlines.append((lease.expiry, address))
-        heapq.heapify(deadlines)
+            by_pool[pool].add(address)
+            if add_mac(lease.hardware_address, address) != address:  # another holds it too
+                _index_add(by_mac, lease.hardware_address, address)
+            if lease.client_id or lease.option82:
+                self._add_ids(lease)
+            state_counts[pool][state] += 1
+            if state in HOLDING:
+                holding[pool].append(address)
+                if lease.expiry is not None:
+                    deadlines.append((lease.expiry, address))
+            if journal:
+                pending[address] = lease
+        heap = self._deadlines
+        if len(deadlines) * 8 > len(heap):
+            heap += deadlines
+            heapq.heapify(heap)
+        else:
+            for deadline in deadlines:
+                heapq.heappush(heap, deadline)
+        return holding, other
 
     def remove(self, address: int) -> Lease | None:
         lease = self.by_address.pop(address, None)
@@ -186,25 +218,28 @@ class LeaseTable:
             del self.by_pool[pool]
 
     def _add_secondary(self, lease: Lease) -> None:
-        address = lease.address
-        self.by_mac.setdefault(lease.hardware_address, set()).add(address)
+        _index_add(self.by_mac, lease.hardware_address, lease.address)
+        self._add_ids(lease)
+        self.state_counts[lease.pool][lease.state] += 1
+
+    def _add_ids(self, lease: Lease) -> None:
+        """The lease into the client-identifier and circuit-id indexes."""
         if lease.client_id:
-            self.by_client_id.setdefault(lease.client_id, set()).add(address)
+            _index_add(self.by_client_id, lease.client_id, lease.address)
         if lease.option82:
             circuit = lease.circuit_id
             if circuit:
-                self.by_circuit_id.setdefault(circuit, set()).add(address)
-        self.state_counts[lease.pool][lease.state] += 1
+                _index_add(self.by_circuit_id, circuit, lease.address)
 
     def _drop_secondary(self, lease: Lease) -> None:
         address = lease.address
-        _discard(self.by_mac, lease.hardware_address, address)
+        _index_discard(self.by_mac, lease.hardware_address, address)
         if lease.client_id:
-            _discard(self.by_client_id, lease.client_id, address)
+            _index_discard(self.by_client_id, lease.client_id, address)
         if lease.option82:
             circuit = lease.circuit_id
             if circuit:
-                _discard(self.by_circuit_id, circuit, address)
+                _index_discard(self.by_circuit_id, circuit, address)
         counts = self.state_counts[lease.pool]
         counts[lease.state] -= 1
         if not counts[lease.state]:
@@ -235,9 +270,36 @@ class LeaseTable:
         return pending
 
 
-def _discard(index: dict[bytes, set[int]], value: bytes, address: int) -> None:
-    addresses = index.get(value)
-    if addresses is not None:
-        addresses.discard(address)
-        if not addresses:
+# The secondary indexes map a value to the one address that has it (an int), or to the
+# set of them when several do: a set per lease would cost 200 bytes a lease.
+AddressIndex = dict[bytes, "int | set[int]"]
+
+
+def indexed_addresses(index: AddressIndex, value: bytes) -> set[int]:
+    """The addresses a secondary index (``by_mac``, ...) holds for ``value``."""
+    held = index.get(value)
+    if held is None:
+        return set()
+    return {held} if type(held) is int else set(held)
+
+
+def _index_add(index: AddressIndex, value: bytes, address: int) -> None:
+    held = index.setdefault(value, address)
+    if held != address:  # another address, or a set of them
+        if type(held) is int:
+            index[value] = {held, address}
+        else:
+            held.add(address)
+
+
+def _index_discard(index: AddressIndex, value: bytes, address: int) -> None:
+    held = index.get(value)
+    if held is None:
+        return
+    if type(held) is int:
+        if held == address:
             del index[value]
+        return
+    held.discard(address)
+    if len(held) == 1:
+        index[value] = next(iter(held))

@@ -134,6 +134,10 @@ class AddressPool:
         """Mark an address used (a specific request, or a lease loaded from disk)."""
         self._in_use.add(address)
 
+    def take_all(self, addresses: Iterable[int]) -> None:
+        """``take`` of each address (the leases of a journal or of a batch backup)."""
+        self._in_use.update(addresses)
+
     def allocate(self) -> int | None:
         """A free address of our own share (of the other's too unless restricted):
         never-used ones first, then the longest-free one."""

@@ -36,6 +36,7 @@ counted in ``flood_dropped``.
 from __future__ import annotations
 
 import struct
+from collections import defaultdict
 from dataclasses import dataclass, fields
 from ipaddress import IPv4Address, IPv4Network
 from typing import NamedTuple
@@ -319,12 +320,22 @@ class DhcpServer:
     def _load_all(self, leases) -> None:
         """Restore the journal's leases (those of a pool no longer configured stay out),
         the table filled in bulk, then each holding lease's address taken."""
-        pools = self.pools
-        known = [lease for lease in leases if lease.pool in pools]
-        self.table.load(known)
-        for lease in known:
-            if lease.state in HOLDING:
-                pools[lease.pool].addresses.take(lease.address)
+        pools, table = self.pools, self.table
+        known = (lease for lease in leases if lease.pool in pools)
+        holding, other = table.add_new(known, journal=False)
+        if other is not None:  # two rows of one client, or an offer: each in turn
+            table.put(other, journal=False)
+            table.load(known)
+            holding = defaultdict(list)
+            for lease in table.by_address.values():
+                if lease.state in HOLDING:
+                    holding[lease.pool].append(lease.address)
+        self._take_holding(holding)
+
+    def _take_holding(self, holding: dict[str, list[int]]) -> None:
+        """The allocators take these addresses (pool -> addresses)."""
+        for pool, addresses in holding.items():
+            self.pools[pool].addresses.take_all(addresses)
 
     # --- remote backup ---
 
@@ -378,6 +389,25 @@ class DhcpServer:
             return False  # the client has a newer binding here
         self._store(state, lease)
         return True
+
+    def apply_peer_leases(self, records) -> None:
+        """``apply_peer_lease`` of each (backup id, pool, address, lease) in turn, as the
+        channel decodes them (a lease's pool and address are its record's).  A lease at
+        a new address for a new client (a batch backup into an empty table) goes into
+        the table in bulk (``LeaseTable.add_new``): nothing to compare or displace."""
+        pools = self.pools
+        if len(records) < 8 or not all(lease is not None and pool in pools
+                                       for _, pool, _, lease in records):
+            for _backup_id, pool, address, lease in records:
+                self.apply_peer_lease(pool, address, lease)
+            return
+        leases = iter([record[3] for record in records])
+        while True:
+            holding, other = self.table.add_new(leases)
+            self._take_holding(holding)
+            if other is None:
+                return
+            self.apply_peer_lease(other.pool, other.address, other)
 
     def reset_addresses(self, pool: str, start: int | None = None, end: int | None = None,
                         state: str | None = None) -> int:

@@ -113,6 +113,24 @@ def test_records_round_trip_with_every_field():
     assert decoded[2] == records[2]
 
 
+def test_a_page_of_one_shape_decodes_as_record_by_record():
+    """A batch page whose records share one shape is unpacked in one pass; any page that
+    only starts like one (other lengths, another pool, a deletion, a bad state further
+    on) is read record by record, with the same result."""
+    uniform = [record(n, state=(LeaseState.BOUND, LeaseState.EXPIRED)[n % 2]) for n in range(1, 10)]
+    longer_hostname = [record(n) for n in range(1, 13)]  # pc9, then pc10
+    other_pool = uniform[:8] + [LeaseRecord(1, "pool2", 0x0A0A0A20, lease(32, pool="pool2"))]
+    deletion = uniform[:8] + [LeaseRecord(1, "pool1", 0x0A0A0A21, None)]
+    for records in (uniform, longer_hostname, other_pool, deletion):
+        decoded = decode_records(encode_records(records))
+        assert [r._replace(lease=r.lease and r.lease.with_changes(origin="local"))
+                for r in decoded] == records
+    payload = bytearray(encode_records(uniform))
+    payload[-(len(payload) - 4) // len(uniform) + 3 + 5 + 4] = 200  # the last record's state
+    with pytest.raises(FrameError):
+        decode_records(bytes(payload))
+
+
 def test_handshake_with_key_then_updates_are_acknowledged():
     link = Link()
     link.connect()

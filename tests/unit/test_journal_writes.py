@@ -161,3 +161,18 @@ def test_the_event_loop_is_uvloop_where_installed_unless_asyncio_is_asked_for(mo
         assert (name, factory) == ("asyncio", None)
     else:
         assert name.startswith("uvloop") and factory is uvloop.new_event_loop
+
+
+def test_a_large_commit_writes_every_row_as_it_reads_back(tmp_path):
+    """A commit of many leases (a batch backup's page) goes in statements of many rows."""
+    journal = LeaseJournal(tmp_path / "leases.sqlite")
+    first = [lease(ADDRESS + n)._replace(hostname=f"pc{n}", client_id=bytes([1, n % 256]),
+                                         state=(LeaseState.BOUND, LeaseState.EXPIRED)[n % 2],
+                                         origin="peer-sync")
+             for n in range(150)]  # two statements of ROWS_PER_UPSERT rows, then the rest
+    journal.commit({each.address: each for each in first})
+    journal.commit({ADDRESS + 3: None, ADDRESS + 149: first[148]._replace(address=ADDRESS + 149)})
+    expected = {each.address: each for each in first if each.address != ADDRESS + 3}
+    expected[ADDRESS + 149] = first[148]._replace(address=ADDRESS + 149)
+    assert {each.address: each for each in journal.load()} == expected
+    journal.close()

@@ -1,0 +1,59 @@
+"""A frame of the peer's records applied in bulk ends as applying them one by one does."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from nefeature.backup.frames import LeaseRecord
+from nefeature.datastore.validation import load_config_file
+from nefeature.dhcp.leases import Lease, LeaseState
+from nefeature.dhcp.server import DhcpServer
+from tests.conftest import EXAMPLES
+
+CONFIG = load_config_file(EXAMPLES / "pair" / "deviceB.xml")
+FIRST = 0x0A0A0A01  # pool1: 10.10.10.1-100
+MACS = tuple(bytes([2, 0, 0, 0, 0, n]) for n in range(6))
+
+leases = st.builds(
+    lambda offset, mac, state, start: Lease(
+        FIRST + offset, "pool1", b"h" + mac, mac, state, start, start + 600.0,
+        origin="peer-sync"),
+    st.integers(0, 11), st.sampled_from(MACS),
+    st.sampled_from([s for s in LeaseState if s is not LeaseState.OFFERED]),
+    st.sampled_from([100.0, 200.0, 300.0]))
+lease_records = leases.map(lambda lease: LeaseRecord(1, "pool1", lease.address, lease))
+records = st.one_of(
+    lease_records,
+    st.integers(0, 11).map(lambda offset: LeaseRecord(1, "pool1", FIRST + offset, None)))
+frames = st.one_of(st.lists(lease_records, min_size=8, max_size=30),  # the bulk path
+                   st.lists(records, min_size=8, max_size=30))  # with deletions
+
+
+def state_of(server: DhcpServer) -> tuple:
+    table, pool = server.table, server.pools["pool1"].addresses
+    return (table.by_address, table.by_client, dict(table.by_pool), table.by_mac,
+            {p: dict(c) for p, c in table.state_counts.items()}, table.pending,
+            sorted(a for a in range(FIRST, FIRST + 12) if not pool.is_free(a)),
+            sorted(table.pop_expired(1e9)))
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(leases, max_size=6), frames)
+def test_a_frame_applied_in_bulk_ends_as_record_by_record(existing, frame):
+    bulk, one_by_one = DhcpServer(CONFIG, existing), DhcpServer(CONFIG, existing)
+    bulk.apply_peer_leases(frame)
+    for _backup_id, pool, address, lease in frame:
+        one_by_one.apply_peer_lease(pool, address, lease)
+    assert state_of(bulk) == state_of(one_by_one)
+
+
+def test_a_batch_into_an_empty_table_takes_every_address():
+    frame = [LeaseRecord(1, "pool1", FIRST + n, Lease(
+        FIRST + n, "pool1", b"h" + bytes([2, 0, 0, 0, 1, n]), bytes([2, 0, 0, 0, 1, n]),
+        LeaseState.BOUND, 100.0, 700.0, origin="peer-sync")) for n in range(10)]
+    server = DhcpServer(CONFIG)
+    server.apply_peer_leases(frame)
+    assert set(server.table.pending) == {FIRST + n for n in range(10)}
+    assert not any(server.pools["pool1"].addresses.is_free(FIRST + n) for n in range(10))
+    assert server.table.next_expiry() == 700.0
