@@ -37,10 +37,13 @@ def read_until(process: subprocess.Popen, marker: str, timeout: float) -> str:
 
 
 def test_demo_runs_to_a_clean_summary_and_its_shell_commands_work(tmp_path):
+    # Ctrl+C as on a terminal: a pytest started in the background by a shell (`make test`
+    # runs two) has SIGINT ignored, and its children would inherit that.
     demo = subprocess.Popen([sys.executable, "-m", "nefeature", "demo", "--clients", "12",
                              "--dir", str(tmp_path), "--keep-running"], cwd=ROOT,
                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
+                            stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         out = read_until(demo, "Ctrl+C stops them.", timeout=180)
         for line in SUMMARY:
