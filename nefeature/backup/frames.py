@@ -338,7 +338,7 @@ def _decode_records(payload: bytes) -> list[LeaseRecord]:
 
 # A page of a batch backup is, as a rule, uniform: every record has the first one's backup
 # id, pool and blob lengths, so one struct describes them all and unpacks the page in C.
-_PAGE_SHAPES: dict[tuple, tuple[struct.Struct, operator.itemgetter]] = {}
+_PAGE_SHAPES: dict[tuple, struct.Struct] = {}  # shape -> the struct of one record
 _SHAPE_FIELDS = operator.itemgetter(0, 1, 2, 8, 10, 12, 14, 16)  # id, pool, blob lengths
 _STATE_FIELD = operator.itemgetter(4)
 
@@ -365,13 +365,12 @@ def _decode_uniform_page(payload: bytes, count: int) -> list[LeaseRecord] | None
         lengths.append(length)
         position += 2 + length
     shape = (pool_length, *lengths)
-    known = _PAGE_SHAPES.get(shape)
-    if known is None:
+    record = _PAGE_SHAPES.get(shape)
+    if record is None:
         if len(_PAGE_SHAPES) > 256:
             _PAGE_SHAPES.clear()
-        known = _PAGE_SHAPES[shape] = struct.Struct(
+        record = _PAGE_SHAPES[shape] = struct.Struct(
             f"!HB{pool_length}sIBddB" + "".join(f"H{length}s" for length in lengths))
-    record = known
     if len(payload) - 4 != count * record.size:
         return None
     rows = list(record.iter_unpack(memoryview(payload)[4:]))

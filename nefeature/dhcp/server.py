@@ -418,10 +418,8 @@ class DhcpServer:
         """
         if pool not in self.pools:
             return 0
-        wanted = {"conflict": {DECLINED}, "expired": {EXPIRED,
-                                                                 RELEASED},
-                  "used": {BOUND}}.get(state or "", set(LeaseState) - {
-                      OFFERED})
+        wanted = {"conflict": {DECLINED}, "expired": {EXPIRED, RELEASED},
+                  "used": {BOUND}}.get(state or "", set(LeaseState) - {OFFERED})
         last = start if end is None else end
         candidates = self.table.addresses_in(pool)  # the pool's index, not the whole table
         if start is not None and last - start + 1 < len(candidates):
