@@ -209,7 +209,7 @@ class LeaseJournal:
             self._checkpoints = sqlite3.connect(self.path, isolation_level=None,
                                                 check_same_thread=False)
             # never wait holding the write lock: a busy writer or a reader still on an
-            # older snapshot makes the TRUNCATE a passive one, retried at the next round
+            # older snapshot makes the RESTART a passive one, retried at the next round
             self._checkpoints.execute("PRAGMA busy_timeout = 0")
         started = time.perf_counter()
         _busy, frames, _copied = self._checkpoints.execute(
