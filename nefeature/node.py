@@ -98,7 +98,8 @@ class Device:
         try:
             self.core = DeviceCore(build_device_config(validated.raw), self.journal.load(),
                                    now=time.monotonic(), wall=time.time(),
-                                   synced_until=self.journal.load_synced_until())
+                                   synced_until=self.journal.load_synced_until(),
+                                   splits=self.journal.load_splits())
         finally:
             gc.freeze()  # the loaded table, out of the collector's way (a pass: 0.3 s a million)
             gc.enable()
@@ -239,16 +240,16 @@ class Device:
         the loop), else on the journal thread, which waits for the checkpoint holding
         the lock while the loop goes on serving.  Either way one write is in flight, and
         what arrives meanwhile gathers in the core for the next (group commit)."""
-        if self.journal.try_commit(output.changes, output.synced_until):
+        if self.journal.try_commit(output.changes, output.synced_until, output.splits):
             self.core.journal_committed(output.write_id, time.monotonic(), time.time())
             return
         if self._loop is None:  # not running (start-up, shutdown): wait in line
-            self.journal.commit(output.changes, output.synced_until)
+            self.journal.commit(output.changes, output.synced_until, output.splits)
             self.core.journal_committed(output.write_id, time.monotonic(), time.time())
             return
         loop = self._loop
         future = self._journal_thread.submit(self.journal.commit, output.changes,
-                                             output.synced_until)
+                                             output.synced_until, output.splits)
         self._writing = (output.write_id, future)
         future.add_done_callback(lambda future, write_id=output.write_id:
                                         loop.call_soon_threadsafe(self._journal_done,

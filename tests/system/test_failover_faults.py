@@ -102,7 +102,6 @@ pytestmark = pytest.mark.system
 
 DEVICE_PORT = {"pa": "A", "pb": "B"}  # the switch's port of each device
 ACK, NAK, RELEASE = 5, 6, 7
-PARTITION_SHARE = 50  # examples/pair: the default partition-share
 ADVERT_INTERVAL = 1.0  # seconds: the example's VRRP advertisement interval
 MASTER_DOWN_B = 3 * ADVERT_INTERVAL + ((256 - 100) * 100 // 256) / 100  # B has priority 100
 UNCONFIRMED = re.compile(r"(\d+) DHCPACK\(s\) sent without its copy")
@@ -473,10 +472,11 @@ def renew_scapy(group: ScapyClients, network, arp_mac: str | None = None) -> Non
                 f"ARP for {VIP} answered by {result['arp']}, expected only {arp_mac}"
 
 
-def side(address: str) -> str:
-    """Whose share of pool1 an address is in: A is the primary (lower source address)."""
-    return "B" if share_of(int(IPv4Address(address)), PARTITION_SHARE) is Side.SECONDARY \
-        else "A"
+def in_own_share(device: str, address: str, split: int) -> bool:
+    """The address is in the device's share of pool1 by that device's split: A is the
+    primary (lower source address)."""
+    secondary = share_of(int(IPv4Address(address)), split) is Side.SECONDARY
+    return secondary == (device == "B")
 
 
 # --- 1. LAN partition ---
@@ -532,11 +532,14 @@ def test_lan_partition_with_new_clients_on_both_sides(lab: Lab, virtual_mac: boo
         assert lab.holders() == {"A", "B"}, "the partition ended early"
         granted = {"A": [new_a.address, *(c["address"] for c in direct_a.clients)],
                    "B": [new_b.address, *(c["address"] for c in direct_b.clients)]}
-        wrong_share = {device: [ip for ip in addresses if side(ip) != device]
+        splits = {"A": a.split("pool1"), "B": b.split("pool1")}
+        assert splits["B"] <= splits["A"], f"the shares overlap: {splits}"
+        wrong_share = {device: [ip for ip in addresses
+                                if not in_own_share(device, ip, splits[device])]
                        for device, addresses in granted.items()}
         assert not any(wrong_share.values()), \
             f"addresses granted during the partition outside the device's share:" \
-            f" {wrong_share} (granted {granted})"
+            f" {wrong_share} (granted {granted}, splits {splits})"
         time.sleep(max(0.0, both_since + 10.0 - time.monotonic()))
 
         heal = time.time()
