@@ -610,7 +610,7 @@ class DeviceCore:
             dhcp.restrict_allocation(pool, False)
         dhcp.mclt.clear()
         self.backup = self._new_backup(now, self.backup.synced_until,
-                                       self.backup.splits_in_use())
+                                       {**self._journaled_splits, **self.backup.splits_in_use()})
         self._acknowledge_after.clear()
         for gated in self._gate:  # the old channels are gone: these wait for the disk only
             gated.service = None

@@ -18,9 +18,10 @@ address into one of ``BUCKETS`` buckets: the buckets below the pool's
 ``split`` are the secondary's, the rest the primary's (ISC DHCP failover's
 FREE and BACKUP pools, drawn by hash rather than lease by lease).  Each
 share has its own cursor and recycle queue; ``allocate`` takes from the
-device's own share first, and from the other only when not ``restricted``
-(while the pair cannot agree, each side allocates from its own share alone,
-so the two never hand out the same address).  The hot-backup engine moves
+device's own share, and from the other's too only when not ``restricted``
+(the hot-backup engine restricts every pool it backs up, so the two devices
+never hand out the same address; a pool whose remote-backup-service is shut
+down is the device's alone).  The hot-backup engine moves
 the split, with the peer's agreement, so that the free addresses stay
 divided as configured (``balanced_split``); the allocator keeps the free
 addresses of every bucket counted for it.
@@ -30,8 +31,8 @@ from __future__ import annotations
 
 from collections import Counter, deque
 from collections.abc import Iterable, Iterator
-from itertools import chain
 from enum import Enum
+from itertools import chain
 
 from nefeature.config.model import Pool
 

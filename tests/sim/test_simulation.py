@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from nefeature.backup.hotbackup import FailoverState
 from nefeature.core import SYNC_RECORD_STEP, DeviceCore
 from nefeature.dhcp.pool import Side
-from tests.sim.simulator import ADDRESSES, LAN, POOL, Fault, Sim
+from tests.sim.simulator import ADDRESSES, LAN, POOL, Fault, Sim, device_config
 
 KINDS = ("crash", "freeze", "uplink", "partition", "channel-cut", "garbage", "lan-loss")
 
@@ -226,3 +226,21 @@ def test_a_restart_after_quiet_sync_queues_no_lease_the_peer_has():
                               wall=sim.wall(device))
         assert not upgraded.channels["service1"].unacked
     assert leases >= 6
+
+
+def test_a_configuration_change_keeps_the_agreed_split():
+    """A new partition-share rebuilds the hot-backup engine: it starts from the split in
+    use, not from the configured share, and the primary then balances toward the new
+    share with the secondary's agreement (the invariants checked at every event)."""
+    sim = Sim(0, clients=8, duration=29.0, pool_end=16).run()
+    a = sim.devices["A"]
+    agreed = a.core.dhcp.pools[POOL].addresses.split
+    assert agreed < 50
+    new = device_config("A", "strict", 80, 16)
+    a.core.apply_config(a.config, new, sim.now, sim.wall(a))
+    a.config = new
+    assert a.core.dhcp.pools[POOL].addresses.split == agreed
+    assert a.core.backup.profiles["service1"].partition_share == 80
+    sim.run_until(60.0)
+    splits = {name: d.core.dhcp.pools[POOL].addresses.split for name, d in sim.devices.items()}
+    assert splits["A"] == splits["B"] > agreed, splits
