@@ -337,6 +337,7 @@ class HotBackup:
             if profile.sync_mode == "lazy":
                 self.commands.append(CapLeaseTimes(profile.pools, profile.mclt))
         self._next_balance = self.started + REBALANCE_INTERVAL
+        self._balances = any(p.failover_role == "primary" for p in self.profiles.values())
         self._start_splits()
         self._queue_unsynced()
         self.update(self.started)
@@ -699,7 +700,7 @@ class HotBackup:
                 deadlines.append(waiting + STRICT_WAIT)
         if not all(p.preempt for p in self.profiles.values()):
             deadlines.append(self.started + CHANNEL_GRACE)
-        if any(p.failover_role == "primary" for p in self.profiles.values()):
+        if self._balances:
             deadlines.append(self._next_balance)
         return min((d for d in deadlines if d is not None and d > self._last_now),
                    default=None)

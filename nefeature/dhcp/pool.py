@@ -173,8 +173,6 @@ class AddressPool:
 
     def _count_used(self, addresses: Iterable[int], delta: int) -> None:
         """Keep the per-bucket count of dynamic addresses in use (backed-up pools)."""
-        if self.split is None:
-            return
         used = self._bucket_used
         if len(self.ranges) == 1:
             low, high = self.ranges[0]
@@ -189,7 +187,8 @@ class AddressPool:
         """Mark an address used (a specific request, or a lease loaded from disk)."""
         if address not in self._in_use:
             self._in_use.add(address)
-            self._count_used((address,), 1)
+            if self.split is not None:
+                self._count_used((address,), 1)
 
     def take_all(self, addresses: Iterable[int]) -> None:
         """``take`` of each address (the leases of a journal or of a batch backup)."""
@@ -205,23 +204,24 @@ class AddressPool:
     def allocate(self) -> int | None:
         """A free address of our own share (of the other's too unless restricted):
         never-used ones first, then the longest-free one."""
-        sides = self._fresh.keys()
-        for side in (self.own,) if self.restricted else sides:
+        in_use = self._in_use
+        for side in (self.own,) if self.restricted else self._fresh:
             for address in self._fresh[side]:
-                if address not in self._in_use:
-                    return self._allocated(address)
-            recycled = self._recycled[side]
-            while recycled:
-                address = recycled.popleft()
-                if address not in self._in_use and self.is_dynamic(address):
-                    return self._allocated(address)
+                if address not in in_use:
+                    break
+            else:
+                recycled = self._recycled[side]
+                while recycled:
+                    address = recycled.popleft()
+                    if address not in in_use and self.is_dynamic(address):
+                        break
+                else:
+                    continue
+            in_use.add(address)
+            if self.split is not None:
+                self._bucket_used[(address * _HASH_MULTIPLIER & 0xFFFFFFFF) % BUCKETS] += 1
+            return address
         return None
-
-    def _allocated(self, address: int) -> int:
-        self._in_use.add(address)
-        if self.split is not None:
-            self._bucket_used[(address * _HASH_MULTIPLIER & 0xFFFFFFFF) % BUCKETS] += 1
-        return address
 
     def may_allocate(self, address: int) -> bool:
         """A new binding of this address is allowed now (its share, when restricted)."""
@@ -231,7 +231,8 @@ class AddressPool:
         """Return an address; it is reused after every other free address of its share."""
         if address in self._in_use:
             self._in_use.discard(address)
-            self._count_used((address,), -1)
+            if self.split is not None:
+                self._count_used((address,), -1)
             self._recycled[self.side_of(address)].append(address)
 
     # --- the split between the two shares (backed-up pools) ---
