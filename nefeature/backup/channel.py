@@ -183,6 +183,7 @@ class BackupChannel:
         self.acked_seq = 0  # highest seq we told the peer is applied
         self.peer: Hello | None = None
         self.peer_profiles: tuple[ProfileInfo, ...] = ()
+        self._peer_profiles_payload = b""  # the heartbeat payload they were decoded from
         self.close_reason: str | None = None
         self._out = bytearray()
         self._unframed: list[LeaseRecord] = []  # sent while up, not yet in a frame
@@ -431,10 +432,12 @@ class BackupChannel:
         elif frame.type is FrameType.HEARTBEAT:
             self.statistics.heartbeats_received += 1
             self.peer_backlog_received = True
-            profiles = decode_heartbeat(frame.payload)
-            if profiles != self.peer_profiles:
-                self.peer_profiles = profiles
-                self.events.append(PeerProfiles(profiles))
+            if frame.payload != self._peer_profiles_payload:  # every ack carries them
+                self._peer_profiles_payload = frame.payload
+                profiles = decode_heartbeat(frame.payload)
+                if profiles != self.peer_profiles:
+                    self.peer_profiles = profiles
+                    self.events.append(PeerProfiles(profiles))
         elif frame.type is FrameType.BATCH_BEGIN:
             self.events.append(BatchStarted(int.from_bytes(frame.payload[:2], "big"),
                                             int.from_bytes(frame.payload[2:6], "big")))
@@ -484,6 +487,7 @@ class BackupChannel:
             self._on_ack(hello.applied)
         self.peer = hello
         self.peer_profiles = hello.profiles
+        self._peer_profiles_payload = b""
         self.state = ChannelState.UP
         self.events.append(ChannelUp(hello))
         self._resend_unacked()
