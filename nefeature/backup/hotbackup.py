@@ -273,6 +273,8 @@ class HotBackup:
                 extra = {} if self.random_bytes is None else {"random_bytes": self.random_bytes}
                 self.channels[service.name] = BackupChannel(service.name, key, **extra)
         self._by_pool = {pool: p for p in self.profiles.values() for pool in p.pools}
+        self._profiles_of = {name: [p for p in self.profiles.values() if p.service == name]
+                             for name in self.channels}
         self._ever_up = {name: False for name in self.channels}
         self._presumed_down_since: dict[str, float | None] = dict.fromkeys(self.channels)
         self._waiting_since: dict[str, float | None] = dict.fromkeys(self.channels)
@@ -357,10 +359,11 @@ class HotBackup:
         events, channel.events = channel.events, []
         # In NORMAL, acks and records from a peer known alive change no failover state:
         # no recomputing for them (they come with every DHCP exchange in strict mode).
+        # NORMAL says the peer was heard since any takeover, and on one connection the
+        # peer's last word only moves forward.
         routine = self._presumed_down_since[service] is None \
             and all(type(event) in _ROUTINE for event in events) \
-            and all(p.failover is FailoverState.NORMAL and p.took_over_at is None
-                    for p in self._of_service(service))
+            and all(p.failover is FailoverState.NORMAL for p in self._profiles_of[service])
         for event in events:
             if not isinstance(event, ChannelDown):
                 self._presumed_down_since[service] = None  # the peer is alive after all
@@ -552,8 +555,8 @@ class HotBackup:
 
     # --- bookkeeping ---
 
-    def _of_service(self, service: str):
-        return [p for p in self.profiles.values() if p.service == service]
+    def _of_service(self, service: str) -> list[ProfileRuntime]:
+        return self._profiles_of[service]
 
     def _note_acked(self, service: str, upto: int) -> None:
         in_flight = self._in_flight[service]
