@@ -199,12 +199,15 @@ class DeviceCore:
 
     def next_deadline(self) -> float | None:
         """When ``handle_timer`` is due next (monotonic)."""
-        deadlines = [self.backup.next_deadline()]
-        deadlines += [r.next_deadline() for r in self.vrrp.values()]
+        earliest = self.backup.next_deadline()
         lease_deadline = self.dhcp.next_deadline()
         if lease_deadline is not None:
-            deadlines.append(lease_deadline - self._wall_offset)
-        return min((d for d in deadlines if d is not None), default=None)
+            lease_deadline -= self._wall_offset
+        # asked after every input: a plain loop, not min() over a generator
+        for deadline in (lease_deadline, *[r.next_deadline() for r in self.vrrp.values()]):
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     # --- life cycle ---
 

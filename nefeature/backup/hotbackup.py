@@ -543,8 +543,12 @@ class HotBackup:
                 deadlines.append(waiting + STRICT_WAIT)
         if not all(p.preempt for p in self.profiles.values()):
             deadlines.append(self.started + CHANNEL_GRACE)
-        return min((d for d in deadlines if d is not None and d > self._last_now),
-                   default=None)
+        last_now, earliest = self._last_now, None
+        for deadline in deadlines:  # asked after every input: a plain loop, not min()
+            if deadline is not None and deadline > last_now and (
+                    earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     _last_now = float("-inf")
 
