@@ -310,7 +310,11 @@ class DeviceCore:
             if needed <= self.committed_write:
                 del self._acknowledge_after[service]
                 self.channels[service].acknowledge(now)
-        self._after_input(now)
+        # A commit moves nothing the engines decide on (the backup's hot path, once per
+        # peer update): only the next group commit, the gate and the acks can follow.
+        self._journal_pending()
+        self._gate_release(now)
+        self._channel_output()
 
     def _gate_release(self, now: float) -> None:
         """The ACK gate, the one place a reply carrying a binding is let out: its lease

@@ -316,6 +316,8 @@ class BackupChannel:
         return True
 
     def _sendable_batch(self) -> _OutgoingBatch | None:
+        if not self._batches:
+            return None  # asked after every input
         return next((b for b in self._batches.values()
                      if not b.exhausted and len(b.pages) < BATCH_WINDOW), None)
 
