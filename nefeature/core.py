@@ -203,8 +203,10 @@ class DeviceCore:
         lease_deadline = self.dhcp.next_deadline()
         if lease_deadline is not None:
             lease_deadline -= self._wall_offset
-        # asked after every input: a plain loop, not min() over a generator
-        for deadline in (lease_deadline, *[r.next_deadline() for r in self.vrrp.values()]):
+            if earliest is None or lease_deadline < earliest:
+                earliest = lease_deadline
+        for router in self.vrrp.values():  # asked after every input: no min() over lists
+            deadline = router.next_deadline()
             if deadline is not None and (earliest is None or deadline < earliest):
                 earliest = deadline
         return earliest

@@ -313,6 +313,7 @@ def _decode_records(payload: bytes) -> list[LeaseRecord]:
     records = []
     pools: dict[bytes, str] = {}
     states, state_count = _LEASE_STATES, len(_LEASE_STATES)
+    new = tuple.__new__  # named tuples made without their __new__'s frame, as below
     head, deletion_or_lease, times, blob_length = (
         _ID_AND_POOL_LENGTH.unpack_from, _ADDRESS_AND_STATE.unpack_from, _TIMES.unpack_from,
         _LENGTH.unpack_from)
@@ -327,7 +328,7 @@ def _decode_records(payload: bytes) -> list[LeaseRecord]:
         address, state = deletion_or_lease(payload, position)
         position += 5
         if state == DELETED:
-            records.append(LeaseRecord(backup_id, pool, address, None))
+            records.append(new(LeaseRecord, (backup_id, pool, address, None)))
             continue
         if state >= state_count:
             raise FrameError(f"unknown lease state {state}")
@@ -341,11 +342,11 @@ def _decode_records(payload: bytes) -> list[LeaseRecord]:
         client, hardware, client_id, hostname, option82 = blobs
         if position > len(payload):
             raise FrameError("payload truncated")
-        lease = Lease(address, pool, client, hardware, states[state], start,
-                      None if expiry < 0 else expiry, client_id or None,
-                      hostname.decode("utf-8", "replace") or None, option82 or None,
-                      "peer-sync", bool(static))
-        records.append(LeaseRecord(backup_id, pool, address, lease))
+        lease = new(Lease, (address, pool, client, hardware, states[state], start,
+                            None if expiry < 0 else expiry, client_id or None,
+                            hostname.decode("utf-8", "replace") or None, option82 or None,
+                            "peer-sync", static != 0))
+        records.append(new(LeaseRecord, (backup_id, pool, address, lease)))
     if position != len(payload):
         raise FrameError("trailing bytes after the records")
     return records
