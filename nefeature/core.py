@@ -209,12 +209,17 @@ class DeviceCore:
 
     def next_deadline(self) -> float | None:
         """When ``handle_timer`` is due next (monotonic)."""
-        deadlines = [self.backup.next_deadline()]
-        deadlines += [r.next_deadline() for r in self.vrrp.values()]
+        earliest = self.backup.next_deadline()
         lease_deadline = self.dhcp.next_deadline()
         if lease_deadline is not None:
-            deadlines.append(lease_deadline - self._wall_offset)
-        return min((d for d in deadlines if d is not None), default=None)
+            lease_deadline -= self._wall_offset
+            if earliest is None or lease_deadline < earliest:
+                earliest = lease_deadline
+        for router in self.vrrp.values():  # asked after every input: no min() over lists
+            deadline = router.next_deadline()
+            if deadline is not None and (earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     # --- life cycle ---
 
@@ -317,15 +322,21 @@ class DeviceCore:
         self.committed_write = max(self.committed_write, write_id)
         if self._write_in_flight == write_id:
             self._write_in_flight = None
-        splits = self._splits_in_write.pop(write_id, None)
-        if splits:
-            self._journaled_splits.update(splits)
-            self.backup.splits_saved(splits, now)
         for service, needed in list(self._acknowledge_after.items()):
             if needed <= self.committed_write:
                 del self._acknowledge_after[service]
                 self.channels[service].acknowledge(now)
-        self._after_input(now)
+        splits = self._splits_in_write.pop(write_id, None)
+        if splits:  # the peer may hear of them now, and may move its own
+            self._journaled_splits.update(splits)
+            self.backup.splits_saved(splits, now)
+            self._after_input(now)
+            return
+        # Otherwise a commit moves nothing the engines decide on (the backup's hot path,
+        # once per peer update): only the next group commit, the gate and the acks follow.
+        self._journal_pending()
+        self._gate_release(now)
+        self._channel_output()
 
     def _gate_release(self, now: float) -> None:
         """The ACK gate, the one place a reply carrying a binding is let out: its lease

@@ -328,11 +328,12 @@ class Device:
     def _arm_timer(self) -> None:
         if self._loop is None:
             return
-        deadlines = [self.core.next_deadline()]
+        deadline = self.core.next_deadline()
         confirm = self.datastores.next_deadline()  # wall clock
         if confirm is not None:
-            deadlines.append(confirm - time.time() + time.monotonic())
-        deadline = min((d for d in deadlines if d is not None), default=None)
+            confirm += time.monotonic() - time.time()
+            if deadline is None or confirm < deadline:
+                deadline = confirm
         if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
             return
         if self._timer is not None:

@@ -183,7 +183,6 @@ class BackupChannel:
         self.acked_seq = 0  # highest seq we told the peer is applied
         self.peer: Hello | None = None
         self.peer_profiles: tuple[ProfileInfo, ...] = ()
-        self._peer_profiles_payload = b""  # the heartbeat payload they were decoded from
         self.close_reason: str | None = None
         self._out = bytearray()
         self._unframed: list[LeaseRecord] = []  # sent while up, not yet in a frame
@@ -199,6 +198,7 @@ class BackupChannel:
         self._last_heard = 0.0
         self._next_heartbeat: float | None = None
         self._pending_receive_key: bytes | None = None
+        self._peer_profiles_payload: bytes | None = None  # of the last heartbeat decoded
         # The peer's first heartbeat on this connection has arrived.  The peer sends it
         # right after resending what we had not acknowledged, so by then everything it
         # queued while the two were apart is here.
@@ -316,6 +316,8 @@ class BackupChannel:
         return True
 
     def _sendable_batch(self) -> _OutgoingBatch | None:
+        if not self._batches:
+            return None  # asked after every input
         return next((b for b in self._batches.values()
                      if not b.exhausted and len(b.pages) < BATCH_WINDOW), None)
 
@@ -432,9 +434,9 @@ class BackupChannel:
         elif frame.type is FrameType.HEARTBEAT:
             self.statistics.heartbeats_received += 1
             self.peer_backlog_received = True
-            if frame.payload != self._peer_profiles_payload:  # every ack carries them
-                self._peer_profiles_payload = frame.payload
+            if frame.payload != self._peer_profiles_payload:  # every ack is a heartbeat
                 profiles = decode_heartbeat(frame.payload)
+                self._peer_profiles_payload = frame.payload
                 if profiles != self.peer_profiles:
                     self.peer_profiles = profiles
                     self.events.append(PeerProfiles(profiles))
@@ -487,7 +489,6 @@ class BackupChannel:
             self._on_ack(hello.applied)
         self.peer = hello
         self.peer_profiles = hello.profiles
-        self._peer_profiles_payload = b""
         self.state = ChannelState.UP
         self.events.append(ChannelUp(hello))
         self._resend_unacked()

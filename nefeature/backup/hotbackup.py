@@ -326,6 +326,8 @@ class HotBackup:
                 extra = {} if self.random_bytes is None else {"random_bytes": self.random_bytes}
                 self.channels[service.name] = BackupChannel(service.name, key, **extra)
         self._by_pool = {pool: p for p in self.profiles.values() for pool in p.pools}
+        self._profiles_of = {name: [p for p in self.profiles.values() if p.service == name]
+                             for name in self.channels}
         self._ever_up = {name: False for name in self.channels}
         self._presumed_down_since: dict[str, float | None] = dict.fromkeys(self.channels)
         self._waiting_since: dict[str, float | None] = dict.fromkeys(self.channels)
@@ -429,10 +431,11 @@ class HotBackup:
         events, channel.events = channel.events, []
         # In NORMAL, acks and records from a peer known alive change no failover state:
         # no recomputing for them (they come with every DHCP exchange in strict mode).
+        # NORMAL says the peer was heard since any takeover, and on one connection the
+        # peer's last word only moves forward.
         routine = self._presumed_down_since[service] is None \
             and all(type(event) in _ROUTINE for event in events) \
-            and all(p.failover is FailoverState.NORMAL and p.took_over_at is None
-                    for p in self._of_service(service))
+            and all(p.failover is FailoverState.NORMAL for p in self._profiles_of[service])
         for event in events:
             if not isinstance(event, ChannelDown):
                 self._presumed_down_since[service] = None  # the peer is alive after all
@@ -702,8 +705,12 @@ class HotBackup:
             deadlines.append(self.started + CHANNEL_GRACE)
         if self._balances:
             deadlines.append(self._next_balance)
-        return min((d for d in deadlines if d is not None and d > self._last_now),
-                   default=None)
+        last_now, earliest = self._last_now, None
+        for deadline in deadlines:  # asked after every input: a plain loop, not min()
+            if deadline is not None and deadline > last_now and (
+                    earliest is None or deadline < earliest):
+                earliest = deadline
+        return earliest
 
     _last_now = float("-inf")
 
@@ -714,8 +721,8 @@ class HotBackup:
 
     # --- bookkeeping ---
 
-    def _of_service(self, service: str):
-        return [p for p in self.profiles.values() if p.service == service]
+    def _of_service(self, service: str) -> list[ProfileRuntime]:
+        return self._profiles_of[service]
 
     def _note_acked(self, service: str, upto: int) -> None:
         in_flight = self._in_flight[service]
