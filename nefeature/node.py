@@ -98,7 +98,8 @@ class Device:
         try:
             self.core = DeviceCore(build_device_config(validated.raw), self.journal.load(),
                                    now=time.monotonic(), wall=time.time(),
-                                   synced_until=self.journal.load_synced_until())
+                                   synced_until=self.journal.load_synced_until(),
+                                   splits=self.journal.load_splits())
         finally:
             gc.freeze()  # the loaded table, out of the collector's way (a pass: 0.3 s a million)
             gc.enable()
@@ -253,18 +254,18 @@ class Device:
         the lock while the loop goes on serving.  Either way one write is in flight, and
         what arrives meanwhile gathers in the core for the next (group commit)."""
         started = time.perf_counter() if self._trace is not None else 0.0
-        if self.journal.try_commit(output.changes, output.synced_until):
+        if self.journal.try_commit(output.changes, output.synced_until, output.splits):
             if self._trace is not None:
                 self._trace.journal_s += time.perf_counter() - started
             self.core.journal_committed(output.write_id, time.monotonic(), time.time())
             return
         if self._loop is None:  # not running (start-up, shutdown): wait in line
-            self.journal.commit(output.changes, output.synced_until)
+            self.journal.commit(output.changes, output.synced_until, output.splits)
             self.core.journal_committed(output.write_id, time.monotonic(), time.time())
             return
         loop = self._loop
         future = self._journal_thread.submit(self.journal.commit, output.changes,
-                                             output.synced_until)
+                                             output.synced_until, output.splits)
         self._writing = (output.write_id, future)
         future.add_done_callback(lambda future, write_id=output.write_id:
                                         loop.call_soon_threadsafe(self._journal_done,
@@ -347,11 +348,12 @@ class Device:
     def _arm_timer(self) -> None:
         if self._loop is None:
             return
-        deadlines = [self.core.next_deadline()]
+        deadline = self.core.next_deadline()
         confirm = self.datastores.next_deadline()  # wall clock
         if confirm is not None:
-            deadlines.append(confirm - time.time() + time.monotonic())
-        deadline = min((d for d in deadlines if d is not None), default=None)
+            confirm += time.monotonic() - time.time()
+            if deadline is None or confirm < deadline:
+                deadline = confirm
         if deadline is None or (self._timer_at is not None and self._timer_at <= deadline):
             return
         if self._timer is not None:

@@ -198,6 +198,7 @@ class BackupChannel:
         self._last_heard = 0.0
         self._next_heartbeat: float | None = None
         self._pending_receive_key: bytes | None = None
+        self._peer_profiles_payload: bytes | None = None  # of the last heartbeat decoded
         # The peer's first heartbeat on this connection has arrived.  The peer sends it
         # right after resending what we had not acknowledged, so by then everything it
         # queued while the two were apart is here.
@@ -315,6 +316,8 @@ class BackupChannel:
         return True
 
     def _sendable_batch(self) -> _OutgoingBatch | None:
+        if not self._batches:
+            return None  # asked after every input
         return next((b for b in self._batches.values()
                      if not b.exhausted and len(b.pages) < BATCH_WINDOW), None)
 
@@ -431,10 +434,12 @@ class BackupChannel:
         elif frame.type is FrameType.HEARTBEAT:
             self.statistics.heartbeats_received += 1
             self.peer_backlog_received = True
-            profiles = decode_heartbeat(frame.payload)
-            if profiles != self.peer_profiles:
-                self.peer_profiles = profiles
-                self.events.append(PeerProfiles(profiles))
+            if frame.payload != self._peer_profiles_payload:  # every ack is a heartbeat
+                profiles = decode_heartbeat(frame.payload)
+                self._peer_profiles_payload = frame.payload
+                if profiles != self.peer_profiles:
+                    self.peer_profiles = profiles
+                    self.events.append(PeerProfiles(profiles))
         elif frame.type is FrameType.BATCH_BEGIN:
             self.events.append(BatchStarted(int.from_bytes(frame.payload[:2], "big"),
                                             int.from_bytes(frame.payload[2:6], "big")))

@@ -50,8 +50,9 @@ class FrameError(ValueError):
     """A frame that is malformed, too big, or fails authentication."""
 
 
-@dataclass(frozen=True, slots=True)
-class Frame:
+class Frame(NamedTuple):
+    """One frame; a named tuple, as every lease exchange makes two."""
+
     type: FrameType
     seq: int = 0
     ack: int = 0
@@ -59,14 +60,20 @@ class Frame:
     flags: int = 0
 
 
+_FRAME_TYPES = {int(kind): kind for kind in FrameType}
+_LENGTH_FIELD = struct.Struct("!I")
+_COUNTER = struct.Struct("!Q")
+
+
 # --- framing ---
 
 
 def encode_frame(frame: Frame, mac_key: bytes | None = None, counter: int = 0) -> bytes:
-    length = HEADER.size - 4 + len(frame.payload) + (MAC_SIZE if mac_key else 0)
-    data = HEADER.pack(length, frame.type, frame.flags, 0, frame.seq, frame.ack) + frame.payload
+    kind, seq, ack, payload, flags = frame
+    length = HEADER.size - 4 + len(payload) + (MAC_SIZE if mac_key else 0)
+    data = HEADER.pack(length, kind, flags, 0, seq, ack) + payload
     if mac_key:
-        data += hmac.digest(mac_key, struct.pack("!Q", counter) + data, "sha256")  # one-shot
+        data += hmac.digest(mac_key, _COUNTER.pack(counter) + data, "sha256")  # one-shot
     return data
 
 
@@ -84,34 +91,42 @@ class FrameReader:
         Lazily, so that a MAC key installed while handling one frame applies
         to the very next one.
         """
-        self.buffer += data
-        while len(self.buffer) >= 4:
-            (length,) = struct.unpack_from("!I", self.buffer)
+        buffer = self.buffer
+        buffer += data
+        while len(buffer) >= 4:
+            (length,) = _LENGTH_FIELD.unpack_from(buffer)
             if length > MAX_FRAME or length < HEADER.size - 4:
                 raise FrameError(f"frame length {length} out of bounds")
-            if len(self.buffer) < 4 + length:
+            end = 4 + length
+            if len(buffer) < end:
                 break
-            raw = bytes(self.buffer[:4 + length])
-            del self.buffer[:4 + length]
-            yield self._parse(raw)
+            if self.mac_key is not None:
+                raw = bytes(buffer[:end])
+                del buffer[:end]
+                yield self._authenticated(raw)
+                continue
+            _length, kind, flags, _reserved, seq, ack = HEADER.unpack_from(buffer)
+            payload = bytes(buffer[HEADER.size:end])
+            del buffer[:end]
+            yield Frame(_frame_type(kind), seq, ack, payload, flags)
 
-    def _parse(self, raw: bytes) -> Frame:
-        if self.mac_key is not None:
-            body, mac = raw[:-MAC_SIZE], raw[-MAC_SIZE:]
-            if len(body) < HEADER.size:
-                raise FrameError("frame too short for its MAC")
-            expected = hmac.digest(self.mac_key, struct.pack("!Q", self.counter) + body,
-                                   "sha256")
-            if not hmac.compare_digest(mac, expected):
-                raise FrameError("frame authentication failed")
-            self.counter += 1
-            raw = body
-        _length, kind, flags, _reserved, seq, ack = HEADER.unpack_from(raw)
-        try:
-            frame_type = FrameType(kind)
-        except ValueError:
-            raise FrameError(f"unknown frame type {kind}") from None
-        return Frame(frame_type, seq, ack, raw[HEADER.size:], flags)
+    def _authenticated(self, raw: bytes) -> Frame:
+        body, mac = raw[:-MAC_SIZE], raw[-MAC_SIZE:]
+        if len(body) < HEADER.size:
+            raise FrameError("frame too short for its MAC")
+        expected = hmac.digest(self.mac_key, _COUNTER.pack(self.counter) + body, "sha256")
+        if not hmac.compare_digest(mac, expected):
+            raise FrameError("frame authentication failed")
+        self.counter += 1
+        _length, kind, flags, _reserved, seq, ack = HEADER.unpack_from(body)
+        return Frame(_frame_type(kind), seq, ack, body[HEADER.size:], flags)
+
+
+def _frame_type(kind: int) -> FrameType:
+    frame_type = _FRAME_TYPES.get(kind)
+    if frame_type is None:
+        raise FrameError(f"unknown frame type {kind}")
+    return frame_type
 
 
 def session_keys(shared_key: bytes, own_nonce: bytes, peer_nonce: bytes) -> tuple[bytes, bytes]:
@@ -131,12 +146,21 @@ def auth_proof(shared_key: bytes, prover_nonce: bytes, verifier_nonce: bytes) ->
 # --- payloads ---
 
 
+class PoolSplit(NamedTuple):
+    """A pool's split as one device has it on disk, and the primary's proposal."""
+
+    pool: str
+    saved: int
+    proposal: int
+
+
 @dataclass(frozen=True, slots=True)
 class ProfileInfo:
     backup_id: int
     name: str
     state: str  # init | slave | master
     batch_done: bool = False
+    splits: tuple[PoolSplit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -193,9 +217,13 @@ class _Cursor:
 
 
 def encode_profiles(profiles: tuple[ProfileInfo, ...]) -> bytes:
+    """The profiles, then their pools' splits (a trailer a peer without splits ignores)."""
     return struct.pack("!H", len(profiles)) + b"".join(
         struct.pack("!HBB", p.backup_id, _STATES.index(p.state), int(p.batch_done))
-        + _pack_str(p.name) for p in profiles)
+        + _pack_str(p.name) for p in profiles) + b"".join(
+        struct.pack("!H", len(p.splits)) + b"".join(
+            struct.pack("!BB", split.saved, split.proposal) + _pack_str(split.pool)
+            for split in p.splits) for p in profiles)
 
 
 def _decode_profiles(cursor: _Cursor) -> tuple[ProfileInfo, ...]:
@@ -206,7 +234,19 @@ def _decode_profiles(cursor: _Cursor) -> tuple[ProfileInfo, ...]:
         if state >= len(_STATES):
             raise FrameError(f"unknown profile state {state}")
         profiles.append(ProfileInfo(backup_id, cursor.string(), _STATES[state], bool(done)))
-    return tuple(profiles)
+    if cursor.position == len(cursor.data):
+        return tuple(profiles)
+    with_splits = []
+    for profile in profiles:
+        splits = []
+        for _ in range(cursor.take("!H")[0]):
+            saved, proposal = cursor.take("!BB")
+            if saved > 100 or proposal > 100:
+                raise FrameError(f"split out of range: {saved}, {proposal}")
+            splits.append(PoolSplit(cursor.string(), saved, proposal))
+        with_splits.append(ProfileInfo(profile.backup_id, profile.name, profile.state,
+                                       profile.batch_done, tuple(splits)))
+    return tuple(with_splits)
 
 
 def encode_hello(hello: Hello) -> bytes:
@@ -298,6 +338,7 @@ def _decode_records(payload: bytes) -> list[LeaseRecord]:
     records = []
     pools: dict[bytes, str] = {}
     states, state_count = _LEASE_STATES, len(_LEASE_STATES)
+    new = tuple.__new__  # named tuples made without their __new__'s frame, as below
     head, deletion_or_lease, times, blob_length = (
         _ID_AND_POOL_LENGTH.unpack_from, _ADDRESS_AND_STATE.unpack_from, _TIMES.unpack_from,
         _LENGTH.unpack_from)
@@ -312,7 +353,7 @@ def _decode_records(payload: bytes) -> list[LeaseRecord]:
         address, state = deletion_or_lease(payload, position)
         position += 5
         if state == DELETED:
-            records.append(LeaseRecord(backup_id, pool, address, None))
+            records.append(new(LeaseRecord, (backup_id, pool, address, None)))
             continue
         if state >= state_count:
             raise FrameError(f"unknown lease state {state}")
@@ -326,11 +367,11 @@ def _decode_records(payload: bytes) -> list[LeaseRecord]:
         client, hardware, client_id, hostname, option82 = blobs
         if position > len(payload):
             raise FrameError("payload truncated")
-        lease = Lease(address, pool, client, hardware, states[state], start,
-                      None if expiry < 0 else expiry, client_id or None,
-                      hostname.decode("utf-8", "replace") or None, option82 or None,
-                      "peer-sync", bool(static))
-        records.append(LeaseRecord(backup_id, pool, address, lease))
+        lease = new(Lease, (address, pool, client, hardware, states[state], start,
+                            None if expiry < 0 else expiry, client_id or None,
+                            hostname.decode("utf-8", "replace") or None, option82 or None,
+                            "peer-sync", static != 0))
+        records.append(new(LeaseRecord, (backup_id, pool, address, lease)))
     if position != len(payload):
         raise FrameError("trailing bytes after the records")
     return records

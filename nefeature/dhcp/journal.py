@@ -81,6 +81,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 WRITTEN_BY = f"nefeature {__version__}"
 SYNCED_UNTIL = "peer-synced-until "  # + the remote-backup-service's name
+SPLIT = "pool-split "  # + the pool's name
 COLUMNS = ("address", "pool", "client", "hardware_address", "state", "start", "expiry",
            "client_id", "hostname", "option82", "origin", "static")
 UPSERT = f"INSERT OR REPLACE INTO leases ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -242,16 +243,24 @@ class LeaseJournal:
     def load_synced_until(self) -> dict[str, float]:
         """Per remote-backup-service, the time up to which the peer holds every lease
         change of ours (the hot-backup engine's ``synced_until``)."""
+        return {service: float(value) for service, value in self._info(SYNCED_UNTIL).items()}
+
+    def load_splits(self) -> dict[str, int]:
+        """Per backed-up pool, the split between the two devices' shares last agreed."""
+        return {pool: int(value) for pool, value in self._info(SPLIT).items()}
+
+    def _info(self, prefix: str) -> dict[str, str]:
         rows = self._db.execute("SELECT key, value FROM journal_info WHERE key LIKE ?",
-                                (SYNCED_UNTIL + "%",))
-        return {key[len(SYNCED_UNTIL):]: float(value) for key, value in rows}
+                                (prefix + "%",))
+        return {key[len(prefix):]: value for key, value in rows}
 
     def try_commit(self, changes: dict[int, Lease | None],
-                   synced_until: dict[str, float] | None = None) -> bool:
+                   synced_until: dict[str, float] | None = None,
+                   splits: dict[str, int] | None = None) -> bool:
         """Write one batch of changes (address -> lease, or None to delete) atomically,
-        with ``synced_until`` when given; False, with nothing written, when another
-        connection (a checkpoint) holds the write lock at this moment."""
-        if not changes:
+        with ``synced_until`` and ``splits`` when given; False, with nothing written, when
+        another connection (a checkpoint) holds the write lock at this moment."""
+        if not changes and not synced_until and not splits:
             return True
         db = self._db
         try:
@@ -273,10 +282,12 @@ class LeaseJournal:
                 db.execute(UPSERT_MANY, tuple(chain.from_iterable(
                     rows[start:start + ROWS_PER_UPSERT])))
             db.executemany(UPSERT, rows[bulk:] if bulk else rows)
-            if synced_until:
+            info = [(SYNCED_UNTIL + service, repr(until))
+                    for service, until in (synced_until or {}).items()]
+            info += [(SPLIT + pool, str(split)) for pool, split in (splits or {}).items()]
+            if info:
                 db.executemany("INSERT OR REPLACE INTO journal_info (key, value) VALUES (?, ?)",
-                               [(SYNCED_UNTIL + service, repr(until))
-                                for service, until in synced_until.items()])
+                               info)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -285,10 +296,11 @@ class LeaseJournal:
         return True
 
     def commit(self, changes: dict[int, Lease | None],
-               synced_until: dict[str, float] | None = None) -> None:
+               synced_until: dict[str, float] | None = None,
+               splits: dict[str, int] | None = None) -> None:
         """``try_commit``, waiting up to ``LOCK_WAIT`` seconds for the write lock."""
         deadline = time.monotonic() + LOCK_WAIT
-        while not self.try_commit(changes, synced_until):
+        while not self.try_commit(changes, synced_until, splits):
             if time.monotonic() > deadline:
                 raise sqlite3.OperationalError(f"{self.path}: database is locked")
             time.sleep(LOCK_POLL)

@@ -441,3 +441,22 @@ def test_without_keys_the_channel_still_works():
     link.a.send_records([record(4)])
     link.pump()
     assert [r.address for r in received(link.b)] == [0x0A0A0A04]
+
+
+def test_acks_repeat_the_peers_roles_and_only_a_change_is_reported():
+    link = Link(key_a=None, key_b=None)
+    link.connect()
+    link.a.events.clear()
+    for n in range(1, 4):  # each ack is a heartbeat carrying the same roles
+        link.a.send_records([record(n)])
+        link.pump()
+    assert link.a.peer_acked == 3
+    assert not any(isinstance(e, PeerProfiles) for e in link.a.events)
+    link.b.set_profiles((ProfileInfo(1, "service1", "master"),), link.now)
+    link.a.send_records([record(4)])
+    link.pump()
+    link.b.set_profiles(PEER_PROFILE, link.now)
+    link.pump()
+    assert [e.profiles[0].state for e in link.a.events
+            if isinstance(e, PeerProfiles)] == ["master", "slave"]
+    assert link.a.peer_profiles == PEER_PROFILE
