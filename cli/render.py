@@ -588,4 +588,8 @@ def display_rbp(tree: dict, name: str | None = None) -> str:
             f" Address share        : {state.get('failover-role', '--')}, "
             f"{entry.get('partition-share', 50)}% of free addresses to the secondary",
         ]
+        out += [f"   Pool {share['pool']:<16}: split {share.get('split', '--')}"
+                f" (peer {share.get('peer-split', '--')}), free {share.get('own-free', '--')}"
+                f" own / {share.get('peer-free', '--')} peer"
+                for share in state.get("pool-share", [])]
     return "\n".join(out) if out else "Info: No remote backup profile."

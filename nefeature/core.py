@@ -40,11 +40,14 @@ from nefeature.backup.channel import BackupChannel, ChannelState
 from nefeature.backup.hotbackup import (
     AllowPreempt,
     ApplyPeerLeases,
+    BalanceSplits,
     CapLeaseTimes,
     HotBackup,
     PeerHasExpiry,
     RestrictAllocation,
+    SaveSplits,
     ServePools,
+    SetSplit,
 )
 from nefeature.config.diff import diff_configs
 from nefeature.config.model import DeviceConfig, RbsService
@@ -111,6 +114,7 @@ class WriteJournal:
     write_id: int
     changes: dict[int, Lease | None]
     synced_until: dict[str, float] | None = None  # to record too (journal_info), when it moved
+    splits: dict[str, int] | None = None  # pool -> split of its shares, to record too
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,7 +153,8 @@ class DeviceCore:
     """One device, sans-IO (see the module docstring)."""
 
     def __init__(self, config: DeviceConfig, leases=(), *, now: float, wall: float,
-                 random_bytes=None, synced_until: dict[str, float] | None = None) -> None:
+                 random_bytes=None, synced_until: dict[str, float] | None = None,
+                 splits: dict[str, int] | None = None) -> None:
         self.config = config
         self._wall_offset = wall - now
         self._random_bytes = random_bytes
@@ -169,13 +174,18 @@ class DeviceCore:
         self._closing: set[str] = set()  # channels whose connection we asked to drop
         self._acknowledge_after: dict[str, int] = {}  # service -> write before acking the peer
         self._journaled_sync = dict(synced_until or {})  # HotBackup.synced_until on our disk
-        self.backup = self._new_backup(now, dict(self._journaled_sync))
+        self._journaled_splits = dict(splits or {})  # pool -> split on our disk
+        self._splits_to_save: dict[str, int] = {}
+        self._splits_in_write: dict[int, dict[str, int]] = {}
+        self.backup = self._new_backup(now, dict(self._journaled_sync), self._journaled_splits)
         self.dhcp.handle_timer(wall)  # leases that ran out while the device was down
 
-    def _new_backup(self, now: float, synced_until: dict[str, float]) -> HotBackup:
+    def _new_backup(self, now: float, synced_until: dict[str, float],
+                    splits: dict[str, int]) -> HotBackup:
         backup = HotBackup(self.config, started=now, random_bytes=self._random_bytes,
                            table=self.dhcp.table, wall_offset=self._wall_offset,
-                           synced_until=synced_until)
+                           synced_until=synced_until, splits=dict(splits),
+                           saved_splits=dict(self._journaled_splits))
         for key, router in self.vrrp.items():
             backup.role_changed(key, _ROLES[router.state], "configuration", now)
         return backup
@@ -282,14 +292,18 @@ class DeviceCore:
         With no write in flight the pending changes go out at once; otherwise
         they wait for it, gathering what else arrives, and go in the next.
         """
-        if not self.dhcp.table.pending:
+        if not self.dhcp.table.pending and not self._splits_to_save:
             return self._next_write_id - 1
         needed = self._next_write_id
         if self._write_in_flight is None:
             self._write_in_flight = needed
             self._next_write_id += 1
+            splits = None
+            if self._splits_to_save:
+                splits, self._splits_to_save = self._splits_to_save, {}
+                self._splits_in_write[needed] = splits
             self._outputs.append(WriteJournal(needed, self.dhcp.table.take_pending(),
-                                              self._sync_to_journal()))
+                                              self._sync_to_journal(), splits))
         return needed
 
     def _sync_to_journal(self) -> dict[str, float] | None:
@@ -312,8 +326,14 @@ class DeviceCore:
             if needed <= self.committed_write:
                 del self._acknowledge_after[service]
                 self.channels[service].acknowledge(now)
-        # A commit moves nothing the engines decide on (the backup's hot path, once per
-        # peer update): only the next group commit, the gate and the acks can follow.
+        splits = self._splits_in_write.pop(write_id, None)
+        if splits:  # the peer may hear of them now, and may move its own
+            self._journaled_splits.update(splits)
+            self.backup.splits_saved(splits, now)
+            self._after_input(now)
+            return
+        # Otherwise a commit moves nothing the engines decide on (the backup's hot path,
+        # once per peer update): only the next group commit, the gate and the acks follow.
         self._journal_pending()
         self._gate_release(now)
         self._channel_output()
@@ -517,6 +537,14 @@ class DeviceCore:
             elif kind is PeerHasExpiry:
                 dhcp.peer_expiry[command.address] = max(
                     command.expiry, dhcp.peer_expiry.get(command.address, 0.0))
+            elif kind is SetSplit:
+                dhcp.set_split(command.pool, command.split)
+            elif kind is SaveSplits:
+                self._splits_to_save.update(command.splits)
+            elif kind is BalanceSplits:
+                self.backup.splits_balanced(
+                    {pool: dhcp.balanced_split(pool, percent)
+                     for pool, percent in command.shares.items()}, now)
         return bool(commands)
 
     def _notify_all(self, events: list) -> None:
@@ -592,7 +620,8 @@ class DeviceCore:
         for pool in list(dhcp.restricted_pools):
             dhcp.restrict_allocation(pool, False)
         dhcp.mclt.clear()
-        self.backup = self._new_backup(now, self.backup.synced_until)
+        self.backup = self._new_backup(now, self.backup.synced_until,
+                                       {**self._journaled_splits, **self.backup.splits_in_use()})
         self._acknowledge_after.clear()
         for gated in self._gate:  # the old channels are gone: these wait for the disk only
             gated.service = None

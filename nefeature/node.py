@@ -27,7 +27,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from nefeature import service
+from nefeature import service, slowtrace
 from nefeature.backup.transport import ChannelConnector
 from nefeature.config.model import DeviceConfig, build_device_config
 from nefeature.core import (
@@ -98,7 +98,8 @@ class Device:
         try:
             self.core = DeviceCore(build_device_config(validated.raw), self.journal.load(),
                                    now=time.monotonic(), wall=time.time(),
-                                   synced_until=self.journal.load_synced_until())
+                                   synced_until=self.journal.load_synced_until(),
+                                   splits=self.journal.load_splits())
         finally:
             gc.freeze()  # the loaded table, out of the collector's way (a pass: 0.3 s a million)
             gc.enable()
@@ -120,6 +121,8 @@ class Device:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = asyncio.Event()
         self._frozen_table_size = len(self.core.dhcp.table)  # at the last gc.freeze()
+        limit = slowtrace.threshold()
+        self._trace = None if limit is None else slowtrace.SlowTrace(limit)
 
     # what the management plane reads
     config = property(lambda self: self.core.config)
@@ -136,10 +139,19 @@ class Device:
 
     def _input(self, method, *args) -> None:
         """Give the core an input, then carry out what it asks for."""
+        trace = self._trace
+        if trace is None:
+            method(*args, time.monotonic(), time.time())
+            self._drain()
+            return
+        started, before = time.perf_counter(), len(self.core.dhcp.table)
         method(*args, time.monotonic(), time.time())
         self._drain()
+        trace.input_done(method.__name__, started, before, len(self.core.dhcp.table))
 
     def on_dhcp_batch(self, batch: list[Received]) -> None:
+        if self._trace is not None:
+            self._trace.received(batch)
         self._input(self.core.dhcp_received, batch)
 
     def on_vrrp_datagram(self, linux_name: str, datagram: bytes) -> None:
@@ -205,6 +217,8 @@ class Device:
             if kind is SendDhcp:
                 if self.sockets is not None:
                     self.sockets.send(output.reply)
+                if self._trace is not None:
+                    self._trace.sent(output.reply)
             elif kind is WriteJournal:
                 self._write(output)
             elif kind is SendChannel:
@@ -239,20 +253,27 @@ class Device:
         the loop), else on the journal thread, which waits for the checkpoint holding
         the lock while the loop goes on serving.  Either way one write is in flight, and
         what arrives meanwhile gathers in the core for the next (group commit)."""
-        if self.journal.try_commit(output.changes, output.synced_until):
+        started = time.perf_counter() if self._trace is not None else 0.0
+        if self.journal.try_commit(output.changes, output.synced_until, output.splits):
+            if self._trace is not None:
+                self._trace.journal_s += time.perf_counter() - started
             self.core.journal_committed(output.write_id, time.monotonic(), time.time())
             return
         if self._loop is None:  # not running (start-up, shutdown): wait in line
-            self.journal.commit(output.changes, output.synced_until)
+            self.journal.commit(output.changes, output.synced_until, output.splits)
             self.core.journal_committed(output.write_id, time.monotonic(), time.time())
             return
         loop = self._loop
         future = self._journal_thread.submit(self.journal.commit, output.changes,
-                                             output.synced_until)
+                                             output.synced_until, output.splits)
         self._writing = (output.write_id, future)
         future.add_done_callback(lambda future, write_id=output.write_id:
                                         loop.call_soon_threadsafe(self._journal_done,
                                                                   write_id, future))
+        if self._trace is not None:
+            slowtrace.note("journal write of %d on the thread", len(output.changes))
+            future.add_done_callback(lambda future, started=started: slowtrace.note(
+                "journal thread write done after %.1f ms", (time.perf_counter() - started) * 1e3))
 
     def _set_virtual(self, output: VirtualAddressesChanged) -> None:
         virtual = self._virtual.get(output.key)
@@ -358,6 +379,9 @@ class Device:
         gc.collect()
         gc.set_threshold(50_000, 20, 20)  # fewer young passes at thousands of packets/s
         self._freeze_heap()
+        if self._trace is not None:
+            self._trace.start_ticker(loop)
+            self.journal.trace = True
         direct = [i.linux_name for i in self.core.config.interfaces if i.dhcp_server]
         self.sockets = DhcpSockets(loop, self.on_dhcp_batch, direct, port=self.dhcp_port)
         if not self.emulated_lan:  # what a previous run that died as master left behind

@@ -507,10 +507,12 @@ class ProfileView:
     last_batch_time: float | None
     failover_state: str
     failover_role: str
+    shares: tuple[dict, ...] = ()  # pool-share entries
 
 
-def backup_view(backup) -> tuple[list[ServiceView], list[ProfileView]]:
-    """The one place that reads the hot-backup engine's fields for the state."""
+def backup_view(backup, dhcp=None) -> tuple[list[ServiceView], list[ProfileView]]:
+    """The one place that reads the hot-backup engine's fields for the state (and the
+    DHCP engine's free addresses per share, when given)."""
     services = [ServiceView(name, channel.statistics, channel.pending,
                             backup.unconfirmed_replies.get(name, 0),
                             getattr(backup, "channel_times", {}).get(name, {}))
@@ -518,14 +520,31 @@ def backup_view(backup) -> tuple[list[ServiceView], list[ProfileView]]:
     profiles = [ProfileView(p.name, p.local_state, p.peer_state,
                             backup.channels[p.service].pending, p.batch_status, p.batch_total,
                             p.batch_received, p.last_batch_time, p.failover.value,
-                            p.failover_role)
+                            p.failover_role, _pool_shares(p, dhcp))
                 for p in backup.profiles.values()]
     return services, profiles
 
 
-def rbs_state(backup, tcp_states: dict[str, str] | None = None) -> dict:
+def _pool_shares(profile, dhcp) -> tuple[dict, ...]:
+    shares = []
+    for pool, split in sorted(profile.splits.items()):
+        entry = {"pool": pool, "split": split}
+        peer = profile.peer_splits.get(pool)
+        if peer is not None:
+            entry["peer-split"] = peer.saved
+        state = dhcp.pools.get(pool) if dhcp is not None else None
+        if state is not None and state.addresses.split is not None:
+            free = state.addresses.free_by_side()
+            own = state.addresses.own
+            entry["own-free"] = free.pop(own)
+            entry["peer-free"] = free.popitem()[1]
+        shares.append(entry)
+    return tuple(shares)
+
+
+def rbs_state(backup, tcp_states: dict[str, str] | None = None, dhcp=None) -> dict:
     """nefeature-rbs state: channels and profiles of a HotBackup."""
-    service_views, profile_views = backup_view(backup)
+    service_views, profile_views = backup_view(backup, dhcp)
     services = []
     for view in service_views:
         stats = view.statistics
@@ -557,6 +576,8 @@ def rbs_state(backup, tcp_states: dict[str, str] | None = None) -> dict:
                                   "leases-sent": view.batch_received}}
         if view.last_batch_time is not None:
             state["last-batch-backup-time"] = date_and_time(view.last_batch_time)
+        if view.shares:
+            state["pool-share"] = list(view.shares)
         profiles.append({"name": view.name, "state": state})
     return {RBS + "rbs": {"services": {"service": services},
                           "profiles": {"profile": profiles}}}
@@ -599,7 +620,7 @@ def operational_state(config: DeviceConfig, dhcp: DhcpServer,
     if lookup(filters, (DHCP + "dhcp",)) is not None:
         state[DHCP + "dhcp"] = dhcp_state(dhcp, filters, lazy)
     if backup is not None and lookup(filters, (RBS + "rbs",)) is not None:
-        state.update(rbs_state(backup, tcp_states))
+        state.update(rbs_state(backup, tcp_states, dhcp))
     return state
 
 

@@ -146,12 +146,21 @@ def auth_proof(shared_key: bytes, prover_nonce: bytes, verifier_nonce: bytes) ->
 # --- payloads ---
 
 
+class PoolSplit(NamedTuple):
+    """A pool's split as one device has it on disk, and the primary's proposal."""
+
+    pool: str
+    saved: int
+    proposal: int
+
+
 @dataclass(frozen=True, slots=True)
 class ProfileInfo:
     backup_id: int
     name: str
     state: str  # init | slave | master
     batch_done: bool = False
+    splits: tuple[PoolSplit, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,9 +217,13 @@ class _Cursor:
 
 
 def encode_profiles(profiles: tuple[ProfileInfo, ...]) -> bytes:
+    """The profiles, then their pools' splits (a trailer a peer without splits ignores)."""
     return struct.pack("!H", len(profiles)) + b"".join(
         struct.pack("!HBB", p.backup_id, _STATES.index(p.state), int(p.batch_done))
-        + _pack_str(p.name) for p in profiles)
+        + _pack_str(p.name) for p in profiles) + b"".join(
+        struct.pack("!H", len(p.splits)) + b"".join(
+            struct.pack("!BB", split.saved, split.proposal) + _pack_str(split.pool)
+            for split in p.splits) for p in profiles)
 
 
 def _decode_profiles(cursor: _Cursor) -> tuple[ProfileInfo, ...]:
@@ -221,7 +234,19 @@ def _decode_profiles(cursor: _Cursor) -> tuple[ProfileInfo, ...]:
         if state >= len(_STATES):
             raise FrameError(f"unknown profile state {state}")
         profiles.append(ProfileInfo(backup_id, cursor.string(), _STATES[state], bool(done)))
-    return tuple(profiles)
+    if cursor.position == len(cursor.data):
+        return tuple(profiles)
+    with_splits = []
+    for profile in profiles:
+        splits = []
+        for _ in range(cursor.take("!H")[0]):
+            saved, proposal = cursor.take("!BB")
+            if saved > 100 or proposal > 100:
+                raise FrameError(f"split out of range: {saved}, {proposal}")
+            splits.append(PoolSplit(cursor.string(), saved, proposal))
+        with_splits.append(ProfileInfo(profile.backup_id, profile.name, profile.state,
+                                       profile.batch_done, tuple(splits)))
+    return tuple(with_splits)
 
 
 def encode_hello(hello: Hello) -> bytes:

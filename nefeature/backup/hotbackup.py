@@ -30,8 +30,8 @@ is heard from the peer on the channel again.  "Table complete": our table
 holds the peer's (its batch backup reached us, or we are the master whose
 table the peer receives) and, on a connection after an interruption, the
 updates the peer queued meanwhile (they come before its first heartbeat):
-until then a master allocates from its own share, so what the peer granted
-alone is never handed out again.
+until then our share of a pool does not grow, so what the peer granted
+alone from its share is never handed out again.
 
 What each state allows:
 
@@ -39,11 +39,10 @@ What each state allows:
   its table is incomplete and the peer is alive (it would answer from a
   partial table while the peer, which has the table, is reachable).  A
   channel drop never pauses the master.
-* Allocation: only in NORMAL may the master hand a new address from the
-  peer's share of a pool; in every other state new addresses come from the
-  device's own share (``DhcpServer``'s split by ``partition-share``), so two
-  devices that both serve never give one address to two clients.  Renewals
-  of known leases are always served.
+* Allocation: in every state new addresses come from the device's own
+  share of the pool (below), so two devices that both serve never give one
+  address to two clients, even in the dead interval before either has
+  noticed a partition.  Renewals of known leases are always served.
 * Preemption: held while the peer is master and our table is incomplete
   (a rejoining device takes the role back only with the whole table), and
   for ``CHANNEL_GRACE`` after start while the channel is not up.
@@ -70,6 +69,28 @@ the peer, ahead of its first heartbeat, and the peer's table is complete
 service, a journal from before it was kept) the table counts as synced up
 to the start: resending a whole table at once would stall the device.
 
+Rebalancing the shares (ISC failover's pool balancing).  Each backed-up
+pool's addresses are split by ``split`` (``nefeature.dhcp.pool``): hash
+buckets below it are the secondary's share, the rest the primary's.  The two
+shares never overlap if the secondary's split is at most the primary's, at
+every moment, across crashes and partitions.  The primary of a profile
+(lower source address) keeps the free addresses divided as
+``partition-share`` says: every ``REBALANCE_INTERVAL`` in NORMAL, with the
+previous move complete, it asks the DHCP engine for the balanced split
+(:class:`BalanceSplits`) and makes it its proposal.  Each device reports in
+its heartbeats the split it has on disk (a crash brings it back with that
+one) and the primary its proposal; each moves its own split by one rule:
+
+* a move that shrinks a device's own share is made at once;
+* one that grows it is made only in NORMAL (our table complete), and only as
+  far as the peer's reported split on disk allows: the secondary follows
+  ``min(proposal, primary's saved)``, the primary lowers its split to the
+  proposal once the secondary reports it has saved a split at or below it.
+
+A split is reported only once journaled (:class:`SaveSplits`,
+``splits_saved``).  A new proposal waits until both sides have saved the
+last one, so a report is never overtaken by a move it did not allow.
+
 Batch backup.  When a channel comes up, the master of each profile sends
 all leases of its pools, page by page (``BackupChannel.send_batch_page``);
 ``batch_backup_now`` does the same on request; both masters send after a
@@ -94,7 +115,7 @@ from nefeature.backup.channel import (
     PeerProfiles,
     RecordsReceived,
 )
-from nefeature.backup.frames import LeaseRecord, ProfileInfo
+from nefeature.backup.frames import LeaseRecord, PoolSplit, ProfileInfo
 from nefeature.config.model import DeviceConfig
 from nefeature.dhcp.events import LeaseEvent, LeaseRemoved
 from nefeature.dhcp.leases import LeaseState
@@ -102,6 +123,7 @@ from nefeature.dhcp.leases import LeaseState
 _ROUTINE = (Acked, RecordsReceived)  # channel events that leave every failover state as it is
 STRICT_WAIT = 0.5  # seconds of no acknowledgement before DHCPACKs leave without the peer
 CHANNEL_GRACE = 10.0  # seconds after start before an unreachable peer counts as gone
+REBALANCE_INTERVAL = 5.0  # seconds between the primary's looks at the free addresses
 
 
 class FailoverState(str, Enum):
@@ -167,6 +189,29 @@ class PeerHasExpiry:
 
     address: int
     expiry: float
+
+
+@dataclass(frozen=True, slots=True)
+class SetSplit:
+    """Allocate by this split of the pool from now on (``AddressPool.split``)."""
+
+    pool: str
+    split: int
+
+
+@dataclass(frozen=True, slots=True)
+class SaveSplits:
+    """Journal these splits (pool -> split); call ``splits_saved`` once on disk."""
+
+    splits: dict[str, int]
+
+
+@dataclass(frozen=True, slots=True)
+class BalanceSplits:
+    """For each pool, the split that gives the secondary this percent of its free
+    addresses (``DhcpServer.balanced_split``): answer with ``splits_balanced``."""
+
+    shares: dict[str, int]
 
 
 # --- events (for logs and NETCONF notifications) ---
@@ -235,6 +280,11 @@ class ProfileRuntime:
     batch_status: str = "idle"
     last_batch_time: float | None = None  # wall clock
     failover_role: str = "primary"  # whose share of the pools is ours (partition-share)
+    partition_share: int = 50
+    splits: dict[str, int] = field(default_factory=dict)  # pool -> the split we allocate by
+    saved_splits: dict[str, int] = field(default_factory=dict)  # pool -> the one on our disk
+    proposal: dict[str, int] = field(default_factory=dict)  # pool -> the primary's target
+    peer_splits: dict[str, PoolSplit] = field(default_factory=dict)  # as the peer reported
     took_over_at: float | None = None  # VRRP made us master for the peer's silence, then
     serving: bool | None = None
     restricted: bool | None = None
@@ -252,6 +302,8 @@ class HotBackup:
     commands: list = field(default_factory=list)
     wall_offset: float = 0.0  # wall clock minus monotonic, for the times shown in the state
     synced_until: dict[str, float] = field(default_factory=dict)  # see the module docstring
+    splits: dict[str, int] = field(default_factory=dict)  # pool -> split to start with
+    saved_splits: dict[str, int] = field(default_factory=dict)  # pool -> split on our disk
 
     def __post_init__(self) -> None:
         self.profiles: dict[str, ProfileRuntime] = {}
@@ -267,7 +319,8 @@ class HotBackup:
             self.profiles[profile.name] = ProfileRuntime(
                 profile.name, profile.backup_id, profile.service, profile.vrrp, pools,
                 profile.sync_mode, profile.mclt,
-                failover_role="primary" if service.source < service.peer else "secondary")
+                failover_role="primary" if service.source < service.peer else "secondary",
+                partition_share=profile.partition_share)
             if service.name not in self.channels:
                 key = service.shared_key.encode() if service.shared_key else None
                 extra = {} if self.random_bytes is None else {"random_bytes": self.random_bytes}
@@ -285,8 +338,27 @@ class HotBackup:
         for profile in self.profiles.values():
             if profile.sync_mode == "lazy":
                 self.commands.append(CapLeaseTimes(profile.pools, profile.mclt))
+        self._next_balance = self.started + REBALANCE_INTERVAL
+        self._balances = any(p.failover_role == "primary" for p in self.profiles.values())
+        self._start_splits()
         self._queue_unsynced()
         self.update(self.started)
+
+    def _start_splits(self) -> None:
+        """Each pool's split as given (from disk, or the engine before this one), else
+        partition-share; journaled at once unless it is the one on disk."""
+        unsaved = {}
+        for profile in self.profiles.values():
+            for pool in sorted(profile.pools):
+                split = self.splits.get(pool, profile.partition_share)
+                profile.splits[pool] = profile.proposal[pool] = split
+                self.commands.append(SetSplit(pool, split))
+                if pool in self.saved_splits:
+                    profile.saved_splits[pool] = self.saved_splits[pool]
+                if self.saved_splits.get(pool) != split:
+                    unsaved[pool] = split
+        if unsaved:
+            self.commands.append(SaveSplits(unsaved))
 
     def _queue_unsynced(self) -> None:
         """Queue for the peer every lease changed after ``synced_until``: the queue of
@@ -451,6 +523,7 @@ class HotBackup:
     def update(self, now: float) -> None:
         """Recompute every profile's failover state and what it allows."""
         self._last_now = now
+        self._balance_due(now)
         for profile in self.profiles.values():
             channel = self.channels[profile.service]
             up = channel.state is ChannelState.UP
@@ -472,7 +545,7 @@ class HotBackup:
             # has it is alive; one that had it (a partition, a channel drop) serves on.
             awaiting = peer_alive and profile.peer_state == "master" and not profile.has_table
             serving = profile.local_state == "master" and not awaiting
-            restricted = state is not FailoverState.NORMAL
+            restricted = True  # new addresses from our share alone, in every state
             if up:
                 preempt = not awaiting
             else:
@@ -486,9 +559,10 @@ class HotBackup:
             if preempt != profile.preempt:
                 profile.preempt = preempt
                 self.commands.append(AllowPreempt(profile.vrrp_key, preempt))
+        self._settle_splits()
         for name, channel in self.channels.items():
             channel.set_profiles(tuple(ProfileInfo(p.backup_id, p.name, p.local_state,
-                                                   p.batch_done)
+                                                   p.batch_done, self._reported_splits(p))
                                        for p in self._of_service(name)), now)
 
     def _offer_batch(self, profile: ProfileRuntime, now: float) -> None:
@@ -497,6 +571,92 @@ class HotBackup:
         if not profile.batch_sent and not profile.peer_batch_done \
                 and profile.peer_state != "master":
             self.send_batch(profile, now)
+
+    # --- rebalancing the shares (see the module docstring) ---
+
+    def _settle_splits(self) -> None:
+        """Move each pool's split as far as the peer's last report allows."""
+        moved = {}
+        for profile in self.profiles.values():
+            if self.channels[profile.service].state is not ChannelState.UP:
+                continue
+            for pool, current in profile.splits.items():
+                peer = profile.peer_splits.get(pool)
+                if peer is None:
+                    continue
+                if profile.failover_role == "primary":
+                    target = profile.proposal[pool]
+                    grows = target < current and peer.saved <= target
+                    allowed = target if grows else current
+                else:
+                    allowed = min(peer.proposal, peer.saved)
+                    grows = allowed > current
+                # our share grows only with our table complete: it may take in addresses
+                # the peer granted from its share
+                if grows and profile.failover is not FailoverState.NORMAL:
+                    continue
+                if allowed != current:
+                    moved[pool] = self._use_split(profile, pool, allowed)
+        if moved:
+            self.commands.append(SaveSplits(moved))
+
+    def _use_split(self, profile: ProfileRuntime, pool: str, split: int) -> int:
+        profile.splits[pool] = split
+        self.commands.append(SetSplit(pool, split))
+        return split
+
+    @staticmethod
+    def _reported_splits(profile: ProfileRuntime) -> tuple[PoolSplit, ...]:
+        """What the heartbeat says: the split on disk, and the primary's proposal."""
+        primary = profile.failover_role == "primary"
+        return tuple(PoolSplit(pool, saved, profile.proposal[pool] if primary else saved)
+                     for pool, saved in sorted(profile.saved_splits.items()))
+
+    def _settled(self, profile: ProfileRuntime, pool: str) -> bool:
+        """Both devices have saved the current proposal."""
+        split = profile.splits[pool]
+        peer = profile.peer_splits.get(pool)
+        return profile.proposal[pool] == split == profile.saved_splits.get(pool) \
+            and peer is not None and peer.saved == split
+
+    def _balance_due(self, now: float) -> None:
+        if now < self._next_balance:
+            return
+        self._next_balance = now + REBALANCE_INTERVAL
+        shares = {pool: profile.partition_share for profile in self.profiles.values()
+                  if profile.failover_role == "primary"
+                  and profile.failover is FailoverState.NORMAL
+                  for pool in profile.splits if self._settled(profile, pool)}
+        if shares:
+            self.commands.append(BalanceSplits(shares))
+
+    def splits_balanced(self, splits: dict[str, int | None], now: float) -> None:
+        """The DHCP engine's answer to :class:`BalanceSplits`: new proposals.  A split
+        that shrinks our (the primary's) share is used at once; one that grows it waits
+        for the secondary (``_settle_splits``)."""
+        moved = {}
+        for pool, target in splits.items():
+            profile = self._by_pool.get(pool)
+            if target is None or profile is None or profile.failover_role != "primary" \
+                    or target == profile.proposal.get(pool):
+                continue
+            profile.proposal[pool] = target
+            if target > profile.splits[pool]:
+                moved[pool] = self._use_split(profile, pool, target)
+        if moved:
+            self.commands.append(SaveSplits(moved))
+        self.update(now)
+
+    def splits_saved(self, splits: dict[str, int], now: float) -> None:
+        """These splits are on our disk: the peer may hear of them."""
+        for pool, split in splits.items():
+            profile = self._by_pool.get(pool)
+            if profile is not None:
+                profile.saved_splits[pool] = split
+        self.update(now)
+
+    def splits_in_use(self) -> dict[str, int]:
+        return {pool: split for p in self.profiles.values() for pool, split in p.splits.items()}
 
     # --- batch backup ---
 
@@ -543,6 +703,8 @@ class HotBackup:
                 deadlines.append(waiting + STRICT_WAIT)
         if not all(p.preempt for p in self.profiles.values()):
             deadlines.append(self.started + CHANNEL_GRACE)
+        if self._balances:
+            deadlines.append(self._next_balance)
         last_now, earliest = self._last_now, None
         for deadline in deadlines:  # asked after every input: a plain loop, not min()
             if deadline is not None and deadline > last_now and (
@@ -581,3 +743,5 @@ class HotBackup:
             if profile.backup_id in by_id:
                 profile.peer_state = by_id[profile.backup_id].state
                 profile.peer_batch_done = by_id[profile.backup_id].batch_done
+                profile.peer_splits = {split.pool: split
+                                       for split in by_id[profile.backup_id].splits}

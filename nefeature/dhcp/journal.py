@@ -81,6 +81,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 }
 WRITTEN_BY = f"nefeature {__version__}"
 SYNCED_UNTIL = "peer-synced-until "  # + the remote-backup-service's name
+SPLIT = "pool-split "  # + the pool's name
 COLUMNS = ("address", "pool", "client", "hardware_address", "state", "start", "expiry",
            "client_id", "hostname", "option82", "origin", "static")
 UPSERT = f"INSERT OR REPLACE INTO leases ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -112,6 +113,7 @@ class LeaseJournal:
         self._checkpoints: sqlite3.Connection | None = None  # the checkpointer's connection
         self._checkpointer: threading.Thread | None = None
         self._stop = threading.Event()
+        self.trace = False  # log checkpoints that take over 2 ms (nefeature.slowtrace)
 
     def _open_layout(self) -> int | None:
         """Check the layout's version, create or migrate it; the version found (None: new)."""
@@ -169,6 +171,8 @@ class LeaseJournal:
         disk takes (seen: 180 ms under load); another connection can run it.
         """
         self._db.execute("PRAGMA wal_autocheckpoint=0")
+        # the WAL is started over in place (see checkpoint), and cut back to this size then
+        self._db.execute(f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * (4096 + 24)}")
 
         def run() -> None:
             while not self._stop.wait(interval):
@@ -190,18 +194,34 @@ class LeaseJournal:
         its index (the ``-shm`` file, mapped into the process) would grow for as
         long as the load lasts (issue 9: 2 GB of WAL and 4.6 MB of RSS in a
         10-minute soak).  So once the WAL holds ``WAL_RESTART_FRAMES`` frames, a
-        TRUNCATE checkpoint follows the passive one: it has only the frames of
-        the last few milliseconds to copy, holds the writer up meanwhile, and
-        empties the WAL itself (RESTART would leave that to the next writer,
-        which a busy checkpointer can keep from it).
+        RESTART checkpoint follows the passive one: it has only the frames of
+        the last few milliseconds to copy, holds the writer up meanwhile (two
+        fsyncs), and leaves the WAL fully copied, so the next commit, a
+        millisecond later under load, starts it over from its first frame.  Not
+        TRUNCATE: after it every commit extended an empty file, whose block
+        allocations then waited behind the checkpoints' fsyncs (an in-line commit
+        took 43 ms); the file is cut back to ``journal_size_limit`` instead.  It
+        does not wait for the write lock, nor, holding it, for readers (a
+        ``SELECT`` over a million rows from another process held every commit back
+        for its whole 100 ms): when either is busy it copies what it can and the
+        next round tries again.
         """
         if self._checkpoints is None:
             self._checkpoints = sqlite3.connect(self.path, isolation_level=None,
                                                 check_same_thread=False)
+            # never wait holding the write lock: a busy writer or a reader still on an
+            # older snapshot makes the TRUNCATE a passive one, retried at the next round
+            self._checkpoints.execute("PRAGMA busy_timeout = 0")
+        started = time.perf_counter()
         _busy, frames, _copied = self._checkpoints.execute(
             "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        passive = time.perf_counter()
         if frames >= self.wal_restart_frames:
-            self._checkpoints.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            self._checkpoints.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        if self.trace and time.perf_counter() - started > 0.002:
+            log.info("%.3f checkpoint of %d frames: passive %.1f ms, restart %.1f ms",
+                     time.time(), frames, (passive - started) * 1e3,
+                     (time.perf_counter() - passive) * 1e3)
 
     def load(self) -> list[Lease]:
         rows = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM leases ORDER BY address")
@@ -223,16 +243,24 @@ class LeaseJournal:
     def load_synced_until(self) -> dict[str, float]:
         """Per remote-backup-service, the time up to which the peer holds every lease
         change of ours (the hot-backup engine's ``synced_until``)."""
+        return {service: float(value) for service, value in self._info(SYNCED_UNTIL).items()}
+
+    def load_splits(self) -> dict[str, int]:
+        """Per backed-up pool, the split between the two devices' shares last agreed."""
+        return {pool: int(value) for pool, value in self._info(SPLIT).items()}
+
+    def _info(self, prefix: str) -> dict[str, str]:
         rows = self._db.execute("SELECT key, value FROM journal_info WHERE key LIKE ?",
-                                (SYNCED_UNTIL + "%",))
-        return {key[len(SYNCED_UNTIL):]: float(value) for key, value in rows}
+                                (prefix + "%",))
+        return {key[len(prefix):]: value for key, value in rows}
 
     def try_commit(self, changes: dict[int, Lease | None],
-                   synced_until: dict[str, float] | None = None) -> bool:
+                   synced_until: dict[str, float] | None = None,
+                   splits: dict[str, int] | None = None) -> bool:
         """Write one batch of changes (address -> lease, or None to delete) atomically,
-        with ``synced_until`` when given; False, with nothing written, when another
-        connection (a checkpoint) holds the write lock at this moment."""
-        if not changes:
+        with ``synced_until`` and ``splits`` when given; False, with nothing written, when
+        another connection (a checkpoint) holds the write lock at this moment."""
+        if not changes and not synced_until and not splits:
             return True
         db = self._db
         try:
@@ -254,10 +282,12 @@ class LeaseJournal:
                 db.execute(UPSERT_MANY, tuple(chain.from_iterable(
                     rows[start:start + ROWS_PER_UPSERT])))
             db.executemany(UPSERT, rows[bulk:] if bulk else rows)
-            if synced_until:
+            info = [(SYNCED_UNTIL + service, repr(until))
+                    for service, until in (synced_until or {}).items()]
+            info += [(SPLIT + pool, str(split)) for pool, split in (splits or {}).items()]
+            if info:
                 db.executemany("INSERT OR REPLACE INTO journal_info (key, value) VALUES (?, ?)",
-                               [(SYNCED_UNTIL + service, repr(until))
-                                for service, until in synced_until.items()])
+                               info)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -266,10 +296,11 @@ class LeaseJournal:
         return True
 
     def commit(self, changes: dict[int, Lease | None],
-               synced_until: dict[str, float] | None = None) -> None:
+               synced_until: dict[str, float] | None = None,
+               splits: dict[str, int] | None = None) -> None:
         """``try_commit``, waiting up to ``LOCK_WAIT`` seconds for the write lock."""
         deadline = time.monotonic() + LOCK_WAIT
-        while not self.try_commit(changes, synced_until):
+        while not self.try_commit(changes, synced_until, splits):
             if time.monotonic() > deadline:
                 raise sqlite3.OperationalError(f"{self.path}: database is locked")
             time.sleep(LOCK_POLL)

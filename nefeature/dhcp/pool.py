@@ -13,19 +13,26 @@ one handed to somebody else and the client can usually get it back.  Only
 addresses in use are stored, so a /15 pool costs nothing until clients come.
 
 Shares (hot backup).  A pool backed up by a peer splits its dynamic
-addresses into the primary's and the secondary's share by a fixed hash of
-the address (``share`` percent are the secondary's), the same on both
-devices.  Each share has its own cursor and recycle queue; ``allocate``
-takes from the device's own share first, and from the other only when not
-``restricted`` (while the pair cannot agree, each side allocates from its
-own share alone, so the two never hand out the same address).
+addresses into the primary's and the secondary's share by a hash of the
+address into one of ``BUCKETS`` buckets: the buckets below the pool's
+``split`` are the secondary's, the rest the primary's (ISC DHCP failover's
+FREE and BACKUP pools, drawn by hash rather than lease by lease).  Each
+share has its own cursor and recycle queue; ``allocate`` takes from the
+device's own share, and from the other's too only when not ``restricted``
+(the hot-backup engine restricts every pool it backs up, so the two devices
+never hand out the same address; a pool whose remote-backup-service is shut
+down is the device's alone).  The hot-backup engine moves
+the split, with the peer's agreement, so that the free addresses stay
+divided as configured (``balanced_split``); the allocator keeps the free
+addresses of every bucket counted for it.
 """
 
 from __future__ import annotations
 
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable, Iterator
 from enum import Enum
+from itertools import chain
 
 from nefeature.config.model import Pool
 
@@ -62,10 +69,19 @@ class Side(str, Enum):
     SECONDARY = "secondary"
 
 
-def share_of(address: int, share: int) -> Side:
-    """Whose share an address is in: ``share`` percent of addresses are the secondary's
-    (Knuth's multiplicative hash spreads them evenly over any range)."""
-    if share and (address * 2654435761 & 0xFFFFFFFF) % 100 < share:
+BUCKETS = 100  # a split moves addresses between the shares one bucket (1 %) at a time
+_HASH_MULTIPLIER = 2654435761  # Knuth's multiplicative hash spreads the buckets over any range
+EXACT_BUCKET_SIZES = 1 << 17  # larger pools are counted per bucket by their size alone
+MISBALANCE = 0.15  # how far the secondary's free addresses may drift from their due
+
+
+def bucket_of(address: int) -> int:
+    return (address * _HASH_MULTIPLIER & 0xFFFFFFFF) % BUCKETS
+
+
+def share_of(address: int, split: int) -> Side:
+    """Whose share an address is in: the secondary's when its bucket is below ``split``."""
+    if split and (address * _HASH_MULTIPLIER & 0xFFFFFFFF) % BUCKETS < split:
         return Side.SECONDARY
     return Side.PRIMARY
 
@@ -73,7 +89,7 @@ def share_of(address: int, share: int) -> Side:
 class AddressPool:
     """The dynamic addresses of one pool and which of them are in use."""
 
-    def __init__(self, pool: Pool, reserved: Iterable[int] = (), share: int = 0,
+    def __init__(self, pool: Pool, reserved: Iterable[int] = (), split: int | None = None,
                  own: Side = Side.PRIMARY) -> None:
         self.name = pool.name
         self.network = int(pool.network.network_address)
@@ -89,25 +105,50 @@ class AddressPool:
         )
         self.ranges = _subtract(sections, holes)
         self.size = sum(end - start + 1 for start, end in self.ranges)
-        self.share = share
+        self.split = split  # None: not backed up, every address is ours
         self.own = own
         self.restricted = False
-        other = Side.SECONDARY if own is Side.PRIMARY else Side.PRIMARY
-        self._sides = (own, other) if share else (own,)
-        self._fresh: dict[Side, Iterator[int]] = {side: self._addresses(side)
-                                                  for side in self._sides}
-        self._recycled: dict[Side, deque[int]] = {side: deque() for side in self._sides}
         self._in_use: set[int] = set()
+        # per bucket (backed-up pools): dynamic addresses, those in use, the highest
+        # address a cursor has passed (the ones above it were never handed out)
+        self._bucket_size = self._count_bucket_sizes() if split is not None else None
+        self._bucket_used = [0] * BUCKETS
+        self._frontier = [-1] * BUCKETS
+        sides = (own,) if split is None else (own, _other(own))
+        self._recycled: dict[Side, deque[int]] = {side: deque() for side in sides}
+        self._fresh: dict[Side, Iterator[int]] = {side: self._never_used(side) for side in sides}
 
-    def _addresses(self, side: Side) -> Iterator[int]:
-        share = self.share
+    def _count_bucket_sizes(self) -> list[int]:
+        if self.size > EXACT_BUCKET_SIZES:  # the hash spreads a large pool evenly
+            sizes = [self.size // BUCKETS] * BUCKETS
+            for bucket in range(self.size % BUCKETS):
+                sizes[bucket] += 1
+            return sizes
+        sizes = [0] * BUCKETS
         for start, end in self.ranges:
             for address in range(start, end + 1):
-                if not share or share_of(address, share) is side:
+                sizes[(address * _HASH_MULTIPLIER & 0xFFFFFFFF) % BUCKETS] += 1
+        return sizes
+
+    def _never_used(self, side: Side) -> Iterator[int]:
+        """The addresses of ``side``'s share no cursor has passed, in order."""
+        if self.split is None:
+            for start, end in self.ranges:
+                yield from range(start, end + 1)
+            return
+        secondary = side is Side.SECONDARY
+        mine = [(bucket < self.split) is secondary for bucket in range(BUCKETS)]
+        frontier = self._frontier
+        resume = min((frontier[b] for b in range(BUCKETS) if mine[b]), default=-1)
+        for start, end in self.ranges:
+            for address in range(max(start, resume + 1), end + 1):
+                bucket = (address * _HASH_MULTIPLIER & 0xFFFFFFFF) % BUCKETS
+                if mine[bucket] and address > frontier[bucket]:
+                    frontier[bucket] = address
                     yield address
 
     def side_of(self, address: int) -> Side:
-        return share_of(address, self.share) if self.share else self.own
+        return self.own if self.split is None else share_of(address, self.split)
 
     @property
     def broadcast(self) -> int:
@@ -130,28 +171,56 @@ class AddressPool:
     def in_use(self) -> int:
         return len(self._in_use)
 
+    def _count_used(self, addresses: Iterable[int], delta: int) -> None:
+        """Keep the per-bucket count of dynamic addresses in use (backed-up pools)."""
+        used = self._bucket_used
+        if len(self.ranges) == 1:
+            low, high = self.ranges[0]
+            dynamic = [a for a in addresses if low <= a <= high]
+        else:
+            dynamic = [a for a in addresses if self.is_dynamic(a)]
+        buckets = Counter([(a * _HASH_MULTIPLIER & 0xFFFFFFFF) % BUCKETS for a in dynamic])
+        for bucket, count in buckets.items():
+            used[bucket] += count * delta
+
     def take(self, address: int) -> None:
         """Mark an address used (a specific request, or a lease loaded from disk)."""
-        self._in_use.add(address)
+        if address not in self._in_use:
+            self._in_use.add(address)
+            if self.split is not None:
+                self._count_used((address,), 1)
 
     def take_all(self, addresses: Iterable[int]) -> None:
         """``take`` of each address (the leases of a journal or of a batch backup)."""
-        self._in_use.update(addresses)
+        if self.split is None:
+            self._in_use.update(addresses)
+            return
+        in_use = self._in_use
+        new = [address for address in addresses if address not in in_use] if in_use \
+            else list(addresses)  # the journal's leases at start: each address once
+        in_use.update(new)
+        self._count_used(new, 1)
 
     def allocate(self) -> int | None:
         """A free address of our own share (of the other's too unless restricted):
         never-used ones first, then the longest-free one."""
-        for side in self._sides[:1] if self.restricted else self._sides:
+        in_use = self._in_use
+        for side in (self.own,) if self.restricted else self._fresh:
             for address in self._fresh[side]:
-                if address not in self._in_use:
-                    self._in_use.add(address)
-                    return address
-            recycled = self._recycled[side]
-            while recycled:
-                address = recycled.popleft()
-                if address not in self._in_use and self.is_dynamic(address):
-                    self._in_use.add(address)
-                    return address
+                if address not in in_use:
+                    break
+            else:
+                recycled = self._recycled[side]
+                while recycled:
+                    address = recycled.popleft()
+                    if address not in in_use and self.is_dynamic(address):
+                        break
+                else:
+                    continue
+            in_use.add(address)
+            if self.split is not None:
+                self._bucket_used[(address * _HASH_MULTIPLIER & 0xFFFFFFFF) % BUCKETS] += 1
+            return address
         return None
 
     def may_allocate(self, address: int) -> bool:
@@ -162,4 +231,52 @@ class AddressPool:
         """Return an address; it is reused after every other free address of its share."""
         if address in self._in_use:
             self._in_use.discard(address)
+            if self.split is not None:
+                self._count_used((address,), -1)
             self._recycled[self.side_of(address)].append(address)
+
+    # --- the split between the two shares (backed-up pools) ---
+
+    def free_by_side(self) -> dict[Side, int]:
+        """Free dynamic addresses in each share."""
+        free = {Side.PRIMARY: 0, Side.SECONDARY: 0}
+        if self.split is None:
+            free[self.own] = max(0, self.size - self.in_use)
+            return free
+        for bucket, (size, used) in enumerate(zip(self._bucket_size, self._bucket_used)):
+            free[Side.SECONDARY if bucket < self.split else Side.PRIMARY] += max(0, size - used)
+        return free
+
+    def balanced_split(self, percent: int) -> int:
+        """The split that gives the secondary's share ``percent`` % of the free addresses;
+        the current one while the secondary's free addresses are within ``MISBALANCE`` of
+        that (ISC failover's max-lease-misbalance), or when nothing is free."""
+        assert self.split is not None
+        free = [max(0, size - used) for size, used in zip(self._bucket_size, self._bucket_used)]
+        total = sum(free)
+        due = total * percent / 100
+        if not total or abs(sum(free[:self.split]) - due) <= MISBALANCE * due:
+            return self.split
+        if percent >= 100:
+            return BUCKETS
+        below = 0
+        for bucket, count in enumerate(free):
+            if below + count > due:  # stop at the bucket boundary nearer to ``due``
+                return bucket + 1 if below + count - due < due - below else bucket
+            below += count
+        return BUCKETS
+
+    def set_split(self, split: int) -> None:
+        """Move the split: buckets change share, with their free addresses and cursors."""
+        if self.split is None or split == self.split:
+            return
+        self.split = split
+        recycled = {side: deque() for side in self._recycled}
+        for address in chain(*self._recycled.values()):
+            recycled[self.side_of(address)].append(address)
+        self._recycled = recycled
+        self._fresh = {side: self._never_used(side) for side in self._fresh}
+
+
+def _other(side: Side) -> Side:
+    return Side.SECONDARY if side is Side.PRIMARY else Side.PRIMARY

@@ -161,12 +161,10 @@ class _AddressPlan(NamedTuple):
     excluded: tuple
     static_binds: tuple
     reserved: frozenset[int]  # never leased, within the span of the sections
-    share: int  # percent of the addresses that are the hot-backup secondary's
-    own: Side  # which share is this device's
+    own: Side | None  # which share is this device's (hot backup), None: not backed up
 
 
-def _address_plan(pool: Pool, reserved: set[int], share: int = 0,
-                  own: Side = Side.PRIMARY) -> _AddressPlan:
+def _address_plan(pool: Pool, reserved: set[int], own: Side | None = None) -> _AddressPlan:
     """The pool's plan; ``reserved`` is every address the device never leases.
 
     Reserved addresses outside the span of the pool's sections cannot change
@@ -180,7 +178,7 @@ def _address_plan(pool: Pool, reserved: set[int], share: int = 0,
     else:
         reserved = set()
     return _AddressPlan(pool.network, pool.sections, pool.excluded, pool.static_binds,
-                        frozenset(reserved), share, own)
+                        frozenset(reserved), own)
 
 
 class _PoolState:
@@ -191,12 +189,12 @@ class _PoolState:
     built and the server fills it from the pool's leases.
     """
 
-    def __init__(self, pool: Pool, plan: _AddressPlan,
-                 addresses: AddressPool | None = None) -> None:
+    def __init__(self, pool: Pool, plan: _AddressPlan, addresses: AddressPool | None = None,
+                 split: int = 0) -> None:
         self.config = pool
         self.plan = plan
         self.addresses = addresses if addresses is not None else AddressPool(
-            pool, plan.reserved, plan.share, plan.own)
+            pool, plan.reserved, None if plan.own is None else split, plan.own or Side.PRIMARY)
         options: dict[int, bytes] = {Option.SUBNET_MASK: pool.network.netmask.packed}
         if pool.routers:
             options[Option.ROUTER] = b"".join(a.packed for a in pool.routers)
@@ -223,6 +221,7 @@ class DhcpServer:
         self.events: list = []
         self.silent_pools: set[str] = set()  # the peer device serves these (VRRP backup)
         self.restricted_pools: set[str] = set()  # new addresses from our own share only
+        self.splits: dict[str, int] = {}  # backed-up pool -> split (``AddressPool.split``)
         self.relay_port = SERVER_PORT  # where relays listen (another port only on loopback)
         self._reply_heads: dict[tuple[int, int], bytes] = {}
         self.sync_conflicts = 0
@@ -275,7 +274,8 @@ class DhcpServer:
             reserved = own | {int(a) for a in pool.routers}
             if pool.identifier is not None:
                 reserved.add(int(pool.identifier))
-            plan = _address_plan(pool, reserved, *shares.get(pool.name, (0, Side.PRIMARY)))
+            share, side = shares.get(pool.name, (0, None))
+            plan = _address_plan(pool, reserved, side)
             kept = previous.get(pool.name)
             if kept is not None and kept.plan == plan:
                 if kept.config == pool:
@@ -285,7 +285,7 @@ class DhcpServer:
                 state.over_threshold = kept.over_threshold and \
                     kept.config.warning_threshold == pool.warning_threshold
             else:
-                state = _PoolState(pool, plan)
+                state = _PoolState(pool, plan, split=self.splits.get(pool.name, share))
                 by_address = self.table.by_address
                 for address in self.table.addresses_in(pool.name):
                     if by_address[address].state in HOLDING:
@@ -348,6 +348,20 @@ class DhcpServer:
         (self.restricted_pools.add if restricted else self.restricted_pools.discard)(pool)
         if pool in self.pools:
             self.pools[pool].addresses.restricted = restricted
+
+    def set_split(self, pool: str, split: int) -> None:
+        """Move the split between the primary's and the secondary's share of a pool."""
+        self.splits[pool] = split
+        if pool in self.pools:
+            self.pools[pool].addresses.set_split(split)
+
+    def balanced_split(self, pool: str, percent: int) -> int | None:
+        """The split that gives the secondary ``percent`` % of the pool's free addresses
+        (``AddressPool.balanced_split``); None for a pool not backed up."""
+        state = self.pools.get(pool)
+        if state is None or state.addresses.split is None:
+            return None
+        return state.addresses.balanced_split(percent)
 
     def apply_peer_lease(self, pool: str, address: int, lease: Lease | None) -> bool:
         """Take a lease change from the peer; False if the local copy is newer.
@@ -767,7 +781,7 @@ def lease_version(lease: Lease) -> tuple[float, bool]:
 
 
 def _shares(config: DeviceConfig) -> dict[str, tuple[int, Side]]:
-    """Pool -> (secondary's share in percent, our side) for pools backed up by a peer;
+    """Pool -> (partition-share, our side) for pools backed up by a peer;
     the primary is the device with the lower remote-backup-service source address."""
     shares = {}
     for pool in config.pools:

@@ -30,10 +30,12 @@ trace of the run):
   in strict mode on the peer's disk unless the core marked it unconfirmed;
 * a device that starts serving holds every valid lease its peer granted
   with confirmation (strict mode);
-* a serving device that may hand out any free address (not restricted to
-  its own share) holds every valid lease a client holds, however it was
-  granted (a device that served alone and then crashed before the channel
-  came back sends those leases from its journal when it returns);
+* a serving device holds every valid lease a client holds in its own share
+  of the pool, however it was granted (a device that served alone and then
+  crashed before the channel came back sends those leases from its journal
+  when it returns, and a share grows only with a complete table);
+* the two shares never overlap: the secondary's split, in use or on disk,
+  is at most the primary's;
 * once the LAN has been whole for long enough, at most one device serves.
 """
 
@@ -88,10 +90,13 @@ class Violation(AssertionError):
 
 
 @lru_cache(maxsize=None)
-def device_config(name: str, mode: str, share: int | None = None):
+def device_config(name: str, mode: str, share: int | None = None, pool_end: int = 100):
     """The example pair, with a one-minute lease, a 5 s preemption delay and no
-    recover delay, so a short run sees renewals, rebinding and preemption."""
+    recover delay, so a short run sees renewals, rebinding and preemption; a pool of
+    10.10.10.1 to 10.10.10.``pool_end`` (a small one runs short of free addresses, and
+    the pair moves the split of its shares)."""
     text = (EXAMPLES / "pair" / f"device{name}.xml").read_text()
+    text = text.replace("<end-ip>10.10.10.100</end-ip>", f"<end-ip>10.10.10.{pool_end}</end-ip>")
     text = text.replace("<hold-time>600</hold-time>", "<hold-time>5</hold-time>")
     text = text.replace("<recover-delay>20</recover-delay>", "")
     text = text.replace("<identifier-ip>", "<lease-time><day>0</day><hour>0</hour><minute>1"
@@ -127,6 +132,7 @@ class SimDevice:
     address: int
     disk: dict = field(default_factory=dict)
     disk_synced_until: dict = field(default_factory=dict)  # the journal's record of it
+    disk_splits: dict = field(default_factory=dict)  # pool -> split, as journaled
     core: DeviceCore | None = None
     incarnation: int = 0
     frozen: bool = False
@@ -276,7 +282,7 @@ class Sim:
     """The pair, the LAN, the channel, the clients, and the invariants."""
 
     def __init__(self, seed: int, faults=(), mode: str = "strict", clients: int = 4,
-                 duration: float = 60.0, share: int | None = None,
+                 duration: float = 60.0, share: int | None = None, pool_end: int = 100,
                  check_gate: bool = True, check_peer_disk: bool = True) -> None:
         self.seed = seed
         self.rng = random.Random(seed)
@@ -290,8 +296,10 @@ class Sim:
         self._sequence = 0
         self.trace: list[str] = [f"seed {seed}, mode {mode}, faults: "
                                  + "; ".join(map(str, self.faults))]
-        self.devices = {name: SimDevice(name, device_config(name, mode, share), address)
+        self.devices = {name: SimDevice(name, device_config(name, mode, share, pool_end), address)
                         for name, address in ADDRESSES.items()}
+        self.primary, self.secondary = sorted(
+            self.devices.values(), key=lambda device: device.config.rbs_services[0].source)
         self.clients = [SimClient(self, i) for i in range(clients)]
         self.side_of: dict[str, int] = {}  # LAN partition: device/client label -> side
         self.lan_loss = 0.0
@@ -339,7 +347,8 @@ class Sim:
         device.incarnation += 1
         device.core = DeviceCore(device.config, list(device.disk.values()), now=self.now,
                                  wall=self.wall(device), random_bytes=self.rng.randbytes,
-                                 synced_until=dict(device.disk_synced_until))
+                                 synced_until=dict(device.disk_synced_until),
+                                 splits=dict(device.disk_splits))
         device.timer_at = None
         self.trace.append(f"{self.now:.3f} {device.name} boots with {len(device.disk)} leases")
         self.deliver(device, "start", {LAN: True, UPLINK: device.uplink_up})
@@ -424,6 +433,7 @@ class Sim:
             else:
                 device.disk[address] = lease
         device.disk_synced_until.update(write.synced_until or {})
+        device.disk_splits.update(write.splits or {})
         self.deliver(device, "journal_committed", write.write_id)
 
     # --- faults ---
@@ -649,21 +659,40 @@ class Sim:
                 self.violation(f"{device.name} serves without {client.label()}'s lease of "
                                f"{IPv4Address(held.address)} (ACKed by {held.device})")
 
-    def check_unrestricted(self, device: SimDevice) -> None:
-        """A device allocating from the whole pool knows every lease a client holds."""
+    def check_own_share_known(self, device: SimDevice) -> None:
+        """A serving device knows every lease a client holds in its own share (the
+        addresses it may hand to new clients)."""
         core = device.core
-        if POOL in core.dhcp.restricted_pools:
-            return
+        addresses = core.dhcp.pools[POOL].addresses
+        restricted = POOL in core.dhcp.restricted_pools
         table = core.dhcp.table.by_address
         for client in self.clients:
             held = client.holding
             if held is None or self.now >= held.expiry:
                 continue
+            if restricted and addresses.side_of(held.address) is not addresses.own:
+                continue
             lease = table.get(held.address)
             if lease is None or lease.client != client.key:
-                self.violation(f"{device.name} allocates from the whole pool without "
-                               f"{client.label()}'s lease of {IPv4Address(held.address)} "
+                self.violation(f"{device.name} may allocate {IPv4Address(held.address)} "
+                               f"without {client.label()}'s lease of it "
                                f"(ACKed by {held.device})")
+
+    def splits(self, device: SimDevice) -> list[int]:
+        """The pool's split a device allocates by now (alive) and would after a restart."""
+        splits = [device.disk_splits[POOL]] if POOL in device.disk_splits else []
+        if device.alive and device.core is not None:
+            splits.append(device.core.dhcp.pools[POOL].addresses.split)
+        return splits
+
+    def check_shares_apart(self) -> None:
+        """The secondary's share never reaches into the primary's: its split, in use or
+        on disk, is at most the primary's."""
+        secondary, primary = self.splits(self.secondary), self.splits(self.primary)
+        if secondary and primary and max(secondary) > min(primary):
+            self.violation(f"the shares overlap: {self.secondary.name}'s split "
+                           f"{secondary} (in use, on disk) above {self.primary.name}'s "
+                           f"{primary}")
 
     def check_invariants(self) -> None:
         """Serving devices allocating from the whole pool know every client's lease; at
@@ -672,7 +701,8 @@ class Sim:
         serving = [d.name for d in self.devices.values()
                    if d.alive and not d.frozen and d.serving]
         for name in serving:
-            self.check_unrestricted(self.devices[name])
+            self.check_own_share_known(self.devices[name])
+        self.check_shares_apart()
         if len(serving) < 2 or self.side_of or self.lan_loss:
             self.both_serving_since = None
             return

@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from nefeature.backup.hotbackup import FailoverState
 from nefeature.core import SYNC_RECORD_STEP, DeviceCore
-from tests.sim.simulator import ADDRESSES, LAN, Fault, Sim
+from nefeature.dhcp.pool import Side
+from tests.sim.simulator import ADDRESSES, LAN, POOL, Fault, Sim, device_config
 
 KINDS = ("crash", "freeze", "uplink", "partition", "channel-cut", "garbage", "lan-loss")
 
@@ -21,11 +22,15 @@ KINDS = ("crash", "freeze", "uplink", "partition", "channel-cut", "garbage", "la
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("device", ("A", "B"))
 def test_one_fault_many_seeds(kind, device):
-    """Each fault alone, on either device, at 40 seeds: every invariant holds."""
+    """Each fault alone, on either device, at 40 seeds: every invariant holds.  Every
+    other seed has a small pool that eight clients nearly fill, so the pair moves the
+    split of its shares before and after the fault."""
     for seed in range(40):
         duration = 3.0 + seed % 11
+        small = seed % 2 == 1
         sim = Sim(seed, [Fault(8.0 + seed % 7, kind, device, duration,
-                               clients_with_a=seed % 4)], clients=5, duration=45.0).run()
+                               clients_with_a=seed % 4)], clients=8 if small else 5,
+                  duration=45.0, pool_end=16 if small else 100).run()
         assert sim.acks > 0
 
 
@@ -48,10 +53,31 @@ fault = st.builds(
 
 @settings(max_examples=500, deadline=None, derandomize=True,
           suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 2**32 - 1), faults=st.lists(fault, min_size=1, max_size=4))
-def test_combined_faults(seed, faults):
-    """Random combinations: crashes during partitions, freezes during channel cuts..."""
-    Sim(seed, faults, clients=5, duration=50.0).run()
+@given(seed=st.integers(0, 2**32 - 1), faults=st.lists(fault, min_size=1, max_size=4),
+       small_pool=st.booleans())
+def test_combined_faults(seed, faults, small_pool):
+    """Random combinations: crashes during partitions, freezes during channel cuts...,
+    with a pool of 100 addresses, or of 14 that eight clients nearly fill."""
+    Sim(seed, faults, clients=8 if small_pool else 5, duration=50.0,
+        pool_end=16 if small_pool else 100).run()
+
+
+def test_the_split_follows_the_free_addresses_while_the_channel_is_up():
+    """The master fills its share; the pair moves the split until the secondary's share
+    holds partition-share (half) of the free addresses, each device saving its split
+    before the other relies on it; a partition afterwards hands no address twice."""
+    sim = Sim(0, [Fault(30.0, "partition", "A", 10.0, clients_with_a=4)], clients=8,
+              duration=29.0, pool_end=16).run()
+    pools = {name: device.core.dhcp.pools[POOL].addresses
+             for name, device in sim.devices.items()}
+    assert pools["A"].split == pools["B"].split < 50, "the split never moved"
+    assert sim.devices["A"].disk_splits[POOL] == sim.devices["B"].disk_splits[POOL] \
+        == pools["A"].split
+    free = pools["A"].free_by_side()
+    assert abs(free[Side.SECONDARY] - free[Side.PRIMARY]) <= 1, free
+    sim.duration = 60.0
+    sim.run_until(60.0)
+    assert sim.acks > 0
 
 
 def test_the_partition_of_the_field_report_hands_no_address_twice():
@@ -87,17 +113,25 @@ def test_the_master_that_stays_announces_the_vip_again(kind):
             f"seed {seed}: A did not announce the VIP after the {kind} ended"
 
 
-def test_after_a_partition_the_master_allocates_from_the_whole_pool_only_with_the_peers_grants():
-    """The seed where A, its channel back after the heal, left its own share before B's
-    partition grants (resent ahead of B's first heartbeat) had reached it: A could then
-    have handed client4's 10.10.10.3 to a new client (the invariant checked after every
-    event, ``check_unrestricted``)."""
+def knows_every_held_lease(sim: Sim, core: DeviceCore) -> bool:
+    table = core.dhcp.table.by_address
+    return all(client.holding.address in table
+               and table[client.holding.address].client == client.key
+               for client in sim.clients
+               if client.holding is not None and client.holding.expiry > sim.now)
+
+
+def test_after_a_partition_the_master_reaches_normal_only_with_the_peers_grants():
+    """The seed where A, its channel back after the heal, reached NORMAL before B's
+    partition grants (resent ahead of B's first heartbeat) had reached it: a share that
+    grew then could have handed client4's 10.10.10.3 to a new client (the invariant
+    checked after every event, ``check_own_share_known``)."""
     sim = Sim(3, [Fault(11.0, "partition", "B", 6.0, clients_with_a=3)], clients=6,
               duration=45.0).run()
     assert any(line.endswith("ACKed 10.10.10.3 by B") for line in sim.trace)
     a = sim.devices["A"].core
     assert a.backup.profiles["service1"].failover is FailoverState.NORMAL
-    assert not a.dhcp.restricted_pools
+    assert knows_every_held_lease(sim, a)
 
 
 def test_a_master_made_by_silence_keeps_to_its_share_until_it_hears_the_peer():
@@ -166,7 +200,7 @@ def test_a_device_that_served_alone_and_crashed_sends_its_grants_when_it_returns
     assert alone, "A granted leases while the channel was cut"
     b = sim.devices["B"].core
     assert b.backup.profiles["service1"].failover is FailoverState.NORMAL
-    assert not b.dhcp.restricted_pools
+    assert knows_every_held_lease(sim, b)
 
 
 def test_a_restart_after_quiet_sync_queues_no_lease_the_peer_has():
@@ -192,3 +226,21 @@ def test_a_restart_after_quiet_sync_queues_no_lease_the_peer_has():
                               wall=sim.wall(device))
         assert not upgraded.channels["service1"].unacked
     assert leases >= 6
+
+
+def test_a_configuration_change_keeps_the_agreed_split():
+    """A new partition-share rebuilds the hot-backup engine: it starts from the split in
+    use, not from the configured share, and the primary then balances toward the new
+    share with the secondary's agreement (the invariants checked at every event)."""
+    sim = Sim(0, clients=8, duration=29.0, pool_end=16).run()
+    a = sim.devices["A"]
+    agreed = a.core.dhcp.pools[POOL].addresses.split
+    assert agreed < 50
+    new = device_config("A", "strict", 80, 16)
+    a.core.apply_config(a.config, new, sim.now, sim.wall(a))
+    a.config = new
+    assert a.core.dhcp.pools[POOL].addresses.split == agreed
+    assert a.core.backup.profiles["service1"].partition_share == 80
+    sim.run_until(60.0)
+    splits = {name: d.core.dhcp.pools[POOL].addresses.split for name, d in sim.devices.items()}
+    assert splits["A"] == splits["B"] > agreed, splits

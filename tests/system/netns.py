@@ -583,6 +583,9 @@ class Nefeature:
     def rows(self) -> list[dict]:
         return journal_rows(self.journal)
 
+    def split(self, pool: str) -> int | None:
+        return journal_split(self.journal, pool)
+
 
 class Server(Nefeature):
     """The server of a :class:`Lab`: ``start`` returns once it serves."""
@@ -668,6 +671,17 @@ def journal_rows(path: Path) -> list[dict]:
         entry["ip"] = str(IPv4Address(entry["address"]))
         result.append(entry)
     return result
+
+
+def journal_split(path: Path, pool: str) -> int | None:
+    """The split of a backed-up pool's shares the journal holds (None: none yet)."""
+    db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+    try:
+        row = db.execute("SELECT value FROM journal_info WHERE key = ?",
+                         ("pool-split " + pool,)).fetchone()
+    finally:
+        db.close()
+    return None if row is None else int(row[0])
 
 
 def journal_row(path: Path, address: str) -> dict | None:

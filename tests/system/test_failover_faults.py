@@ -28,15 +28,20 @@ Tests, one per fault (run with ``-s`` to see the figures each prints):
    (B's port and the ports of B's side move to a second bridge), so both
    devices are VRRP master for 10 s and the channel, which runs over the
    LAN, is cut too.  New clients on each side bind meanwhile, each from the
-   share (``partition-share``) of the device it reaches.  After the heal A
+   share of the device it reaches (its split, read from its journal).  After the heal A
    alone is master and the LAN's unicast to the VIP reaches it (with the
    interfaces' own MACs: because A re-announces the VIP), the channel comes
    back, both journals agree, and every client renews its own address.  Run
    with the virtual MAC (the default) and without.
 2. ``test_release_then_failover``: udhcpc and dhclient release their leases
    on A; A's uplink is cut and B takes over; the released addresses are not
-   bound on B, which hands exactly those addresses to new clients asking for
-   them.  The cut-to-first-ACK time from B is printed.
+   bound on B, which gives new clients asking for them those in its own share
+   and free addresses of its share for the others.  The cut-to-first-ACK
+   time from B is printed.
+   ``test_the_split_follows_the_free_addresses``: 100 relayed clients use
+   up most of A's share of a pool; the pair moves the split of the shares
+   (both journals record the same one), the free addresses end up about
+   half on each side, and the next clients get addresses of A's grown share.
 3. ``test_garbage_in_the_live_channel``: an on-path host (the switch
    namespace) writes junk into the live channel's TCP connection, a segment
    with the next sequence number of the stream, first into A (as if from B)
@@ -62,7 +67,7 @@ import signal
 import sys
 import time
 from collections import defaultdict
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv4Network
 
 import pytest
 
@@ -102,7 +107,6 @@ pytestmark = pytest.mark.system
 
 DEVICE_PORT = {"pa": "A", "pb": "B"}  # the switch's port of each device
 ACK, NAK, RELEASE = 5, 6, 7
-PARTITION_SHARE = 50  # examples/pair: the default partition-share
 ADVERT_INTERVAL = 1.0  # seconds: the example's VRRP advertisement interval
 MASTER_DOWN_B = 3 * ADVERT_INTERVAL + ((256 - 100) * 100 // 256) / 100  # B has priority 100
 UNCONFIRMED = re.compile(r"(\d+) DHCPACK\(s\) sent without its copy")
@@ -473,10 +477,11 @@ def renew_scapy(group: ScapyClients, network, arp_mac: str | None = None) -> Non
                 f"ARP for {VIP} answered by {result['arp']}, expected only {arp_mac}"
 
 
-def side(address: str) -> str:
-    """Whose share of pool1 an address is in: A is the primary (lower source address)."""
-    return "B" if share_of(int(IPv4Address(address)), PARTITION_SHARE) is Side.SECONDARY \
-        else "A"
+def in_own_share(device: str, address: str, split: int) -> bool:
+    """The address is in the device's share of pool1 by that device's split: A is the
+    primary (lower source address)."""
+    secondary = share_of(int(IPv4Address(address)), split) is Side.SECONDARY
+    return secondary == (device == "B")
 
 
 # --- 1. LAN partition ---
@@ -532,11 +537,14 @@ def test_lan_partition_with_new_clients_on_both_sides(lab: Lab, virtual_mac: boo
         assert lab.holders() == {"A", "B"}, "the partition ended early"
         granted = {"A": [new_a.address, *(c["address"] for c in direct_a.clients)],
                    "B": [new_b.address, *(c["address"] for c in direct_b.clients)]}
-        wrong_share = {device: [ip for ip in addresses if side(ip) != device]
+        splits = {"A": a.split("pool1"), "B": b.split("pool1")}
+        assert splits["B"] <= splits["A"], f"the shares overlap: {splits}"
+        wrong_share = {device: [ip for ip in addresses
+                                if not in_own_share(device, ip, splits[device])]
                        for device, addresses in granted.items()}
         assert not any(wrong_share.values()), \
             f"addresses granted during the partition outside the device's share:" \
-            f" {wrong_share} (granted {granted})"
+            f" {wrong_share} (granted {granted}, splits {splits})"
         time.sleep(max(0.0, both_since + 10.0 - time.monotonic()))
 
         heal = time.time()
@@ -643,13 +651,18 @@ def test_release_then_failover(lab: Lab) -> None:
         still = {ip: rows_b[ip]["state"] for ip in released
                  if ip in rows_b and rows_b[ip]["state"] == "bound"}
         assert not still, f"released addresses bound on the new master: {still}"
-        # New clients ask B for exactly the released addresses, and get them.
+        # New clients ask B for exactly the released addresses: B gives those in its own
+        # share of the pool, and for those in A's (A granted them) a free one of its own.
         wanted = newcomers.add(len(released))
         for client, address in zip(wanted, sorted(released)):
             client["requested"] = address
         dora(newcomers, wanted, POOL1)
-        assert sorted(c["address"] for c in wanted) == sorted(released), \
-            f"B did not give the released addresses to new clients asking for them: {wanted}"
+        split_b = b.split("pool1")
+        given = {client["requested"]: client["address"] for client in wanted}
+        assert all(in_own_share("B", address, split_b) for address in given.values()), \
+            f"B gave new clients addresses outside its share (split {split_b}): {given}"
+        assert all(given[ip] == ip for ip in released if in_own_share("B", ip, split_b)), \
+            f"B did not give a released address of its share to a client asking for it: {given}"
         renew_real(staying)
         results = load.finish()
         time.sleep(0.5)
@@ -674,6 +687,45 @@ def test_release_then_failover(lab: Lab) -> None:
             load.stop()
         for client in (leaving_u, leaving_d, staying):
             client.stop()
+
+
+def free_by_share(device: Device, pool: IPv4Network, split: int) -> dict[str, int]:
+    """Free addresses of a /24 pool in each device's share, from the device's journal
+    (the relayed pool hands out .2 to .254: .0, .1 (the gateway) and .255 never)."""
+    held = {row["ip"] for row in device.rows() if row["state"] in ("bound", "offered")}
+    free = {"A": 0, "B": 0}
+    for address in list(pool.hosts())[1:]:
+        if str(address) not in held:
+            free["B" if in_own_share("B", str(address), split) else "A"] += 1
+    return free
+
+
+def test_the_split_follows_the_free_addresses(lab: Lab) -> None:
+    """100 relayed clients use up most of A's half of a /24: within a rebalance period
+    the pair moves the split, both journals hold the same one, the free addresses are
+    back to about half on each side, and new clients get addresses of A's grown share."""
+    relay = ScapyClients(lab, "rl", relayed=True, count=100)
+    a, b = start_pair(lab)
+    assert a.split("relayed") == b.split("relayed") == 50
+    dora(relay, relay.clients, RELAYED)
+    with explain_failure(logs_of(a, b)):
+        wait_for(lambda: a.split("relayed") == b.split("relayed") != 50, 20,
+                 lambda: f"the split to move on both devices: A {a.split('relayed')},"
+                         f" B {b.split('relayed')}", POLL)
+    wait_journals_agree(a, b)
+    split = a.split("relayed")
+    free = free_by_share(a, RELAYED, split)
+    assert split < 50 and abs(free["A"] - free["B"]) <= 0.15 * sum(free.values()), \
+        f"split {split}: free addresses per share {free}"
+    newcomers = relay.add(20)
+    dora(relay, newcomers, RELAYED)
+    outside = [c["address"] for c in newcomers
+               if not in_own_share("A", c["address"], a.split("relayed"))]
+    assert not outside, f"A gave addresses outside its share: {outside}"
+    wait_journals_agree(a, b)
+    assert_healthy(a, b)
+    print("\n[split] " + json.dumps({"split": split, "free_after_move": free,
+                                     "split_after_20_more": a.split("relayed")}))
 
 
 # --- 3. garbage in the live channel ---

@@ -14,6 +14,7 @@ from nefeature.backup.hotbackup import (
 )
 from nefeature.dhcp.codec import MessageType, encode
 from nefeature.dhcp.leases import LeaseState
+from nefeature.dhcp.pool import Side
 from nefeature.dhcp.server import Received
 from tests.sim.simulator import LAN, Fault, Sim, SimClient
 
@@ -121,13 +122,16 @@ def test_rbs_state_fits_the_model():
 
     sim = run(Fault(8.0, "channel-cut", "A", 30.0), seed=4, duration=15.0)
     b = sim.devices["B"]
-    state = rbs_state(b.core.backup, {"service1": "listening"})
+    state = rbs_state(b.core.backup, {"service1": "listening"}, b.core.dhcp)
     config = validate_config_text((EXAMPLES / "pair" / "deviceB.xml").read_bytes()).raw
     data_model().from_raw(merge_trees(config, state)).validate(ValidationScope.all,
                                                                ContentType.all)
     profile = state["nefeature-rbs:rbs"]["profiles"]["profile"][0]["state"]
     assert profile["failover-state"] == "communications-interrupted"
     assert profile["failover-role"] == "secondary"
+    share = profile["pool-share"][0]
+    assert share["pool"] == "pool1" and share["split"] == share["peer-split"] == 50
+    assert share["own-free"] + share["peer-free"] + len(b.core.dhcp.table.by_address) >= 90
     service = state["nefeature-rbs:rbs"]["services"]["service"][0]["state"]
     assert service["last-down-reason"] == "connection reset"  # what the simulator reports
 
@@ -148,7 +152,11 @@ def test_display_remote_backup_profile_shows_the_failover_state_and_share():
 
     sim = run(Fault(8.0, "channel-cut", "A", 30.0), seed=4, duration=15.0)
     config = validate_config_text((EXAMPLES / "pair" / "deviceA.xml").read_bytes()).raw
-    tree = merge_trees(config, rbs_state(sim.devices["A"].core.backup, {}))
+    a = sim.devices["A"].core
+    tree = merge_trees(config, rbs_state(a.backup, {}, a.dhcp))
     shown = display_rbp(tree)
     assert " Failover state       : communications-interrupted" in shown
     assert " Address share        : primary, 50% of free addresses to the secondary" in shown
+    free = a.dhcp.pools["pool1"].addresses.free_by_side()
+    assert (f"   Pool pool1           : split 50 (peer 50), free {free[Side.PRIMARY]} own"
+            f" / {free[Side.SECONDARY]} peer") in shown
