@@ -30,6 +30,7 @@ from xml.sax.saxutils import escape
 
 from nefeature.config.model import DeviceConfig
 from nefeature.dhcp.leases import Lease, LeaseState, LeaseTable, indexed_addresses
+from nefeature.dhcp.pool import other_side
 from nefeature.dhcp.server import DhcpServer
 from nefeature.vrrp.router import VrrpRouter
 
@@ -536,8 +537,7 @@ def _pool_shares(profile, dhcp) -> tuple[dict, ...]:
         if state is not None and state.addresses.split is not None:
             free = state.addresses.free_by_side()
             own = state.addresses.own
-            entry["own-free"] = free.pop(own)
-            entry["peer-free"] = free.popitem()[1]
+            entry["own-free"], entry["peer-free"] = free[own], free[other_side(own)]
         shares.append(entry)
     return tuple(shares)
 

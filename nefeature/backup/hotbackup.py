@@ -287,7 +287,6 @@ class ProfileRuntime:
     peer_splits: dict[str, PoolSplit] = field(default_factory=dict)  # as the peer reported
     took_over_at: float | None = None  # VRRP made us master for the peer's silence, then
     serving: bool | None = None
-    restricted: bool | None = None
     preempt: bool | None = None
 
 
@@ -349,6 +348,8 @@ class HotBackup:
         partition-share; journaled at once unless it is the one on disk."""
         unsaved = {}
         for profile in self.profiles.values():
+            # new addresses from our share alone, in every state
+            self.commands.append(RestrictAllocation(profile.pools, True))
             for pool in sorted(profile.pools):
                 split = self.splits.get(pool, profile.partition_share)
                 profile.splits[pool] = profile.proposal[pool] = split
@@ -545,7 +546,6 @@ class HotBackup:
             # has it is alive; one that had it (a partition, a channel drop) serves on.
             awaiting = peer_alive and profile.peer_state == "master" and not profile.has_table
             serving = profile.local_state == "master" and not awaiting
-            restricted = True  # new addresses from our share alone, in every state
             if up:
                 preempt = not awaiting
             else:
@@ -553,9 +553,6 @@ class HotBackup:
             if serving != profile.serving:
                 profile.serving = serving
                 self.commands.append(ServePools(profile.pools, serving))
-            if restricted != profile.restricted:
-                profile.restricted = restricted
-                self.commands.append(RestrictAllocation(profile.pools, restricted))
             if preempt != profile.preempt:
                 profile.preempt = preempt
                 self.commands.append(AllowPreempt(profile.vrrp_key, preempt))

@@ -76,14 +76,17 @@ MISBALANCE = 0.15  # how far the secondary's free addresses may drift from their
 
 
 def bucket_of(address: int) -> int:
+    """The address's bucket (written out in line in the allocator's loops)."""
     return (address * _HASH_MULTIPLIER & 0xFFFFFFFF) % BUCKETS
 
 
 def share_of(address: int, split: int) -> Side:
     """Whose share an address is in: the secondary's when its bucket is below ``split``."""
-    if split and (address * _HASH_MULTIPLIER & 0xFFFFFFFF) % BUCKETS < split:
-        return Side.SECONDARY
-    return Side.PRIMARY
+    return Side.SECONDARY if bucket_of(address) < split else Side.PRIMARY
+
+
+def other_side(side: Side) -> Side:
+    return Side.SECONDARY if side is Side.PRIMARY else Side.PRIMARY
 
 
 class AddressPool:
@@ -114,7 +117,7 @@ class AddressPool:
         self._bucket_size = self._count_bucket_sizes() if split is not None else None
         self._bucket_used = [0] * BUCKETS
         self._frontier = [-1] * BUCKETS
-        sides = (own,) if split is None else (own, _other(own))
+        sides = (own,) if split is None else (own, other_side(own))
         self._recycled: dict[Side, deque[int]] = {side: deque() for side in sides}
         self._fresh: dict[Side, Iterator[int]] = {side: self._never_used(side) for side in sides}
 
@@ -124,11 +127,9 @@ class AddressPool:
             for bucket in range(self.size % BUCKETS):
                 sizes[bucket] += 1
             return sizes
-        sizes = [0] * BUCKETS
-        for start, end in self.ranges:
-            for address in range(start, end + 1):
-                sizes[(address * _HASH_MULTIPLIER & 0xFFFFFFFF) % BUCKETS] += 1
-        return sizes
+        sizes = Counter(map(bucket_of, chain.from_iterable(
+            range(start, end + 1) for start, end in self.ranges)))
+        return [sizes[bucket] for bucket in range(BUCKETS)]
 
     def _never_used(self, side: Side) -> Iterator[int]:
         """The addresses of ``side``'s share no cursor has passed, in order."""
@@ -237,22 +238,22 @@ class AddressPool:
 
     # --- the split between the two shares (backed-up pools) ---
 
+    def _free_per_bucket(self) -> list[int]:
+        return [max(0, size - used) for size, used in zip(self._bucket_size, self._bucket_used)]
+
     def free_by_side(self) -> dict[Side, int]:
         """Free dynamic addresses in each share."""
-        free = {Side.PRIMARY: 0, Side.SECONDARY: 0}
         if self.split is None:
-            free[self.own] = max(0, self.size - self.in_use)
-            return free
-        for bucket, (size, used) in enumerate(zip(self._bucket_size, self._bucket_used)):
-            free[Side.SECONDARY if bucket < self.split else Side.PRIMARY] += max(0, size - used)
-        return free
+            return {self.own: max(0, self.size - self.in_use), other_side(self.own): 0}
+        free = self._free_per_bucket()
+        return {Side.SECONDARY: sum(free[:self.split]), Side.PRIMARY: sum(free[self.split:])}
 
     def balanced_split(self, percent: int) -> int:
         """The split that gives the secondary's share ``percent`` % of the free addresses;
         the current one while the secondary's free addresses are within ``MISBALANCE`` of
         that (ISC failover's max-lease-misbalance), or when nothing is free."""
         assert self.split is not None
-        free = [max(0, size - used) for size, used in zip(self._bucket_size, self._bucket_used)]
+        free = self._free_per_bucket()
         total = sum(free)
         due = total * percent / 100
         if not total or abs(sum(free[:self.split]) - due) <= MISBALANCE * due:
@@ -276,7 +277,3 @@ class AddressPool:
             recycled[self.side_of(address)].append(address)
         self._recycled = recycled
         self._fresh = {side: self._never_used(side) for side in self._fresh}
-
-
-def _other(side: Side) -> Side:
-    return Side.SECONDARY if side is Side.PRIMARY else Side.PRIMARY
