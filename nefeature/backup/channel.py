@@ -20,10 +20,13 @@ Updates: ``send_records`` numbers lease records 1, 2, 3... per incarnation;
 an UPDATE frame carries a run of consecutive ones.  Records are framed when
 the device collects the bytes (``data_to_send``, once per group commit),
 so the records of many DHCP exchanges share one frame, one MAC and one
-write.  The receiver hands new records to its
-owner (``RecordsReceived``), skips any it has seen, and acknowledges only
-when the owner calls ``acknowledge()`` after committing them to its own
-journal, so an ack means "on the peer's disk".  Acks are cumulative.
+write; and while ``LIVE_WINDOW`` frames of them await the peer's ack, new
+records wait for it (Nagle's rule, RFC 896, with the ack as the clock), so
+under load a frame carries what arrived during one round trip.  The
+receiver hands new records to its owner (``RecordsReceived``), skips any it
+has seen, and acknowledges only when the owner calls ``acknowledge()`` after
+committing them to its own journal, so an ack means "on the peer's disk".
+Acks are cumulative.
 
 Batch backup: ``send_batch`` starts one from a lazy source of records and
 ``send_batch_page`` sends the next page of it, so the device decides the
@@ -75,6 +78,11 @@ from nefeature.backup.frames import (
 )
 
 RECORDS_PER_FRAME = 500
+#: UPDATE frames of real-time records sent and not yet acknowledged, at most.  Records
+#: queued meanwhile wait and leave together in one frame when an ack comes: an idle
+#: channel sends each at once, a busy one sends fewer, fuller frames (each frame costs
+#: both devices a wake-up, a read, a journal commit and an ack, whatever it carries).
+LIVE_WINDOW = 1
 BATCH_WINDOW = 2  # pages of a batch sent and not yet acknowledged, at most (each one holds
 # back the strict-mode updates queued behind it: 8 gave 2.5x the REQUEST->ACK maximum)
 COMPACT_FROM = 4096  # unacknowledged updates before superseded ones are dropped
@@ -198,6 +206,7 @@ class BackupChannel:
         self._last_heard = 0.0
         self._next_heartbeat: float | None = None
         self._pending_receive_key: bytes | None = None
+        self._live_in_flight: deque[int] = deque()  # last seq of each unacked UPDATE frame
         self._peer_profiles_payload: bytes | None = None  # of the last heartbeat decoded
         # The peer's first heartbeat on this connection has arrived.  The peer sends it
         # right after resending what we had not acknowledged, so by then everything it
@@ -246,7 +255,8 @@ class BackupChannel:
         self.close_reason = reason
 
     def data_to_send(self) -> bytes:
-        self._frame_unframed()
+        if len(self._live_in_flight) < LIVE_WINDOW:
+            self._frame_unframed()
         data = bytes(self._out)
         self._out.clear()
         return data
@@ -391,10 +401,12 @@ class BackupChannel:
         """Records numbered ``first``, ``first + 1``...: UPDATE frames of up to a page each."""
         for start in range(0, len(records), RECORDS_PER_FRAME):
             page = records[start:start + RECORDS_PER_FRAME]
-            self._send(Frame(FrameType.UPDATE, seq=first + start + len(page) - 1,
-                             ack=self.acked_seq, payload=encode_records(page),
-                             flags=BATCH_FLAG if batch else 0))
+            last = first + start + len(page) - 1
+            self._send(Frame(FrameType.UPDATE, seq=last, ack=self.acked_seq,
+                             payload=encode_records(page), flags=BATCH_FLAG if batch else 0))
             self.statistics.updates_sent += len(page)
+            if not batch:
+                self._live_in_flight.append(last)
 
     def _resend_unacked(self) -> None:
         """Everything not acknowledged, in runs of consecutive numbers (batch records,
@@ -501,6 +513,9 @@ class BackupChannel:
         while self.unacked and self.unacked[0][0] <= upto:
             self.unacked.popleft()
             advanced = True
+        in_flight = self._live_in_flight
+        while in_flight and in_flight[0] <= upto:
+            in_flight.popleft()
         if upto > self.peer_acked:
             self.peer_acked = upto
             self.statistics.acks_received += 1

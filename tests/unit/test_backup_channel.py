@@ -9,6 +9,7 @@ import pytest
 from nefeature.backup.channel import (
     BATCH_WINDOW,
     COMPACT_FROM,
+    LIVE_WINDOW,
     RECORDS_PER_FRAME,
     Acked,
     BackupChannel,
@@ -153,6 +154,34 @@ def test_no_ack_before_the_receiver_commits():
     assert received(link.b) and link.a.pending == 1
     link.b.acknowledge(link.now)
     link.pump()
+    assert link.a.pending == 0
+
+
+def test_records_queued_while_a_frame_awaits_its_ack_leave_together_after_it():
+    """An idle channel sends a record at once; while LIVE_WINDOW frames await the peer's
+    ack, new records wait, and the ack lets them out in one frame."""
+    link = Link()
+    link.connect()
+    in_flight = b""
+    for n in range(1, LIVE_WINDOW + 1):
+        link.a.send_records([record(n)])
+        data = link.a.data_to_send()
+        assert data, "a frame goes out while the window has room"
+        in_flight += data
+    held = [record(n) for n in range(LIVE_WINDOW + 1, LIVE_WINDOW + 6)]
+    for one in held:
+        link.a.send_records([one])
+        assert link.a.data_to_send() == b"", "the window is full: the record waits"
+    link.b.data_received(in_flight, link.now)
+    link.b.acknowledge(link.now)
+    link.b.events.clear()
+    link.a.data_received(link.b.data_to_send(), link.now)  # the ack
+    link.b.data_received(link.a.data_to_send(), link.now)
+    deliveries = [e.records for e in link.b.events if isinstance(e, RecordsReceived)]
+    assert [[r.address for r in records] for records in deliveries] == [
+        [r.address for r in held]], "the held records arrive in one frame"
+    link.b.acknowledge(link.now)
+    link.a.data_received(link.b.data_to_send(), link.now)
     assert link.a.pending == 0
 
 
