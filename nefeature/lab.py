@@ -22,12 +22,13 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from importlib import resources
 from pathlib import Path
+
+from nefeature.dhcp.journal import snapshot
 
 EXAMPLES = Path(str(resources.files("nefeature") / "examples"))  # examples/, shipped in the package
 LAB = Path("/run/nefeature-lab")
@@ -156,8 +157,11 @@ def _alive(pid: int | None) -> bool:
 def _leases(path: Path) -> int:
     if not path.exists():
         return 0
-    with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as db:
+    db = snapshot(path)
+    try:
         return db.execute("SELECT count(*) FROM leases WHERE state = 'bound'").fetchone()[0]
+    finally:
+        db.close()
 
 
 def link(up_: bool) -> int:

@@ -1,4 +1,4 @@
-"""The asyncio shell of one device: sockets, one timer, the journal's thread.
+"""The asyncio shell of one device: sockets, one timer, the journal in line.
 
 Everything a device decides is in the sans-IO ``nefeature.core.DeviceCore``;
 this module only moves bytes and time in and out of it:
@@ -8,10 +8,9 @@ this module only moves bytes and time in and out of it:
   demo), the remote backup TCP connections and the kernel's link events go
   in as the core's inputs, stamped with the monotonic and the wall clock;
 * the core's outputs go out: datagrams, channel bytes, virtual addresses
-  on the interfaces, journal writes (in line, or on a thread of their own
-  while a checkpoint holds the journal, so the loop gathers the next group
-  commit meanwhile), links to watch, and events to log and to notify over
-  NETCONF;
+  on the interfaces, journal writes (in line: one append to the journal's
+  log, whose folding into SQLite runs on the journal's own thread), links
+  to watch, and events to log and to notify over NETCONF;
 * one ``call_at`` timer for the core's next deadline.
 """
 
@@ -23,7 +22,6 @@ import logging
 import signal
 import socket
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -104,8 +102,6 @@ class Device:
             gc.freeze()  # the loaded table, out of the collector's way (a pass: 0.3 s a million)
             gc.enable()
         self.core.dhcp.relay_port = relay_port
-        self._journal_thread = ThreadPoolExecutor(1, thread_name_prefix="lease-journal")
-        self._writing: tuple[int, Future] | None = None  # the journal write in flight
         self._closed = False
         self.connectors: dict[str, ChannelConnector] = {}
         self.recent_events: list = []  # the last engine events, for the memory probe
@@ -201,13 +197,6 @@ class Device:
             self.datastores.handle_timer(self.clock())
         self._arm_timer()
 
-    def _journal_done(self, write_id: int, future: Future) -> None:
-        if self._closed:
-            return
-        self._writing = None
-        future.result()  # a failed write stops the device: nothing is acknowledged after it
-        self._input(self.core.journal_committed, write_id)
-
     # --- outputs ---
 
     def _drain(self) -> None:
@@ -248,32 +237,14 @@ class Device:
         self._arm_timer()
 
     def _write(self, output: WriteJournal) -> None:
-        """Run a journal write: in line when the journal's write lock is free (one
-        write() to the WAL, tens of microseconds: the ACKs leave in this same turn of
-        the loop), else on the journal thread, which waits for the checkpoint holding
-        the lock while the loop goes on serving.  Either way one write is in flight, and
-        what arrives meanwhile gathers in the core for the next (group commit)."""
+        """Run a journal write in line: one append to the log, a few microseconds, so the
+        ACKs waiting for it leave in this same turn of the loop.  What arrives while it
+        runs gathers in the core for the next (group commit)."""
         started = time.perf_counter() if self._trace is not None else 0.0
-        if self.journal.try_commit(output.changes, output.synced_until, output.splits):
-            if self._trace is not None:
-                self._trace.journal_s += time.perf_counter() - started
-            self.core.journal_committed(output.write_id, time.monotonic(), time.time())
-            return
-        if self._loop is None:  # not running (start-up, shutdown): wait in line
-            self.journal.commit(output.changes, output.synced_until, output.splits)
-            self.core.journal_committed(output.write_id, time.monotonic(), time.time())
-            return
-        loop = self._loop
-        future = self._journal_thread.submit(self.journal.commit, output.changes,
-                                             output.synced_until, output.splits)
-        self._writing = (output.write_id, future)
-        future.add_done_callback(lambda future, write_id=output.write_id:
-                                        loop.call_soon_threadsafe(self._journal_done,
-                                                                  write_id, future))
+        self.journal.commit(output.changes, output.synced_until, output.splits)
         if self._trace is not None:
-            slowtrace.note("journal write of %d on the thread", len(output.changes))
-            future.add_done_callback(lambda future, started=started: slowtrace.note(
-                "journal thread write done after %.1f ms", (time.perf_counter() - started) * 1e3))
+            self._trace.journal_s += time.perf_counter() - started
+        self.core.journal_committed(output.write_id, time.monotonic(), time.time())
 
     def _set_virtual(self, output: VirtualAddressesChanged) -> None:
         virtual = self._virtual.get(output.key)
@@ -427,11 +398,7 @@ class Device:
         if self._timer is not None:
             self._timer.cancel()
         self._closed = True
-        self._loop = None  # from here on, journal writes happen in line
-        if self._writing is not None:
-            write_id, future = self._writing
-            future.result()
-            self.core.journal_committed(write_id, time.monotonic(), time.time())
+        self._loop = None
         self.core.stop(time.monotonic(), time.time())
         self._drain()
         for connector in self.connectors.values():
@@ -449,7 +416,6 @@ class Device:
         if self.sockets is not None:
             self.sockets.close()
             self.sockets = None
-        self._journal_thread.shutdown()
         self.journal.close()
         log.info("stopped")
 

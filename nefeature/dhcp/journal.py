@@ -1,21 +1,33 @@
-"""The lease journal: one SQLite database (WAL) in the device's state directory.
+"""The lease journal: an append-only log in front of one SQLite database (WAL).
 
 One row per address that has a lease worth remembering (bound, released,
 expired, declined; offers are never written).  The device group-commits the
 table's pending changes once per batch of received datagrams, before it
 sends the replies of that batch, so every acknowledged lease is on disk.
 
-``synchronous=NORMAL`` in WAL mode makes each commit one write() to the
-WAL without fsync: a committed lease survives the process being killed
-(``kill -9``) but not a power cut, the same guarantee Kea's memfile gives.
+A commit is one ``write()`` of one record to the log (``leases.sqlite.log-N``):
+the rows, the deleted addresses and the journal_info keys of the commit,
+behind its length and CRC-32.  A thread folds the log into SQLite in batches
+(every ``FOLD_INTERVAL``, or once a log file holds ``FOLD_ROWS`` rows): the
+writer starts the next file, the thread writes the finished one's rows in one
+transaction that also records the file's number (``folded-through``), then
+deletes the file.  Replaying a log is idempotent (every record sets rows to a
+value), so a crash anywhere in that sequence loses nothing: opening a journal
+folds whatever files are left, in order, and ignores a torn last record, one
+whose write the crash cut short (it was never acknowledged).  This is Kea's
+memfile (an appended lease file, compacted later) with SQLite as the
+compacted form: a commit costs one system call instead of SQLite's locking,
+page writes and WAL index update, a tenth of the CPU for one lease.
 
-Checkpoints (copying the WAL into the database, with its fsyncs) run on a
-thread of their own, and the WAL is kept bounded: see ``checkpoint``.  Such a
-checkpoint holds the write lock for a few milliseconds now and then;
-``try_commit`` never waits for it (the device's event loop writes with it and
-hands the write to a thread only when the lock is taken), ``commit`` does.
-Closing checkpoints everything, so a cleanly stopped device leaves one
-file and no WAL.
+Neither the log nor SQLite's WAL (``synchronous=NORMAL``) is fsynced: a
+committed lease survives the process being killed (``kill -9``) but not a
+power cut, the same guarantee Kea's memfile gives.  Other processes read the
+journal through :func:`snapshot` (SQLite plus the unfolded log).
+
+Checkpoints (copying the WAL into the database, with its fsyncs) run on the
+folding thread after each fold, and the WAL is kept bounded: see
+``checkpoint``.  Closing folds and checkpoints everything, so a cleanly
+stopped device leaves one file: no log, no WAL.
 
 The layout carries a schema version (SQLite's ``user_version``; 0 is the
 layout from before versions).  Opening a journal of an older layout
@@ -30,11 +42,17 @@ release.  Every layout change adds one step to ``MIGRATIONS``.
 from __future__ import annotations
 
 import logging
+import marshal
+import os
 import sqlite3
+import struct
 import sys
 import threading
 import time
+import zlib
+from collections import deque
 from itertools import chain, starmap
+from operator import itemgetter
 from pathlib import Path
 
 from nefeature import __version__
@@ -46,9 +64,19 @@ log = logging.getLogger(__name__)
 #: WAL frames (one per page written, 4 KiB each) after which the WAL is started over.
 WAL_RESTART_FRAMES = 8192
 
-#: How long ``commit`` waits for the write lock (a checkpoint holds it for milliseconds).
+#: How long a fold waits for the write lock (another process may hold it).
 LOCK_WAIT = 5.0
-LOCK_POLL = 0.001
+
+#: The log: ``leases.sqlite.log-N``, a line naming its format, then records of (length,
+#: CRC-32) and a marshalled (rows, deleted addresses, journal_info pairs).
+LOG_SUFFIX = ".log-"
+LOG_FORMAT = b"nefeature lease log 1\n"
+RECORD_HEADER = struct.Struct("!II")
+#: A log file is folded into SQLite once it holds this many rows, or is this old.
+FOLD_ROWS = 4096
+FOLD_INTERVAL = 1.0
+#: Checkpoints run after a fold at most this often.
+CHECKPOINT_INTERVAL = 2.0
 
 #: The layout this release writes (``PRAGMA user_version``).
 SCHEMA_VERSION = 1
@@ -82,6 +110,7 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
 WRITTEN_BY = f"nefeature {__version__}"
 SYNCED_UNTIL = "peer-synced-until "  # + the remote-backup-service's name
 SPLIT = "pool-split "  # + the pool's name
+FOLDED_THROUGH = "folded-through"  # the number of the last log file folded into SQLite
 COLUMNS = ("address", "pool", "client", "hardware_address", "state", "start", "expiry",
            "client_id", "hostname", "option82", "origin", "static")
 UPSERT = f"INSERT OR REPLACE INTO leases ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
@@ -96,7 +125,7 @@ class JournalTooNew(Exception):
 
 
 class LeaseJournal:
-    """Durable copy of the lease table."""
+    """Durable copy of the lease table: ``commit`` appends to the log, a thread folds it."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -104,16 +133,36 @@ class LeaseJournal:
         try:
             #: the layout version the file had when opened (None: a new journal)
             self.found_version = self._open_layout()
+            self._db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT * 1000)}")
+            folded = self._fold_leftover_logs()
         except BaseException:
             self._db.close()
             raise
-        self._db.execute("PRAGMA busy_timeout = 0")  # try_commit never waits; commit polls
         self.commits = 0
         self.wal_restart_frames = WAL_RESTART_FRAMES
-        self._checkpoints: sqlite3.Connection | None = None  # the checkpointer's connection
-        self._checkpointer: threading.Thread | None = None
+        self._lock = threading.Lock()  # the log file being written and what waits to be folded
+        self._folding = threading.Lock()  # one fold at a time, in the log files' order
+        self._generation = folded + 1
+        self._log = self._create_log()
+        self._unfolded: list[tuple] = []  # the records in the log file being written
+        self._unfolded_rows = 0
+        self._log_started = time.monotonic()
+        self._to_fold: deque[tuple[int, list[tuple]]] = deque()  # finished log files
+        self._background: sqlite3.Connection | None = None  # the folding thread's connection
+        self._folder: threading.Thread | None = None
+        self._wake = threading.Event()
         self._stop = threading.Event()
-        self.trace = False  # log checkpoints that take over 2 ms (nefeature.slowtrace)
+        self._last_checkpoint = 0.0
+        self.trace = False  # log folds and checkpoints that take over 2 ms (nefeature.slowtrace)
+
+    def _log_path(self, generation: int) -> Path:
+        return self.path.with_name(f"{self.path.name}{LOG_SUFFIX}{generation}")
+
+    def _create_log(self) -> int:
+        log_file = os.open(self._log_path(self._generation),
+                           os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        os.write(log_file, LOG_FORMAT)
+        return log_file
 
     def _open_layout(self) -> int | None:
         """Check the layout's version, create or migrate it; the version found (None: new)."""
@@ -155,6 +204,21 @@ class LeaseJournal:
             raise
         return None if fresh else found
 
+    def _fold_leftover_logs(self) -> int:
+        """Fold the log files a crash (or a kill) left, in order; the last number folded."""
+        folded = folded_through(self._db)
+        for generation, path in log_files(self.path):
+            if generation > folded:
+                data = read_log_file(path)
+                records, valid = read_records(data)
+                if valid < len(data):
+                    log.warning("%s: the last %d bytes are a record cut short (never "
+                                "acknowledged): ignored", path, len(data) - valid)
+                _fold(self._db, generation, records)
+                folded = generation
+            path.unlink()
+        return folded
+
     def _written_by(self) -> str:
         """The release a journal says wrote it (layouts from 1 on record it)."""
         try:
@@ -164,66 +228,73 @@ class LeaseJournal:
             row = None
         return row[0] if row else "an unknown release"
 
-    def checkpoint_in_background(self, interval: float = 2.0) -> None:
-        """Move WAL checkpoints (and their fsync) off the caller's thread.
+    def checkpoint_in_background(self, interval: float = CHECKPOINT_INTERVAL) -> None:
+        """Fold the log and checkpoint the WAL on a thread of their own, not the caller's.
 
         A checkpoint on the event loop stalls DHCP and VRRP for as long as the
-        disk takes (seen: 180 ms under load); another connection can run it.
+        disk takes (seen: 180 ms under load), and a fold of thousands of rows
+        takes milliseconds.
         """
         self._db.execute("PRAGMA wal_autocheckpoint=0")
         # the WAL is started over in place (see checkpoint), and cut back to this size then
         self._db.execute(f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * (4096 + 24)}")
+        self._background = sqlite3.connect(self.path, isolation_level=None,
+                                           check_same_thread=False)
+        checkpoint_interval = interval
 
         def run() -> None:
-            while not self._stop.wait(interval):
+            while not self._stop.is_set():
+                self._wake.wait(FOLD_INTERVAL)
+                self._wake.clear()
+                with self._lock:
+                    if time.monotonic() - self._log_started >= FOLD_INTERVAL:
+                        self._start_next_log()
                 try:
-                    self.checkpoint()
-                except sqlite3.Error:
-                    pass  # busy now; the next round will do it
+                    self._fold_finished(self._background)
+                    if time.monotonic() - self._last_checkpoint >= checkpoint_interval:
+                        self._last_checkpoint = time.monotonic()
+                        self.checkpoint()
+                except sqlite3.Error as error:
+                    log.warning("%s: folding the log into the database failed (%s); the log "
+                                "keeps every lease, retrying", self.path, error)
+                    self._stop.wait(FOLD_INTERVAL)
 
-        self._checkpointer = threading.Thread(target=run, name="lease-journal-checkpoint",
-                                              daemon=True)
-        self._checkpointer.start()
+        self._folder = threading.Thread(target=run, name="lease-journal-fold", daemon=True)
+        self._folder.start()
 
     def checkpoint(self) -> None:
-        """Copy the WAL into the database, from a connection of the checkpointer's own.
+        """Copy the WAL into the database, from the folding thread's connection.
 
         A PASSIVE checkpoint never holds the writer up, but SQLite starts the
-        WAL over only when a writer finds every frame already copied, and under
-        steady load a commit always lands while the checkpoint runs: the WAL and
-        its index (the ``-shm`` file, mapped into the process) would grow for as
-        long as the load lasts (issue 9: 2 GB of WAL and 4.6 MB of RSS in a
-        10-minute soak).  So once the WAL holds ``WAL_RESTART_FRAMES`` frames, a
-        RESTART checkpoint follows the passive one: it has only the frames of
-        the last few milliseconds to copy, holds the writer up meanwhile (two
-        fsyncs), and leaves the WAL fully copied, so the next commit, a
-        millisecond later under load, starts it over from its first frame.  Not
-        TRUNCATE: after it every commit extended an empty file, whose block
-        allocations then waited behind the checkpoints' fsyncs (an in-line commit
-        took 43 ms); the file is cut back to ``journal_size_limit`` instead.  It
-        does not wait for the write lock, nor, holding it, for readers (a
-        ``SELECT`` over a million rows from another process held every commit back
-        for its whole 100 ms): when either is busy it copies what it can and the
-        next round tries again.
+        WAL over only when a writer finds every frame already copied.  So once
+        the WAL holds ``WAL_RESTART_FRAMES`` frames, a RESTART checkpoint
+        follows the passive one: it leaves the WAL fully copied, so the next
+        fold starts it over from its first frame.  Not TRUNCATE: after it every
+        write extended an empty file, whose block allocations then waited
+        behind the checkpoints' fsyncs; the file is cut back to
+        ``journal_size_limit`` instead.  Folds and checkpoints run one after
+        the other on one thread, so no write lands during a checkpoint; a
+        reader still on an older snapshot (a ``SELECT`` over a million rows
+        from another process) makes it stop short, and it never waits for one:
+        the next round tries again.
         """
-        if self._checkpoints is None:
-            self._checkpoints = sqlite3.connect(self.path, isolation_level=None,
-                                                check_same_thread=False)
-            # never wait holding the write lock: a busy writer or a reader still on an
-            # older snapshot makes the RESTART a passive one, retried at the next round
-            self._checkpoints.execute("PRAGMA busy_timeout = 0")
-        started = time.perf_counter()
-        _busy, frames, _copied = self._checkpoints.execute(
-            "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-        passive = time.perf_counter()
-        if frames >= self.wal_restart_frames:
-            self._checkpoints.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        db = self._background if self._background is not None else self._db
+        db.execute("PRAGMA busy_timeout = 0")
+        try:
+            started = time.perf_counter()
+            _busy, frames, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            passive = time.perf_counter()
+            if frames >= self.wal_restart_frames:
+                db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+        finally:
+            db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT * 1000)}")
         if self.trace and time.perf_counter() - started > 0.002:
             log.info("%.3f checkpoint of %d frames: passive %.1f ms, restart %.1f ms",
                      time.time(), frames, (passive - started) * 1e3,
                      (time.perf_counter() - passive) * 1e3)
 
     def load(self) -> list[Lease]:
+        self.fold()
         rows = self._db.execute(f"SELECT {', '.join(COLUMNS)} FROM leases ORDER BY address")
         states = {state.value: state for state in LeaseState}
         intern = sys.intern
@@ -250,71 +321,101 @@ class LeaseJournal:
         return {pool: int(value) for pool, value in self._info(SPLIT).items()}
 
     def _info(self, prefix: str) -> dict[str, str]:
+        self.fold()
         rows = self._db.execute("SELECT key, value FROM journal_info WHERE key LIKE ?",
                                 (prefix + "%",))
         return {key[len(prefix):]: value for key, value in rows}
 
-    def try_commit(self, changes: dict[int, Lease | None],
-                   synced_until: dict[str, float] | None = None,
-                   splits: dict[str, int] | None = None) -> bool:
-        """Write one batch of changes (address -> lease, or None to delete) atomically,
-        with ``synced_until`` and ``splits`` when given; False, with nothing written, when
-        another connection (a checkpoint) holds the write lock at this moment."""
-        if not changes and not synced_until and not splits:
-            return True
-        db = self._db
-        try:
-            db.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as error:
-            if _locked(error):
-                return False
-            raise
-        try:
-            deletes = [(address,) for address, lease in changes.items() if lease is None]
-            if deletes:
-                db.executemany("DELETE FROM leases WHERE address = ?", deletes)
-            rows = [(lease.address, lease.pool, lease.client, lease.hardware_address,
-                     _STATE_TEXT[lease.state], lease.start, lease.expiry, lease.client_id,
-                     lease.hostname, lease.option82, lease.origin, lease.static)
-                    for lease in changes.values() if lease is not None]
-            bulk = len(rows) - len(rows) % ROWS_PER_UPSERT
-            for start in range(0, bulk, ROWS_PER_UPSERT):  # a batch backup's page
-                db.execute(UPSERT_MANY, tuple(chain.from_iterable(
-                    rows[start:start + ROWS_PER_UPSERT])))
-            db.executemany(UPSERT, rows[bulk:] if bulk else rows)
-            info = [(SYNCED_UNTIL + service, repr(until))
-                    for service, until in (synced_until or {}).items()]
-            info += [(SPLIT + pool, str(split)) for pool, split in (splits or {}).items()]
-            if info:
-                db.executemany("INSERT OR REPLACE INTO journal_info (key, value) VALUES (?, ?)",
-                               info)
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
-        self.commits += 1
-        return True
-
     def commit(self, changes: dict[int, Lease | None],
                synced_until: dict[str, float] | None = None,
                splits: dict[str, int] | None = None) -> None:
-        """``try_commit``, waiting up to ``LOCK_WAIT`` seconds for the write lock."""
-        deadline = time.monotonic() + LOCK_WAIT
-        while not self.try_commit(changes, synced_until, splits):
-            if time.monotonic() > deadline:
-                raise sqlite3.OperationalError(f"{self.path}: database is locked")
-            time.sleep(LOCK_POLL)
+        """Write one batch of changes (address -> lease, or None to delete) atomically,
+        with ``synced_until`` and ``splits`` when given: one record, one write() to the
+        log.  Once this returns, the changes survive the process being killed."""
+        if not changes and not synced_until and not splits:
+            return
+        rows = [(lease.address, lease.pool, lease.client, lease.hardware_address,
+                 _STATE_TEXT[lease.state], lease.start, lease.expiry, lease.client_id,
+                 lease.hostname, lease.option82, lease.origin, lease.static)
+                for lease in changes.values() if lease is not None]
+        deletes = [address for address, lease in changes.items() if lease is None] \
+            if len(rows) < len(changes) else []
+        info = [(SYNCED_UNTIL + service, repr(until))
+                for service, until in (synced_until or {}).items()]
+        if splits:
+            info += [(SPLIT + pool, str(split)) for pool, split in splits.items()]
+        record = (rows, deletes, info)
+        payload = marshal.dumps(record)
+        data = RECORD_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        with self._lock:
+            written = os.write(self._log, data)
+            while written < len(data):  # a short write (a full disk raises instead)
+                written += os.write(self._log, data[written:])
+            self._unfolded.append(record)
+            self._unfolded_rows += len(changes)
+            fold_now = self._unfolded_rows >= FOLD_ROWS
+            if fold_now:
+                self._start_next_log()
+        self.commits += 1
+        if fold_now:
+            if self._folder is not None:
+                self._wake.set()
+            else:  # no folding thread (tools, tests): fold in line
+                self._fold_finished(self._db)
+
+    def _start_next_log(self) -> None:
+        """Queue the log file being written for folding and start the next (holding the
+        lock); nothing to do while it is empty."""
+        self._log_started = time.monotonic()
+        if not self._unfolded:
+            return
+        self._to_fold.append((self._generation, self._unfolded))
+        os.close(self._log)
+        self._generation += 1
+        self._log = self._create_log()
+        self._unfolded, self._unfolded_rows = [], 0
+
+    def fold(self) -> None:
+        """Fold the whole log into SQLite now, in line (``load`` and ``close`` do)."""
+        with self._lock:
+            self._start_next_log()
+        self._fold_finished(self._db)
+
+    def _fold_finished(self, db: sqlite3.Connection) -> None:
+        """Fold every finished log file into SQLite, oldest first, and delete it."""
+        with self._folding:
+            self._fold_queued(db)
+
+    def _fold_queued(self, db: sqlite3.Connection) -> None:
+        while True:
+            with self._lock:
+                if not self._to_fold:
+                    return
+                generation, records = self._to_fold[0]
+            started = time.perf_counter()
+            _fold(db, generation, records)
+            with self._lock:
+                self._to_fold.popleft()
+            self._log_path(generation).unlink(missing_ok=True)
+            if self.trace and time.perf_counter() - started > 0.002:
+                log.info("%.3f fold of %d records: %.1f ms", time.time(), len(records),
+                         (time.perf_counter() - started) * 1e3)
 
     def integrity_check(self) -> str:
         return self._db.execute("PRAGMA integrity_check").fetchone()[0]
 
     def close(self) -> None:
-        """Stop the checkpointer, copy the whole WAL into the database, close."""
+        """Stop the folding thread, fold the whole log, copy the WAL into the database,
+        close: one file left."""
         self._stop.set()
-        if self._checkpointer is not None:
-            self._checkpointer.join(timeout=10)
-        if self._checkpoints is not None:
-            self._checkpoints.close()
+        self._wake.set()
+        if self._folder is not None:
+            self._folder.join(timeout=10)
+        self.fold()
+        os.close(self._log)
+        self._log_path(self._generation).unlink(missing_ok=True)
+        if self._background is not None:
+            self._background.close()
         self._db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT * 1000)}")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         self._db.close()
@@ -323,23 +424,142 @@ class LeaseJournal:
 _STATE_TEXT = {state: state.value for state in LeaseState}  # faster than the Enum's .value
 
 
-def _locked(error: sqlite3.OperationalError) -> bool:
-    return "locked" in str(error) or "busy" in str(error)
+def log_files(path: Path) -> list[tuple[int, Path]]:
+    """The journal's log files, by number."""
+    prefix = path.name + LOG_SUFFIX
+    found = []
+    for entry in path.parent.glob(prefix + "*"):
+        number = entry.name[len(prefix):]
+        if number.isdigit():
+            found.append((int(number), entry))
+    return sorted(found)
+
+
+def read_log_file(path: Path) -> bytes:
+    """The records of a log file (what follows the line naming its format)."""
+    data = path.read_bytes()
+    if data.startswith(LOG_FORMAT):
+        return data[len(LOG_FORMAT):]
+    if LOG_FORMAT.startswith(data):
+        return b""  # created, and the process killed before its first line was whole
+    raise JournalTooNew(f"{path}: not a lease log this release reads (it starts with "
+                        f"{data[:40]!r}); run the release that wrote it")
+
+
+def read_records(data: bytes) -> tuple[list[tuple], int]:
+    """The records of a log file's bytes, up to the first one cut short or damaged; and
+    the length of what is whole."""
+    records = []
+    offset = 0
+    while offset + RECORD_HEADER.size <= len(data):
+        length, crc = RECORD_HEADER.unpack_from(data, offset)
+        start, end = offset + RECORD_HEADER.size, offset + RECORD_HEADER.size + length
+        if end > len(data) or zlib.crc32(data[start:end]) != crc:
+            break
+        records.append(marshal.loads(data[start:end]))
+        offset = end
+    return records, offset
+
+
+def folded_through(db: sqlite3.Connection) -> int:
+    try:
+        row = db.execute("SELECT value FROM journal_info WHERE key = ?",
+                         (FOLDED_THROUGH,)).fetchone()
+    except sqlite3.OperationalError:  # layout 0 has no journal_info
+        return 0
+    return int(row[0]) if row else 0
+
+
+def _fold(db: sqlite3.Connection, generation: int | None, records: list[tuple]) -> None:
+    """Apply log records, in order, to the database in one transaction (with the log
+    file's number as ``folded-through``, unless None)."""
+    rows: dict[int, tuple | None] = {}
+    info: dict[str, str] = {}
+    for new_rows, deletes, new_info in records:  # in C loops: the thread holds the GIL less
+        rows.update(dict.fromkeys(deletes))
+        rows.update(zip(map(itemgetter(0), new_rows), new_rows))
+        info.update(new_info)
+    if generation is not None:
+        info[FOLDED_THROUGH] = str(generation)
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        deletes = [(address,) for address, row in rows.items() if row is None]
+        if deletes:
+            db.executemany("DELETE FROM leases WHERE address = ?", deletes)
+        upserts = [row for row in rows.values() if row is not None]
+        bulk = len(upserts) - len(upserts) % ROWS_PER_UPSERT
+        for start in range(0, bulk, ROWS_PER_UPSERT):
+            db.execute(UPSERT_MANY, tuple(chain.from_iterable(
+                upserts[start:start + ROWS_PER_UPSERT])))
+        db.executemany(UPSERT, upserts[bulk:])
+        if info:
+            db.executemany("INSERT OR REPLACE INTO journal_info (key, value) VALUES (?, ?)",
+                           info.items())
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
 
 
 def open_read_only(path: str | Path) -> sqlite3.Connection:
-    """A connection that can neither write nor migrate (safe beside a running device)."""
+    """A connection to the SQLite file alone that can neither write nor migrate (safe
+    beside a running device; what the log holds is not in it: see ``snapshot``)."""
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(2, "No such file or directory", str(path))
     return sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
 
 
+#: Attempts ``snapshot`` makes when the device folds a log file while it reads.
+SNAPSHOT_ATTEMPTS = 20
+
+
+def snapshot(path: str | Path, destination: str | Path = ":memory:") -> sqlite3.Connection:
+    """A consistent copy of a journal, safe while a device writes it: the database
+    (SQLite's online backup) with the log files not yet folded applied on top.
+
+    The copy says which log file it holds folded (``folded-through``); the files
+    after it are read in order.  A file missing from that run was folded and
+    deleted after the copy was taken, so the copy is taken again.
+    """
+    path = Path(path)
+    for _attempt in range(SNAPSHOT_ATTEMPTS):
+        source = open_read_only(path)
+        copy = sqlite3.connect(destination, isolation_level=None)
+        try:
+            source.backup(copy)
+        finally:
+            source.close()
+        folded = folded_through(copy)
+        records: list[tuple] = []
+        expected = folded + 1
+        try:
+            for generation, log_file in log_files(path):
+                if generation <= folded:
+                    continue  # folded, not yet deleted
+                if generation != expected:
+                    raise FileNotFoundError(log_file)
+                records += read_records(read_log_file(log_file))[0]
+                expected += 1
+        except FileNotFoundError:
+            copy.close()
+            continue
+        if records:
+            _fold(copy, None, records)
+        return copy
+    raise sqlite3.OperationalError(f"{path}: the device kept folding its log while it was read")
+
+
 def describe(path: str | Path) -> dict:
     """What ``nefeature journal info`` prints: layout, writer, leases by state, integrity."""
-    db = open_read_only(path)
+    raw = open_read_only(path)
     try:
-        version = db.execute("PRAGMA user_version").fetchone()[0]
+        version = raw.execute("PRAGMA user_version").fetchone()[0]
+        integrity = raw.execute("PRAGMA integrity_check").fetchone()[0]
+    finally:
+        raw.close()
+    db = snapshot(path) if version <= SCHEMA_VERSION else open_read_only(path)
+    try:
         try:
             written_by = db.execute(
                 "SELECT value FROM journal_info WHERE key = 'written-by'").fetchone()
@@ -347,7 +567,6 @@ def describe(path: str | Path) -> dict:
             written_by = None
         states = dict(db.execute("SELECT state, count(*) FROM leases GROUP BY state ORDER BY "
                                  "state").fetchall())
-        integrity = db.execute("PRAGMA integrity_check").fetchone()[0]
     finally:
         db.close()
     return {"schema": version, "readable": version <= SCHEMA_VERSION,
@@ -356,13 +575,10 @@ def describe(path: str | Path) -> dict:
 
 
 def backup(path: str | Path, destination: str | Path) -> int:
-    """Copy the journal, consistent even while a device writes it (SQLite's online backup);
-    returns the number of leases copied."""
-    source = open_read_only(path)
-    target = sqlite3.connect(destination)
+    """Copy the journal, consistent even while a device writes it (``snapshot``), to a
+    file that is a journal with no log; returns the number of leases copied."""
+    target = snapshot(path, destination)
     try:
-        source.backup(target)
         return target.execute("SELECT count(*) FROM leases").fetchone()[0]
     finally:
         target.close()
-        source.close()

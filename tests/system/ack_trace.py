@@ -1,38 +1,34 @@
-"""Does any DHCPACK leave before its lease row is in the local WAL?  Read it off an strace.
+"""Does any DHCPACK leave before its lease row is in the local journal?  Read it off an strace.
 
-The device runs under ``strace -ff -ttt -T -xx -s 65535 -y -e trace=sendmsg,sendto,pwrite64``
-(:func:`strace_argv`); those three system calls carry everything that matters (a first
-trace of every send and write call showed it): a DHCP reply is a ``sendmsg`` on the UDP
-socket (with IP_PKTINFO, relayed and unicast replies) or a ``sendto`` (a plain UDP send,
-or an Ethernet frame on the AF_PACKET socket of a directly attached LAN); the lease
-journal's SQLite writes its WAL with one ``pwrite64`` per frame header and one per page.
-The backup channel's TCP bytes and VRRP adverts are ``sendto`` too, and are ignored
-because they are not BOOTP replies.
+The device runs under ``strace -ff -ttt -T -xx -s 65535 -y -e trace=sendmsg,sendto,write``
+(:func:`strace_argv`); those three system calls carry everything that matters: a DHCP
+reply is a ``sendmsg`` on the UDP socket (with IP_PKTINFO, relayed and unicast replies)
+or a ``sendto`` (a plain UDP send, or an Ethernet frame on the AF_PACKET socket of a
+directly attached LAN); a journal commit is one ``write`` of whole records to the
+journal's log (``leases.sqlite.log-N``, nefeature/dhcp/journal.py).  The backup
+channel's TCP bytes and VRRP adverts are ``sendto`` too, and are ignored because they
+are not BOOTP replies; SQLite's own writes (the log folded into the database, on the
+journal's thread) are ``pwrite64`` and are not traced: the log is what makes a lease
+durable.
 
 What a trace yields (:func:`parse_trace`):
 
 * DHCPACKs: the BOOTP payload of each send (RFC 2131 section 2: ``op`` 2, ``yiaddr``,
   ``chaddr``; RFC 2132 section 9.6: option 53 = 5), with the time the call was entered;
-* lease rows: every WAL write goes to the file descriptor whose path (``-y``) ends in
-  ``-wal``.  The WAL is a 32-byte header then frames of a 24-byte header (page number;
-  "database size after commit", non-zero on the frame that commits the transaction)
-  and a page (sqlite.org/fileformat2.html section 4).  Each page written is decoded as a
-  table b-tree leaf (sections 1.6 and 2.1): its cells, reached through the cell
-  pointer array, so stale bytes in free space never count, are (rowid, record).  The
-  journal's ``leases`` table has ``address INTEGER PRIMARY KEY``, so the lease's IPv4
-  address is the cell's rowid, and its record holds the hardware address (a blob, the
-  chaddr bytes), the state (text) and the start time (a REAL, the transaction time of
-  the lease).  A row version (address, hardware address, start) counts as in the WAL
-  when the page write of its transaction's commit frame has returned (the call's entry
-  time plus its ``-T`` duration).
+* lease rows: every write to a file descriptor whose path (``-y``) is a log file is
+  decoded as the journal's records (``journal.read_records``: length, CRC-32, the rows).
+  A row is (address, pool, client, hardware address, state, start, ...), ``start``
+  being the transaction time of the lease.  A row version (address, hardware address,
+  start) counts as in the journal when the write that holds it has returned (the call's
+  entry time plus its ``-T`` duration).
 
 The check (:func:`check`): an ACK for (yiaddr, chaddr) sent at time t is about the
 newest bound version of that row whose start is at most t (the engine stamps ``start``
 when it handles the REQUEST, before the reply exists).  It is a violation when that
-version's commit returned after t, or when no such version reached the WAL in the
-trace at all.  The lag is t minus the commit's return.  Times across threads compare
-soundly: a thread stopped at a system call's exit cannot wake another one before strace
-has recorded that exit.
+version's write returned after t, or when no such version reached the log in the trace
+at all.  The lag is t minus the write's return.  Times across threads compare soundly:
+a thread stopped at a system call's exit cannot wake another one before strace has
+recorded that exit.
 """
 
 from __future__ import annotations
@@ -45,7 +41,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
 
-TRACED_SYSCALLS = ("sendmsg", "sendto", "pwrite64")
+from nefeature.dhcp.journal import LOG_SUFFIX, read_records
+
+TRACED_SYSCALLS = ("sendmsg", "sendto", "write")
 
 BOOTREPLY = 2
 DHCP_MAGIC = b"\x63\x82\x53\x63"
@@ -55,12 +53,9 @@ ETHERTYPE_IPV4 = b"\x08\x00"
 UDP = 17
 DHCP_SERVER_PORT = 67
 
-WAL_HEADER_SIZE, FRAME_HEADER_SIZE = 32, 24
-TABLE_LEAF = 0x0D
-DATABASE_HEADER_SIZE = 100  # on page 1 only
-# The journal's leases table (nefeature/dhcp/journal.py, COLUMNS), in record order.
-LEASE_COLUMNS = 12
-HARDWARE_ADDRESS, STATE, START = 3, 4, 5
+LOG_FILE = ".sqlite" + LOG_SUFFIX  # leases.sqlite.log-N
+# A row of the log (nefeature/dhcp/journal.py, COLUMNS)
+ADDRESS, HARDWARE_ADDRESS, STATE, START = 0, 3, 4, 5
 BOUND = "bound"
 
 
@@ -81,13 +76,11 @@ class Call:
     fd: int
     path: str  # what -y resolved the descriptor to
     data: bytes  # the buffer written or sent
-    offset: int  # pwrite64 only
 
     def excerpt(self) -> str:
         """The call as strace showed it, with the buffer's bytes left out."""
-        where = f", offset {self.offset}" if self.name == "pwrite64" else ""
         return (f"{self.time:.6f} {self.name}({self.fd}<{self.path}>, <{len(self.data)} bytes>"
-                f"{where}) <{self.returned - self.time:.6f}>")
+                f") <{self.returned - self.time:.6f}>")
 
 
 def _unhex(text: str) -> bytes:
@@ -95,7 +88,7 @@ def _unhex(text: str) -> bytes:
 
 
 def parse_line(line: str) -> Call | None:
-    """One successful sendmsg/sendto/pwrite64 of an ``-xx -y -T`` trace, else None."""
+    """One successful sendmsg/sendto/write of an ``-xx -y -T`` trace, else None."""
     stamp, _, call = line.partition(" ")
     name, paren, rest = call.partition("(")
     if not paren or name not in TRACED_SYSCALLS or "<unfinished" in rest:
@@ -118,12 +111,9 @@ def parse_line(line: str) -> Call | None:
         start = args.find('"') + 1
     end = args.find('"', start)
     data = _unhex(args[start:end])
-    offset = 0
-    if name == "pwrite64":
-        offset = int(args[end + 1:args.rfind(") = ")].rsplit(",", 1)[1])
     time = float(stamp)
     path = _unhex(path_hex).decode(errors="replace")
-    return Call(time, time + duration, name, int(fd_text), path, data, offset)
+    return Call(time, time + duration, name, int(fd_text), path, data)
 
 
 # --- DHCP replies ---
@@ -181,70 +171,6 @@ def dhcp_ack(call: Call) -> Ack | None:
                f"{hardware_address.hex(':')}")
 
 
-# --- SQLite pages ---
-
-def varint(buffer: bytes, at: int) -> tuple[int, int]:
-    """SQLite's big-endian varint (fileformat2 section 1.6): value, next offset."""
-    value = 0
-    for i in range(8):
-        byte = buffer[at + i]
-        value = (value << 7) | (byte & 0x7F)
-        if byte < 0x80:
-            return value, at + i + 1
-    return (value << 8) | buffer[at + 8], at + 9
-
-
-_INTEGER_SIZES = {1: 1, 2: 2, 3: 3, 4: 4, 5: 6, 6: 8}
-
-
-def record(payload: bytes) -> list:
-    """The values of a record (fileformat2 section 2.1)."""
-    header_size, at = varint(payload, 0)
-    types = []
-    while at < header_size:
-        serial, at = varint(payload, at)
-        types.append(serial)
-    body = header_size
-    values: list = []
-    for serial in types:
-        if serial == 0:
-            values.append(None)
-        elif serial in _INTEGER_SIZES:
-            size = _INTEGER_SIZES[serial]
-            values.append(int.from_bytes(payload[body:body + size], "big", signed=True))
-            body += size
-        elif serial == 7:
-            values.append(struct.unpack_from(">d", payload, body)[0])
-            body += 8
-        elif serial in (8, 9):
-            values.append(serial - 8)
-        else:
-            size = (serial - 12) // 2
-            chunk = payload[body:body + size]
-            values.append(chunk if serial % 2 == 0 else chunk.decode(errors="replace"))
-            body += size
-    return values
-
-
-def lease_rows(page: bytes, page_number: int) -> Iterable[tuple[int, bytes, str, float]]:
-    """(address, hardware address, state, start) of every lease row on a table leaf page."""
-    header = DATABASE_HEADER_SIZE if page_number == 1 else 0
-    if len(page) < header + 8 or page[header] != TABLE_LEAF:
-        return
-    cells = struct.unpack_from(">H", page, header + 3)[0]
-    for n in range(cells):
-        pointer = struct.unpack_from(">H", page, header + 8 + 2 * n)[0]
-        try:
-            size, at = varint(page, pointer)
-            rowid, at = varint(page, at)
-            values = record(page[at:at + size])
-        except (IndexError, struct.error):
-            continue  # a cell overflowing the page: not one of the journal's short rows
-        if len(values) == LEASE_COLUMNS and isinstance(values[HARDWARE_ADDRESS], bytes):
-            start = values[START]
-            yield rowid, values[HARDWARE_ADDRESS], values[STATE], float(start)
-
-
 # --- the whole trace ---
 
 @dataclass
@@ -254,61 +180,34 @@ class Trace:
     committed: dict[tuple[int, bytes], dict[float, float]] = field(
         default_factory=lambda: defaultdict(dict))
     committed_line: dict[tuple[int, bytes, float], str] = field(default_factory=dict)
-    wal_writes: int = 0
-    pages: int = 0
-    commits: int = 0
+    log_writes: int = 0
+    rows: int = 0
     replies: int = 0  # every DHCP reply sent (OFFERs, ACKs, NAKs)
     files: int = 0
     first: float | None = None
     last: float | None = None
 
 
-class _WalReader:
-    """The frames one thread wrote to one WAL file, transaction by transaction."""
-
-    def __init__(self, trace: Trace) -> None:
-        self.trace = trace
-        self.page_size = 0
-        self.frame: tuple[int, int, int] | None = None  # (offset, page number, commit size)
-        self.rows: list[tuple[int, bytes, float]] = []  # bound rows of the open transaction
-
-    def write(self, call: Call) -> None:
-        data = call.data
-        if call.offset == 0 and len(data) >= WAL_HEADER_SIZE:
-            self.page_size = struct.unpack_from(">I", data, 8)[0]
-            data = data[WAL_HEADER_SIZE:]
-            if not data:
-                return
-        if len(data) >= FRAME_HEADER_SIZE and len(data) in (FRAME_HEADER_SIZE,
-                                                           FRAME_HEADER_SIZE + self.page_size):
-            page_number, commit_size = struct.unpack_from(">II", data)
-            self.frame = (call.offset, page_number, commit_size)
-            data = data[FRAME_HEADER_SIZE:]
-            if not data:
-                return
-        if self.frame is None:
-            return  # a page whose frame header was written before the trace began
-        _, page_number, commit_size = self.frame
-        self.frame = None
-        self.trace.pages += 1
-        self.rows.extend((address, hardware, start) for address, hardware, state, start
-                         in lease_rows(data, page_number) if state == BOUND)
-        if commit_size:
-            self.trace.commits += 1
-            for address, hardware, start in self.rows:
-                versions = self.trace.committed[(address, hardware)]
-                if start not in versions:
-                    versions[start] = call.returned
-                    self.trace.committed_line[(address, hardware, start)] = (
-                        f"{call.excerpt()}: page {page_number}, the commit frame")
-            self.rows = []
+def _log_write(trace: Trace, call: Call) -> None:
+    """The rows of one commit: every bound one is in the journal once the write returned."""
+    records, _whole = read_records(call.data)
+    trace.log_writes += 1
+    for rows, _deletes, _info in records:
+        for row in rows:
+            trace.rows += 1
+            if row[STATE] != BOUND:
+                continue
+            key = (row[ADDRESS], bytes(row[HARDWARE_ADDRESS]))
+            start = float(row[START])
+            if start not in trace.committed[key]:
+                trace.committed[key][start] = call.returned
+                trace.committed_line[key + (start,)] = f"{call.excerpt()}: the log write"
 
 
 def parse_trace(paths: Sequence[Path]) -> Trace:
     """Read the per-thread files of one ``strace -ff`` run."""
     trace = Trace(files=len(paths))
     for path in paths:
-        wal: dict[str, _WalReader] = {}
         with open(path, errors="replace") as lines:
             for line in lines:
                 call = parse_line(line)
@@ -316,10 +215,9 @@ def parse_trace(paths: Sequence[Path]) -> Trace:
                     continue
                 trace.first = call.time if trace.first is None else min(trace.first, call.time)
                 trace.last = call.time if trace.last is None else max(trace.last, call.time)
-                if call.name == "pwrite64":
-                    if call.path.endswith("-wal"):
-                        trace.wal_writes += 1
-                        wal.setdefault(call.path, _WalReader(trace)).write(call)
+                if call.name == "write":
+                    if LOG_FILE in call.path:
+                        _log_write(trace, call)
                     continue
                 if bootp_payload(call.data) is not None:
                     trace.replies += 1
@@ -341,13 +239,13 @@ class Violation:
     address: str
     hardware_address: str
     ack_time: float
-    row_committed: float | None  # None: never in the traced WAL writes
+    row_committed: float | None  # None: never in the traced log writes
     ack_line: str
     row_line: str
 
     def describe(self) -> str:
-        when = ("its row never reached the WAL in the trace" if self.row_committed is None
-                else "its row's commit returned "
+        when = ("its row never reached the log in the trace" if self.row_committed is None
+                else "its row's log write returned "
                      f"{1e3 * (self.row_committed - self.ack_time):.3f} ms later")
         return (f"DHCPACK {self.address} to {self.hardware_address} at {self.ack_time:.6f}:"
                 f" {when}\n"
@@ -362,9 +260,8 @@ class Report:
     lag_ms_p99: float | None
     lag_ms_min: float | None
     replies: int
-    wal_writes: int
-    wal_pages: int
-    wal_commits: int
+    log_writes: int
+    log_rows: int
     trace_seconds: float
     violations: list[Violation]
 
@@ -397,5 +294,5 @@ def check(trace: Trace) -> Report:
             lags.append(1e3 * (ack.time - committed))
     span = (trace.last - trace.first) if trace.first is not None else 0.0
     return Report(len(trace.acks), len(violations), _percentile(lags, 50), _percentile(lags, 99),
-                  min(lags) if lags else None, trace.replies, trace.wal_writes, trace.pages,
-                  trace.commits, span, violations)
+                  min(lags) if lags else None, trace.replies, trace.log_writes, trace.rows,
+                  span, violations)

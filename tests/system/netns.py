@@ -41,6 +41,8 @@ from typing import IO, TypeVar
 
 import pytest
 
+from nefeature.dhcp.journal import snapshot
+
 ROOT = Path(__file__).resolve().parents[2]
 PYTHON = Path(sys.executable)  # the interpreter running the tests, in whatever environment
 NEFEATURE = [PYTHON, "-m", "nefeature"]  # the project's command, from that environment
@@ -652,11 +654,11 @@ def write_config(path: Path, text: str) -> Path:
 # --- the lease journal, read-only ---
 
 def journal_rows(path: Path) -> list[dict]:
-    """All rows of DIR/leases.sqlite, opened read-only (the server may hold it open);
-    none while it does not exist yet."""
+    """All rows of DIR/leases.sqlite and of its log not yet folded, read-only (the server
+    may hold it open); none while it does not exist yet."""
     if not Path(path).exists():
         return []
-    db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+    db = snapshot(path)
     try:
         db.row_factory = sqlite3.Row
         rows = db.execute("SELECT * FROM leases ORDER BY address").fetchall()
@@ -675,7 +677,7 @@ def journal_rows(path: Path) -> list[dict]:
 
 def journal_split(path: Path, pool: str) -> int | None:
     """The split of a backed-up pool's shares the journal holds (None: none yet)."""
-    db = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True, timeout=5.0)
+    db = snapshot(path)
     try:
         row = db.execute("SELECT value FROM journal_info WHERE key = ?",
                          ("pool-split " + pool,)).fetchone()

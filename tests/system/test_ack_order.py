@@ -1,9 +1,9 @@
-"""No DHCPACK leaves the strict pair's master before its lease row is in its local WAL.
+"""No DHCPACK leaves the strict pair's master before its lease row is in its local journal.
 
 The pair of test_hot_backup.py (examples/pair, strict sync mode, its ``perf`` pool behind
 perfdhcp acting as a relay) serves 300 DORA/s for 2 s while strace records the master's
-sendmsg, sendto and pwrite64 calls; tests/system/ack_trace.py decodes every DHCPACK sent
-and every lease row in the WAL pages written, and finds for each ACK the commit of its
+sendmsg, sendto and write calls; tests/system/ack_trace.py decodes every DHCPACK sent
+and every lease row written to the journal's log, and finds for each ACK the write of its
 row (its docstring has the method).  bench/ack_order runs the same check at higher
 rates, and for a lone server, with figures.
 
@@ -57,7 +57,7 @@ def lab(tmp_path: Path) -> Iterator[Lab]:
         yield built
 
 
-def test_no_ack_before_its_row_is_in_the_local_wal(lab: Lab) -> None:
+def test_no_ack_before_its_row_is_in_the_local_journal(lab: Lab) -> None:
     a, b = start_pair(lab)
     prefix = lab.dir / "trace"
     strace = Process(ack_trace.strace_argv(a.process.pid, prefix, lab.tools["strace"]),
@@ -79,5 +79,5 @@ def test_no_ack_before_its_row_is_in_the_local_wal(lab: Lab) -> None:
             f"the trace misses ACKs perfdhcp received ({acks_received}): {report.summary()}"
         assert report.acks_before_row == 0, (
             f"{report.acks_before_row} of {report.acks} DHCPACKs left before their row was in"
-            " the WAL:\n" + "\n".join(v.describe() for v in report.violations[:10]))
+            " the journal:\n" + "\n".join(v.describe() for v in report.violations[:10]))
     print(f"\n[ack order] {report.summary()}")

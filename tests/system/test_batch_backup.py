@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from nefeature.dhcp.journal import LeaseJournal
+from nefeature.dhcp.journal import LeaseJournal, snapshot
 from nefeature.dhcp.leases import Lease, LeaseState
 from tests.system.netns import (
     VIP,
@@ -81,7 +81,10 @@ def prefill(journal: Path, count: int) -> None:
 def bound_rows(journal: Path) -> int:
     if not journal.exists():
         return 0
-    db = sqlite3.connect(f"{journal.resolve().as_uri()}?mode=ro", uri=True, timeout=5)
+    try:
+        db = snapshot(journal)
+    except sqlite3.OperationalError:  # the journal is being created
+        return 0
     try:
         return db.execute("SELECT count(*) FROM leases WHERE pool = 'bulk' AND state = 'bound'"
                           ).fetchone()[0]

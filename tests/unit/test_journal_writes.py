@@ -1,5 +1,5 @@
-"""How the device writes its journal: in line while the write lock is free, on the journal
-thread while another connection (a checkpoint) holds it; never an ACK before its write."""
+"""How the device writes its journal: one append to the log in line, folded into SQLite on a
+thread; what a crash leaves is folded at the next start; never an ACK before its write."""
 
 from __future__ import annotations
 
@@ -7,10 +7,14 @@ import asyncio
 import sqlite3
 import struct
 import threading
+import time
+
+import pytest
 
 from nefeature.datastore.validation import validate_config_text
 from nefeature.dhcp.codec import DhcpMessage, MessageType, Option, decode, encode
-from nefeature.dhcp.journal import LeaseJournal
+from nefeature.dhcp import journal as journal_module
+from nefeature.dhcp.journal import JournalTooNew, LeaseJournal, snapshot
 from nefeature.dhcp.leases import Lease, LeaseState
 from nefeature.dhcp.server import Received
 from nefeature.node import Device
@@ -25,13 +29,15 @@ def lease(address: int = ADDRESS) -> Lease:
 
 
 def hold_write_lock(path) -> sqlite3.Connection:
-    """Another connection holding the write lock, as a TRUNCATE checkpoint does."""
+    """Another connection holding SQLite's write lock, as a checkpoint or another process
+    can."""
     other = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     other.execute("BEGIN IMMEDIATE")
     return other
 
 
 def rows(path) -> set[int]:
+    """The addresses in the SQLite file alone (what is folded)."""
     db = sqlite3.connect(path)
     try:
         return {row[0] for row in db.execute("SELECT address FROM leases")}
@@ -39,45 +45,103 @@ def rows(path) -> set[int]:
         db.close()
 
 
-def test_try_commit_gives_up_at_once_while_another_connection_writes(tmp_path):
+def journaled(path) -> set[int]:
+    """The addresses in the journal: SQLite and the log not yet folded."""
+    db = snapshot(path)
+    try:
+        return {row[0] for row in db.execute("SELECT address FROM leases")}
+    finally:
+        db.close()
+
+
+def crash(journal: LeaseJournal) -> None:
+    """Leave the journal as a killed process would: the log file open, nothing folded."""
+    import os
+    os.close(journal._log)
+    journal._db.close()
+
+
+def test_a_commit_is_in_the_log_at_once_while_sqlite_is_locked_and_folded_after(tmp_path):
     journal = LeaseJournal(tmp_path / "leases.sqlite")
     other = hold_write_lock(journal.path)
-    assert journal.try_commit({ADDRESS: lease()}) is False
+    started = time.perf_counter()
+    journal.commit({ADDRESS: lease()})
+    assert time.perf_counter() - started < 1.0, "a commit never waits for SQLite's lock"
+    assert rows(journal.path) == set() and journaled(journal.path) == {ADDRESS}
     other.execute("COMMIT")
-    assert rows(journal.path) == set()
-    assert journal.try_commit({ADDRESS: lease()}) is True
-    assert rows(journal.path) == {ADDRESS}
     journal.close()
+    assert rows(journal.path) == {ADDRESS}
+    assert not list(tmp_path.glob("leases.sqlite.log-*")), "a closed journal leaves no log"
 
 
 def test_the_peer_sync_point_is_written_with_the_leases_and_read_back(tmp_path):
-    """``synced_until`` goes in the same transaction as the leases (a write that the lock
-    refuses writes neither), the newest per service wins, and a reopened journal has it."""
+    """``synced_until`` goes in the same record as the leases, the newest per service wins,
+    and a reopened journal has it, folded or not."""
     journal = LeaseJournal(tmp_path / "leases.sqlite")
-    assert journal.load_synced_until() == {}
-    other = hold_write_lock(journal.path)
-    assert journal.try_commit({ADDRESS: lease()}, {"service1": 5.0}) is False
-    other.execute("COMMIT")
     assert journal.load_synced_until() == {}
     journal.commit({ADDRESS: lease()}, {"service1": 1.8e9 + 0.25})
     journal.commit({ADDRESS + 1: lease(ADDRESS + 1)}, {"service1": 1.8e9 + 7.5, "other": 3.0})
     journal.commit({ADDRESS + 2: lease(ADDRESS + 2)})
-    journal.close()
+    crash(journal)
     reopened = LeaseJournal(tmp_path / "leases.sqlite")
     assert reopened.load_synced_until() == {"service1": 1.8e9 + 7.5, "other": 3.0}
     assert len(reopened.load()) == 3
     reopened.close()
 
 
-def test_commit_waits_for_the_lock_to_be_released(tmp_path):
+def test_a_crash_leaves_every_whole_record_and_drops_one_cut_short(tmp_path):
+    """What a kill leaves: log files not folded (the one being written, and one queued
+    for the thread), the last record cut short.  The next start folds them in order."""
     journal = LeaseJournal(tmp_path / "leases.sqlite")
-    other = hold_write_lock(journal.path)
-    release = threading.Timer(0.2, lambda: other.execute("COMMIT"))
-    release.start()
+    journal.commit({ADDRESS: lease(), ADDRESS + 1: lease(ADDRESS + 1)})
+    journal.commit({ADDRESS: None, ADDRESS + 2: lease(ADDRESS + 2)})
+    journal.commit({ADDRESS + 3: lease(ADDRESS + 3)})
+    with journal._lock:
+        journal._start_next_log()  # queued for folding: the thread never got to it
+    journal.commit({ADDRESS + 1: lease(ADDRESS + 1)._replace(state=LeaseState.RELEASED)})
+    journal.commit({ADDRESS + 4: lease(ADDRESS + 4)})
+    log_file = journal._log_path(journal._generation)
+    crash(journal)
+    whole = log_file.stat().st_size
+    with open(log_file, "r+b") as torn:  # the last write cut short
+        torn.truncate(whole - 3)
+    assert rows(tmp_path / "leases.sqlite") == set()
+    reopened = LeaseJournal(tmp_path / "leases.sqlite")
+    by_address = {each.address: each for each in reopened.load()}
+    assert sorted(by_address) == [ADDRESS + 1, ADDRESS + 2, ADDRESS + 3]
+    assert by_address[ADDRESS + 1].state is LeaseState.RELEASED
+    assert [f.name for f in tmp_path.glob("leases.sqlite.log-*")] == [
+        reopened._log_path(reopened._generation).name], "the folded files are gone"
+    reopened.close()
+
+
+def test_a_log_of_another_format_is_refused_untouched(tmp_path):
+    journal = LeaseJournal(tmp_path / "leases.sqlite")
     journal.commit({ADDRESS: lease()})
-    release.join()
-    assert rows(journal.path) == {ADDRESS}
-    journal.close()
+    log_file = journal._log_path(journal._generation)
+    crash(journal)
+    log_file.write_bytes(b"nefeature lease log 2\n" + log_file.read_bytes()[22:])
+    with pytest.raises(JournalTooNew, match="not a lease log this release reads"):
+        LeaseJournal(tmp_path / "leases.sqlite")
+    assert log_file.read_bytes().startswith(b"nefeature lease log 2\n")
+
+
+def test_a_snapshot_taken_while_the_thread_folds_has_every_committed_lease(tmp_path,
+                                                                            monkeypatch):
+    monkeypatch.setattr(journal_module, "FOLD_ROWS", 7)
+    journal = LeaseJournal(tmp_path / "leases.sqlite")
+    journal.checkpoint_in_background(interval=0.0)
+    committed: set[int] = set()
+    try:
+        for n in range(300):
+            journal.commit({ADDRESS + n: lease(ADDRESS + n)})
+            committed.add(ADDRESS + n)
+            if n % 20 == 0:
+                assert journaled(journal.path) == committed
+        assert journal._generation > 30, "the thread folded log files meanwhile"
+    finally:
+        journal.close()
+    assert rows(journal.path) == committed
 
 
 class Wire:
@@ -113,7 +177,7 @@ def dora(device: Device, wire: Wire, mac: int) -> int:
     return offer.yiaddr
 
 
-def test_an_ack_leaves_in_line_when_the_journal_is_free_and_after_the_threads_write_when_not(
+def test_an_ack_leaves_in_line_with_its_lease_in_the_log_even_while_sqlite_is_locked(
         tmp_path):
     validated = validate_config_text((EXAMPLES / "single" / "server.xml").read_text())
     device = Device(validated, tmp_path)
@@ -122,30 +186,21 @@ def test_an_ack_leaves_in_line_when_the_journal_is_free_and_after_the_threads_wr
 
     async def scenario() -> None:
         device._loop = asyncio.get_running_loop()
-        # The lock is free: the ACK has left when the input returns, its lease on disk.
         first = dora(device, wire, 1)
         assert [m.yiaddr for m in wire.of_type(MessageType.ACK)] == [first]
-        assert first in rows(path)
-        # A checkpoint holds the lock: the write goes to the journal thread, no ACK meanwhile.
-        other = hold_write_lock(path)
+        assert first in journaled(path)
+        other = hold_write_lock(path)  # the fold waits for it; the DHCP path does not
         second = dora(device, wire, 2)
-        for _ in range(10):
-            await asyncio.sleep(0.02)
-        assert [m.yiaddr for m in wire.of_type(MessageType.ACK)] == [first]
-        assert second not in rows(path)
-        other.execute("COMMIT")
-        for _ in range(500):  # bounded: the thread polls the lock every millisecond
-            if len(wire.of_type(MessageType.ACK)) == 2:
-                break
-            await asyncio.sleep(0.01)
         assert [m.yiaddr for m in wire.of_type(MessageType.ACK)] == [first, second]
-        assert second in rows(path)
+        assert second in journaled(path)
+        other.execute("COMMIT")
 
     try:
         asyncio.run(scenario())
     finally:
         device.sockets = None
         device.close()
+    assert rows(path) >= {1, 2} or len(rows(path)) == 2
 
 
 def test_the_event_loop_is_uvloop_where_installed_unless_asyncio_is_asked_for(monkeypatch):
