@@ -338,6 +338,8 @@ class Device:
     def _freeze_heap(self) -> None:
         """Keep the garbage collector's full passes short (~50 ms stalls otherwise):
         what lives long (leases, the model) moves out of its way, again and again."""
+        if self._closed:
+            return  # the timer fired after close(): the loop is stopping
         self._freeze_heap_now()
         self._loop.call_later(GC_FREEZE_INTERVAL, self._freeze_heap)
 
