@@ -235,11 +235,12 @@ class LeaseJournal:
         disk takes (seen: 180 ms under load), and a fold of thousands of rows
         takes milliseconds.
         """
-        self._db.execute("PRAGMA wal_autocheckpoint=0")
-        # the WAL is started over in place (see checkpoint), and cut back to this size then
-        self._db.execute(f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * (4096 + 24)}")
         self._background = sqlite3.connect(self.path, isolation_level=None,
                                            check_same_thread=False)
+        for writer in (self._db, self._background):
+            writer.execute("PRAGMA wal_autocheckpoint=0")
+            # the WAL is started over in place (see checkpoint), and cut back to this size then
+            writer.execute(f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * (4096 + 24)}")
         checkpoint_interval = interval
 
         def run() -> None:
