@@ -30,6 +30,7 @@ from ipaddress import IPv4Address
 from typing import NamedTuple
 
 from nefeature.dhcp.codec import relay_agent_suboptions
+from nefeature.dhcp.shards import HASH_MASK, NO_SHARD, SHARD_BITS, AddressMap, AddressSet, KeyMap
 
 
 class LeaseState(str, Enum):
@@ -91,59 +92,87 @@ class LeaseTable:
     Invariants: ``by_pool[p]`` is exactly the set of addresses ``a`` with
     ``by_address[a].pool == p`` (a pool without leases has no entry); the
     same holds for ``by_mac`` (hardware address), ``by_client_id`` and
-    ``by_circuit_id``; ``state_counts[p][s]`` is the number of leases of
+    ``by_circuit_id``; ``by_client[(l.pool, l.client)] == l.address`` for
+    every lease ``l``; ``state_counts[p][s]`` is the number of leases of
     pool ``p`` in state ``s``.
+
+    The indexes that hold an entry a lease are sharded (``nefeature.dhcp.shards``):
+    a batch backup of a million leases never copies a million-entry table in one
+    go.  The DHCP path (``for_client``, ``put``) reaches their shards in line.
     """
 
     def __init__(self) -> None:
-        self.by_address: dict[int, Lease] = {}
-        self.by_client: dict[tuple[str, bytes], int] = {}
-        self.by_pool: defaultdict[str, set[int]] = defaultdict(set)
-        self.by_mac: AddressIndex = {}  # see indexed_addresses
-        self.by_client_id: AddressIndex = {}
-        self.by_circuit_id: AddressIndex = {}
+        self.by_address: AddressMap = AddressMap()  # address -> Lease
+        self.by_client: KeyMap = KeyMap()  # (pool, client key) -> address
+        self.by_pool: defaultdict[str, AddressSet] = defaultdict(AddressSet)
+        self.by_mac: AddressIndex = KeyMap()  # see indexed_addresses
+        self.by_client_id: AddressIndex = KeyMap()
+        self.by_circuit_id: AddressIndex = KeyMap()
         self.state_counts: defaultdict[str, Counter[LeaseState]] = defaultdict(Counter)
         self.pending: dict[int, Lease | None] = {}
         self.offers_in_flight: Counter[str] = Counter()  # per pool: offers awaiting a REQUEST
         self._deadlines: list[tuple[float, int]] = []  # (expiry, address); stale entries skipped
+        self._count = 0  # leases in by_address
 
     def __len__(self) -> int:
-        return len(self.by_address)
+        return self._count
 
     def for_client(self, pool: str, client: bytes) -> Lease | None:
-        address = self.by_client.get((pool, client))
-        return None if address is None else self.by_address.get(address)
+        key = (pool, client)
+        address = self.by_client.shards[hash(key) & HASH_MASK].get(key)
+        if address is None:
+            return None
+        return self.by_address.shards.get(address >> SHARD_BITS, NO_SHARD).get(address)
 
-    def addresses_in(self, pool: str) -> set[int] | tuple[()]:
-        """The addresses of the pool's leases (any state); do not change the table meanwhile."""
+    def addresses_in(self, pool: str) -> AddressSet | tuple[()]:
+        """The addresses of the pool's leases (any state), in address order."""
         return self.by_pool.get(pool, ())
 
     def put(self, lease: Lease, journal: bool = True) -> None:
         """Insert or replace the lease at its address."""
-        previous = self.by_address.get(lease.address)
-        if previous is not None and previous.client != lease.client:
-            self._forget_client(previous)
-        if previous is not None and previous.pool != lease.pool:
-            self._unindex(previous.pool, lease.address)
-        if previous is not None:
-            self._drop_secondary(previous)
-        old_address = self.by_client.get((lease.pool, lease.client))
-        if old_address is not None and old_address != lease.address:
-            self.remove(old_address)
-        if previous is not None and previous.state is OFFERED:
-            self.offers_in_flight[previous.pool] -= 1
+        address, pool, client = lease.address, lease.pool, lease.client
+        leases = self.by_address.shards
+        previous = leases.get(address >> SHARD_BITS, NO_SHARD).get(address)
+        # the same client of the same pool again (its REQUEST after the OFFER, a renewal,
+        # a release): by_client and by_pool have it already
+        kept = previous is not None and previous.client == client and previous.pool == pool
+        same_ids = kept and previous.hardware_address == lease.hardware_address \
+            and previous.client_id == lease.client_id and previous.option82 == lease.option82
+        if previous is None:
+            self._count += 1
+        else:
+            if previous.client != client:
+                self._forget_client(previous)
+            if previous.pool != pool:
+                self._unindex(previous.pool, address)
+            if not same_ids:
+                self._drop_ids(previous)
+            self._count_state(previous.pool, previous.state, -1)
+            if previous.state is OFFERED:
+                self.offers_in_flight[previous.pool] -= 1
+        if not kept:
+            key = (pool, client)
+            clients = self.by_client.shards[hash(key) & HASH_MASK]
+            old_address = clients.get(key)
+            if old_address is not None and old_address != address:
+                self.remove(old_address)
+            clients[key] = address
+            self.by_pool[pool].add(address)
         if lease.state is OFFERED:
-            self.offers_in_flight[lease.pool] += 1
-        self.by_address[lease.address] = lease
-        self.by_client[(lease.pool, lease.client)] = lease.address
-        self.by_pool[lease.pool].add(lease.address)
-        self._add_secondary(lease)
+            self.offers_in_flight[pool] += 1
+        shard = leases.get(address >> SHARD_BITS)  # after remove(), which may drop a shard
+        if shard is None:
+            shard = leases[address >> SHARD_BITS] = {}
+        shard[address] = lease
+        if not same_ids:
+            self._add_ids(lease)
+        self.state_counts[pool][lease.state] += 1
         if lease.expiry is not None and lease.state in HOLDING:
-            heapq.heappush(self._deadlines, (lease.expiry, lease.address))
+            heapq.heappush(self._deadlines, (lease.expiry, address))
         if journal and lease.state is not OFFERED:
-            self.pending[lease.address] = lease
+            self.pending[address] = lease
         elif previous is not None and previous.state is not OFFERED:
-            self.pending[lease.address] = None  # an offer replaced a journaled row
+            self.pending[address] = None  # an offer replaced a journaled row
 
     def load(self, leases: Iterable[Lease]) -> None:
         """``put(lease, journal=False)`` of each lease in turn (a journal's table at
@@ -157,28 +186,39 @@ class LeaseTable:
         """``put`` leases from ``leases`` in bulk while each is at an address the table
         does not hold, for a client it does not know, and not an offer (the usual case
         of a journal at start-up and of a batch backup into an empty table): indexed in
-        line, the expiry heap taking their times at once.  Stops at the first lease that
-        is not such a one.  Returns, per pool, the addresses of the leases put that hold
-        their address (for the allocators), and that lease (None at the end)."""
-        by_address, by_client, by_pool = self.by_address, self.by_client, self.by_pool
-        by_mac, state_counts, pending = self.by_mac, self.state_counts, self.pending
-        add_mac = by_mac.setdefault
+        line (a run of addresses in one shard of ``by_address`` at a time, ``by_pool``
+        at the end), the expiry heap taking their times at once.  Stops at the first
+        lease that is not such a one.  Returns, per pool, the addresses of the leases
+        put that hold their address (for the allocators), and that lease (None at the
+        end)."""
+        address_shards, client_shards = self.by_address.shards, self.by_client.shards
+        mac_shards, state_counts, pending = self.by_mac.shards, self.state_counts, self.pending
         deadlines = []
+        added: defaultdict[str, list[int]] = defaultdict(list)
         holding: defaultdict[str, list[int]] = defaultdict(list)
+        shard_number, shard = None, None
         other = None
         for lease in leases:
             address, pool, client, state = lease.address, lease.pool, lease.client, lease.state
             key = (pool, client)
-            if address in by_address or key in by_client or state is OFFERED:
+            clients = client_shards[hash(key) & HASH_MASK]
+            if address >> SHARD_BITS != shard_number:
+                shard_number = address >> SHARD_BITS
+                shard = address_shards.get(shard_number)
+            if shard is not None and address in shard or key in clients or state is OFFERED:
                 other = lease
                 break
-            by_address[address] = lease
-            by_client[key] = address
-            by_pool[pool].add(address)
-            if add_mac(lease.hardware_address, address) != address:  # another holds it too
-                _index_add(by_mac, lease.hardware_address, address)
+            if shard is None:
+                shard = address_shards[shard_number] = {}
+            shard[address] = lease
+            clients[key] = address
+            added[pool].append(address)
+            mac = lease.hardware_address
+            macs = mac_shards[hash(mac) & HASH_MASK]
+            if macs.setdefault(mac, address) != address:  # another holds it too
+                _index_add(macs, mac, address)
             if lease.client_id or lease.option82:
-                self._add_ids(lease)
+                self._add_ids(lease, mac=False)
             state_counts[pool][state] += 1
             if state in HOLDING:
                 holding[pool].append(address)
@@ -186,6 +226,9 @@ class LeaseTable:
                     deadlines.append((lease.expiry, address))
             if journal:
                 pending[address] = lease
+        for pool, addresses in added.items():
+            self._count += len(addresses)
+            self.by_pool[pool].add_all(addresses)
         heap = self._deadlines
         if len(deadlines) * 8 > len(heap):
             heap += deadlines
@@ -198,9 +241,11 @@ class LeaseTable:
     def remove(self, address: int) -> Lease | None:
         lease = self.by_address.pop(address, None)
         if lease is not None:
+            self._count -= 1
             self._forget_client(lease)
             self._unindex(lease.pool, address)
-            self._drop_secondary(lease)
+            self._drop_ids(lease)
+            self._count_state(lease.pool, lease.state, -1)
             if lease.state is OFFERED:
                 self.offers_in_flight[lease.pool] -= 1
             else:
@@ -208,8 +253,10 @@ class LeaseTable:
         return lease
 
     def _forget_client(self, lease: Lease) -> None:
-        if self.by_client.get((lease.pool, lease.client)) == lease.address:
-            del self.by_client[(lease.pool, lease.client)]
+        key = (lease.pool, lease.client)
+        clients = self.by_client.shards[hash(key) & HASH_MASK]
+        if clients.get(key) == lease.address:
+            del clients[key]
 
     def _unindex(self, pool: str, address: int) -> None:
         addresses = self.by_pool[pool]
@@ -217,13 +264,11 @@ class LeaseTable:
         if not addresses:
             del self.by_pool[pool]
 
-    def _add_secondary(self, lease: Lease) -> None:
-        _index_add(self.by_mac, lease.hardware_address, lease.address)
-        self._add_ids(lease)
-        self.state_counts[lease.pool][lease.state] += 1
-
-    def _add_ids(self, lease: Lease) -> None:
-        """The lease into the client-identifier and circuit-id indexes."""
+    def _add_ids(self, lease: Lease, mac: bool = True) -> None:
+        """The lease into the hardware-address (unless ``mac`` is false), client-identifier
+        and circuit-id indexes."""
+        if mac:
+            _index_add(self.by_mac, lease.hardware_address, lease.address)
         if lease.client_id:
             _index_add(self.by_client_id, lease.client_id, lease.address)
         if lease.option82:
@@ -231,7 +276,7 @@ class LeaseTable:
             if circuit:
                 _index_add(self.by_circuit_id, circuit, lease.address)
 
-    def _drop_secondary(self, lease: Lease) -> None:
+    def _drop_ids(self, lease: Lease) -> None:
         address = lease.address
         _index_discard(self.by_mac, lease.hardware_address, address)
         if lease.client_id:
@@ -240,12 +285,14 @@ class LeaseTable:
             circuit = lease.circuit_id
             if circuit:
                 _index_discard(self.by_circuit_id, circuit, address)
-        counts = self.state_counts[lease.pool]
-        counts[lease.state] -= 1
-        if not counts[lease.state]:
-            del counts[lease.state]
+
+    def _count_state(self, pool: str, state: LeaseState, delta: int) -> None:
+        counts = self.state_counts[pool]
+        counts[state] += delta
+        if not counts[state]:
+            del counts[state]
             if not counts:
-                del self.state_counts[lease.pool]
+                del self.state_counts[pool]
 
     def next_expiry(self) -> float | None:
         """Earliest expiry of an offered, bound or declined lease."""
@@ -272,7 +319,7 @@ class LeaseTable:
 
 # The secondary indexes map a value to the one address that has it (an int), or to the
 # set of them when several do: a set per lease would cost 200 bytes a lease.
-AddressIndex = dict[bytes, "int | set[int]"]
+AddressIndex = KeyMap  # bytes -> int | set[int]
 
 
 def indexed_addresses(index: AddressIndex, value: bytes) -> set[int]:
@@ -283,7 +330,10 @@ def indexed_addresses(index: AddressIndex, value: bytes) -> set[int]:
     return {held} if type(held) is int else set(held)
 
 
-def _index_add(index: AddressIndex, value: bytes, address: int) -> None:
+def _index_add(index: AddressIndex | dict, value: bytes, address: int) -> None:
+    """``address`` into the index (a KeyMap, or the one shard of it that holds ``value``)."""
+    if type(index) is KeyMap:
+        index = index.shards[hash(value) & HASH_MASK]
     held = index.setdefault(value, address)
     if held != address:  # another address, or a set of them
         if type(held) is int:
@@ -293,13 +343,14 @@ def _index_add(index: AddressIndex, value: bytes, address: int) -> None:
 
 
 def _index_discard(index: AddressIndex, value: bytes, address: int) -> None:
-    held = index.get(value)
+    shard = index.shards[hash(value) & HASH_MASK]
+    held = shard.get(value)
     if held is None:
         return
     if type(held) is int:
         if held == address:
-            del index[value]
+            del shard[value]
         return
     held.discard(address)
     if len(held) == 1:
-        index[value] = next(iter(held))
+        shard[value] = next(iter(held))

@@ -35,6 +35,7 @@ from enum import Enum
 from itertools import chain
 
 from nefeature.config.model import Pool
+from nefeature.dhcp.shards import NO_SHARD, SHARD_BITS, AddressSet
 
 
 def _intervals(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -111,7 +112,8 @@ class AddressPool:
         self.split = split  # None: not backed up, every address is ours
         self.own = own
         self.restricted = False
-        self._in_use: set[int] = set()
+        self._in_use = AddressSet()  # sharded: see nefeature.dhcp.shards
+        self._used = 0  # len(self._in_use), counted
         # per bucket (backed-up pools): dynamic addresses, those in use, the highest
         # address a cursor has passed (the ones above it were never handed out)
         self._bucket_size = self._count_bucket_sizes() if split is not None else None
@@ -166,11 +168,12 @@ class AddressPool:
         return False
 
     def is_free(self, address: int) -> bool:
-        return address not in self._in_use and self.is_dynamic(address)
+        return address not in self._in_use.shards.get(address >> SHARD_BITS, NO_SHARD) \
+            and self.is_dynamic(address)
 
     @property
     def in_use(self) -> int:
-        return len(self._in_use)
+        return self._used
 
     def _count_used(self, addresses: Iterable[int], delta: int) -> None:
         """Keep the per-bucket count of dynamic addresses in use (backed-up pools)."""
@@ -186,39 +189,39 @@ class AddressPool:
 
     def take(self, address: int) -> None:
         """Mark an address used (a specific request, or a lease loaded from disk)."""
-        if address not in self._in_use:
+        shard = self._in_use.shards.get(address >> SHARD_BITS)
+        if shard is None or address not in shard:
             self._in_use.add(address)
+            self._used += 1
             if self.split is not None:
                 self._count_used((address,), 1)
 
     def take_all(self, addresses: Iterable[int]) -> None:
         """``take`` of each address (the leases of a journal or of a batch backup)."""
-        if self.split is None:
-            self._in_use.update(addresses)
-            return
-        in_use = self._in_use
-        new = [address for address in addresses if address not in in_use] if in_use \
-            else list(addresses)  # the journal's leases at start: each address once
-        in_use.update(new)
-        self._count_used(new, 1)
+        new = self._in_use.add_all(addresses)
+        self._used += len(new)
+        if self.split is not None:
+            self._count_used(new, 1)
 
     def allocate(self) -> int | None:
         """A free address of our own share (of the other's too unless restricted):
         never-used ones first, then the longest-free one."""
-        in_use = self._in_use
+        in_use = self._in_use.shards
         for side in (self.own,) if self.restricted else self._fresh:
             for address in self._fresh[side]:
-                if address not in in_use:
+                if address not in in_use.get(address >> SHARD_BITS, NO_SHARD):
                     break
             else:
                 recycled = self._recycled[side]
                 while recycled:
                     address = recycled.popleft()
-                    if address not in in_use and self.is_dynamic(address):
+                    if address not in in_use.get(address >> SHARD_BITS, NO_SHARD) \
+                            and self.is_dynamic(address):
                         break
                 else:
                     continue
-            in_use.add(address)
+            self._in_use.add(address)
+            self._used += 1
             if self.split is not None:
                 self._bucket_used[(address * _HASH_MULTIPLIER & 0xFFFFFFFF) % BUCKETS] += 1
             return address
@@ -230,8 +233,9 @@ class AddressPool:
 
     def free(self, address: int) -> None:
         """Return an address; it is reused after every other free address of its share."""
-        if address in self._in_use:
+        if address in self._in_use.shards.get(address >> SHARD_BITS, NO_SHARD):
             self._in_use.discard(address)
+            self._used -= 1
             if self.split is not None:
                 self._count_used((address,), -1)
             self._recycled[self.side_of(address)].append(address)

@@ -401,7 +401,7 @@ class DhcpServer:
                 and lease_version(same_client) > lease_version(lease) \
                 and same_client.state is not OFFERED:
             return False  # the client has a newer binding here
-        self._store(state, lease)
+        self._store(state, lease, self.table.for_client(lease.pool, lease.client))
         return True
 
     def apply_peer_leases(self, records) -> None:
@@ -538,11 +538,9 @@ class DhcpServer:
 
     # --- lease bookkeeping (keeps the allocator in step with the table) ---
 
-    def _store(self, state: _PoolState, lease: Lease) -> None:
-        previous = self.table.for_client(lease.pool, lease.client)
-        occupant = self.table.by_address.get(lease.address)
-        if occupant is not None and occupant.client != lease.client:
-            self.table.remove(lease.address)  # a gone client's old record
+    def _store(self, state: _PoolState, lease: Lease, previous: Lease | None) -> None:
+        """Put the lease (replacing a gone client's record at its address), ``previous``
+        being the client's lease before (``for_client``), and keep the allocator in step."""
         self.table.put(lease)
         if previous is not None and previous.address != lease.address and previous.state in HOLDING:
             state.addresses.free(previous.address)
@@ -596,7 +594,7 @@ class DhcpServer:
         else:
             lease = self._new_lease(message, state, address, OFFERED, now,
                                     now + OFFER_HOLD_TIME, existing, client)
-            self._store(state, lease)
+            self._store(state, lease, existing)
         return [self._reply(message, MessageType.OFFER, state, server_id, interface, lease)]
 
     def _offer_address(self, state, message, client, existing) -> int | None:
@@ -671,7 +669,7 @@ class DhcpServer:
         lease = self._new_lease(message, state, address, BOUND, now,
                                 None if lease_time is None else now + lease_time, existing,
                                 client)
-        self._store(state, lease)
+        self._store(state, lease, existing)
         self.events.append(LeaseCommitted(lease))
         self._check_threshold(state)
         return [self._reply(message, MessageType.ACK, state, server_id, interface, lease)]
@@ -702,7 +700,7 @@ class DhcpServer:
         if existing is not None and existing.address == message.ciaddr \
                 and existing.state is BOUND:
             released = existing.with_changes(state=RELEASED, start=now, expiry=now)
-            self._store(state, released)
+            self._store(state, released, existing)
             self.events.append(LeaseReleased(released))
         return []
 
