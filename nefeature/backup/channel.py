@@ -374,8 +374,8 @@ class BackupChannel:
     @property
     def pending(self) -> int:
         """Updates the peer has not acknowledged, and batch records not yet sent."""
-        return len(self.unacked) + sum(b.total - b.sent for b in self._batches.values()
-                                       if not b.exhausted)
+        return len(self.unacked) + sum(max(0, b.total - b.sent)  # a table read as it grows
+                                       for b in self._batches.values() if not b.exhausted)
 
     # --- frames ---
 

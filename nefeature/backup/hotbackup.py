@@ -99,6 +99,7 @@ partition, so each gets what the other granted meanwhile.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from itertools import chain
@@ -659,21 +660,24 @@ class HotBackup:
 
     def send_batch(self, profile: ProfileRuntime, now: float) -> bool:
         """Start a batch backup of the profile's leases (False if the channel is down);
-        ``table`` is read page by page as the channel sends."""
+        ``table`` is read page by page as the channel sends, in address order (each pool's
+        addresses a shard at a time as the page reaches it: listing a million at once
+        held the loop for 30 ms), so it sends the leases of the table as it is then."""
         table = self.table
-        addresses = list(chain.from_iterable(table.addresses_in(pool) for pool in profile.pools))
+        total = sum(len(table.addresses_in(pool)) for pool in profile.pools)
+        addresses = chain.from_iterable(table.addresses_in(pool) for pool in sorted(profile.pools))
         started = self.channels[profile.service].send_batch(
-            profile.backup_id, self._batch_records(profile, table, addresses), len(addresses))
+            profile.backup_id, self._batch_records(profile, table, addresses), total)
         if started:
             profile.batch_status, profile.batch_total, profile.batch_received = \
-                "running", len(addresses), 0
+                "running", total, 0
             profile.batch_sent = True
             if profile.local_state == "master" and profile.peer_state != "master":
                 profile.batch_done = True  # the peer is getting our table: ours is the reference
         return started
 
     @staticmethod
-    def _batch_records(profile: ProfileRuntime, table, addresses: list[int]):
+    def _batch_records(profile: ProfileRuntime, table, addresses: Iterable[int]):
         by_address = table.by_address
         for address in addresses:
             lease = by_address.get(address)
