@@ -15,6 +15,15 @@ gone (released or expired) stays in the table until its address goes to
 someone else, so the client gets the same address back (RFC 2131 section
 4.3.1).
 
+The indexes that hold an entry per lease (by address, by client, by pool,
+by hardware address, client identifier and circuit-id) are sharded
+(``nefeature.dhcp.shards``): a dict or set of a million entries grows by
+copying all of them in one call, 25-60 ms, and during a batch backup the
+five of them grew in the same page.  ``for_client`` and ``put``, on every
+DHCP message, reach the shards in line; ``put`` leaves the indexes alone
+when the same client's lease is replaced at its address (the REQUEST after
+the OFFER, a renewal).
+
 Every change is also recorded in ``pending``: address -> new lease, or None
 when the row goes away.  The device commits ``take_pending()`` to the
 journal before it sends the replies that depend on it.

@@ -10,7 +10,9 @@ New addresses come from a cursor that walks the sections once; an address
 that becomes free again (released, expired, an offer not taken) goes to the
 back of a recycle queue, so the address a client just gave up is the last
 one handed to somebody else and the client can usually get it back.  Only
-addresses in use are stored, so a /15 pool costs nothing until clients come.
+addresses in use are stored (a sharded set, ``nefeature.dhcp.shards``: no
+growth copies a million of them at once), so a /15 pool costs nothing until
+clients come.
 
 Shares (hot backup).  A pool backed up by a peer splits its dynamic
 addresses into the primary's and the secondary's share by a hash of the

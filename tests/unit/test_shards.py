@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,24 +65,20 @@ def check_equal(mapping, plain: dict, probes) -> None:
             assert mapping[key] == plain[key]
 
 
+@pytest.mark.parametrize("kind, keys_of_kind", [(AddressMap, addresses), (KeyMap, keys)],
+                         ids=["AddressMap", "KeyMap"])
 @settings(max_examples=300, deadline=None)
-@given(map_operations(addresses), st.lists(addresses, max_size=10))
-def test_an_address_map_is_a_dict(steps, probes):
-    mapping, plain = AddressMap(), {}
-    for kind, key, value in steps:
-        apply(mapping, plain, kind, key, value)
+@given(data=st.data())
+def test_a_sharded_map_is_a_dict(kind, keys_of_kind, data):
+    steps = data.draw(map_operations(keys_of_kind))
+    probes = data.draw(st.lists(keys_of_kind, max_size=10))
+    mapping, plain = kind(), {}
+    for operation, key, value in steps:
+        apply(mapping, plain, operation, key, value)
     check_equal(mapping, plain, probes + [key for _, key, _ in steps])
-    shards = [address >> SHARD_BITS for address in mapping]  # shard by shard, in order
-    assert shards == sorted(shards)
-
-
-@settings(max_examples=300, deadline=None)
-@given(map_operations(keys), st.lists(keys, max_size=10))
-def test_a_key_map_is_a_dict(steps, probes):
-    mapping, plain = KeyMap(), {}
-    for kind, key, value in steps:
-        apply(mapping, plain, kind, key, value)
-    check_equal(mapping, plain, probes + [key for _, key, _ in steps])
+    if kind is AddressMap:
+        shards = [address >> SHARD_BITS for address in mapping]  # shard by shard, in order
+        assert shards == sorted(shards)
 
 
 set_operations = st.lists(st.one_of(
