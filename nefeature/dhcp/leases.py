@@ -39,7 +39,7 @@ from ipaddress import IPv4Address
 from typing import NamedTuple
 
 from nefeature.dhcp.codec import relay_agent_suboptions
-from nefeature.dhcp.shards import HASH_MASK, NO_SHARD, SHARD_BITS, AddressMap, AddressSet, KeyMap
+from nefeature.dhcp.shards import HASH_MASK, NO_SHARD, MAP_SHARD_BITS, AddressMap, AddressSet, KeyMap
 
 
 class LeaseState(str, Enum):
@@ -131,7 +131,7 @@ class LeaseTable:
         address = self.by_client.shards[hash(key) & HASH_MASK].get(key)
         if address is None:
             return None
-        return self.by_address.shards.get(address >> SHARD_BITS, NO_SHARD).get(address)
+        return self.by_address.shards.get(address >> MAP_SHARD_BITS, NO_SHARD).get(address)
 
     def addresses_in(self, pool: str) -> AddressSet | tuple[()]:
         """The addresses of the pool's leases (any state), in address order."""
@@ -141,7 +141,7 @@ class LeaseTable:
         """Insert or replace the lease at its address."""
         address, pool, client = lease.address, lease.pool, lease.client
         leases = self.by_address.shards
-        previous = leases.get(address >> SHARD_BITS, NO_SHARD).get(address)
+        previous = leases.get(address >> MAP_SHARD_BITS, NO_SHARD).get(address)
         # the same client of the same pool again (its REQUEST after the OFFER, a renewal,
         # a release): by_client and by_pool have it already
         kept = previous is not None and previous.client == client and previous.pool == pool
@@ -169,9 +169,9 @@ class LeaseTable:
             self.by_pool[pool].add(address)
         if lease.state is OFFERED:
             self.offers_in_flight[pool] += 1
-        shard = leases.get(address >> SHARD_BITS)  # after remove(), which may drop a shard
+        shard = leases.get(address >> MAP_SHARD_BITS)  # after remove(), which may drop a shard
         if shard is None:
-            shard = leases[address >> SHARD_BITS] = {}
+            shard = leases[address >> MAP_SHARD_BITS] = {}
         shard[address] = lease
         if not same_ids:
             self._add_ids(lease)
@@ -211,8 +211,8 @@ class LeaseTable:
             address, pool, client, state = lease.address, lease.pool, lease.client, lease.state
             key = (pool, client)
             clients = client_shards[hash(key) & HASH_MASK]
-            if address >> SHARD_BITS != shard_number:
-                shard_number = address >> SHARD_BITS
+            if address >> MAP_SHARD_BITS != shard_number:
+                shard_number = address >> MAP_SHARD_BITS
                 shard = address_shards.get(shard_number)
             if shard is not None and address in shard or key in clients or state is OFFERED:
                 other = lease

@@ -37,7 +37,7 @@ from enum import Enum
 from itertools import chain
 
 from nefeature.config.model import Pool
-from nefeature.dhcp.shards import NO_SHARD, SHARD_BITS, AddressSet
+from nefeature.dhcp.shards import NO_SHARD, SET_SHARD_BITS, AddressSet
 
 
 def _intervals(ranges: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -170,7 +170,7 @@ class AddressPool:
         return False
 
     def is_free(self, address: int) -> bool:
-        return address not in self._in_use.shards.get(address >> SHARD_BITS, NO_SHARD) \
+        return address not in self._in_use.shards.get(address >> SET_SHARD_BITS, NO_SHARD) \
             and self.is_dynamic(address)
 
     @property
@@ -191,7 +191,7 @@ class AddressPool:
 
     def take(self, address: int) -> None:
         """Mark an address used (a specific request, or a lease loaded from disk)."""
-        shard = self._in_use.shards.get(address >> SHARD_BITS)
+        shard = self._in_use.shards.get(address >> SET_SHARD_BITS)
         if shard is None or address not in shard:
             self._in_use.add(address)
             self._used += 1
@@ -211,13 +211,13 @@ class AddressPool:
         in_use = self._in_use.shards
         for side in (self.own,) if self.restricted else self._fresh:
             for address in self._fresh[side]:
-                if address not in in_use.get(address >> SHARD_BITS, NO_SHARD):
+                if address not in in_use.get(address >> SET_SHARD_BITS, NO_SHARD):
                     break
             else:
                 recycled = self._recycled[side]
                 while recycled:
                     address = recycled.popleft()
-                    if address not in in_use.get(address >> SHARD_BITS, NO_SHARD) \
+                    if address not in in_use.get(address >> SET_SHARD_BITS, NO_SHARD) \
                             and self.is_dynamic(address):
                         break
                 else:
@@ -235,7 +235,7 @@ class AddressPool:
 
     def free(self, address: int) -> None:
         """Return an address; it is reused after every other free address of its share."""
-        if address in self._in_use.shards.get(address >> SHARD_BITS, NO_SHARD):
+        if address in self._in_use.shards.get(address >> SET_SHARD_BITS, NO_SHARD):
             self._in_use.discard(address)
             self._used -= 1
             if self.split is not None:

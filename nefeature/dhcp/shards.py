@@ -10,7 +10,7 @@ containers in these types instead, which split the entries into shards of
 bounded size, so that a growth copies one shard:
 
 * :class:`AddressMap` and :class:`AddressSet`: keyed by an IPv4 address (an
-  int), in shards of ``1 << SHARD_BITS`` consecutive addresses.  A pool's
+  int), in shards of ``1 << MAP_SHARD_BITS`` consecutive addresses.  A pool's
   leases fill its range from its first address, and a journal is read and a
   batch backup sent in address order, so the shards fill one after another
   and each growth copies at most a few hundred entries.  They iterate in
@@ -23,7 +23,7 @@ bounded size, so that a growth copies one shard:
 The types offer the operations the table, the allocators and their readers
 use, at the cost of a Python call each.  On the DHCP path the owners (the
 lease table, the allocator) reach the shard of a key in line instead, through
-``shards`` and the shard functions below (``address >> SHARD_BITS``,
+``shards`` and the shard functions below (``address >> MAP_SHARD_BITS``,
 ``hash(key) & HASH_MASK``): one more dict lookup and no call.  The types do
 not count their entries (``len`` adds up the shards); an owner that needs its
 size at once counts for itself.
@@ -37,15 +37,21 @@ from itertools import chain
 from types import MappingProxyType
 from typing import Any
 
-SHARD_BITS = 10  # 1,024 consecutive addresses a shard: shard number address >> SHARD_BITS
-HASH_SHARDS = 1024
+# Shard sizes.  A dict's table grows 4-fold, at 2/3 full, and holds 24 bytes an entry
+# for 2/3 of its slots; a set's grows 4-fold (under 50,000 entries), at 3/5 full, and holds
+# 16 bytes a slot.  So a full shard of 2,048 addresses fills a dict's 4,096-slot table
+# to a half (36 bytes an entry, one dict of a million: 42), and one of 1,024 a set's
+# 2,048-slot table (32 bytes an entry, as one set of a million).
+MAP_SHARD_BITS = 11  # AddressMap: shard number address >> MAP_SHARD_BITS
+SET_SHARD_BITS = 10  # AddressSet: shard number address >> SET_SHARD_BITS
+HASH_SHARDS = 2048  # KeyMap: at a million keys about 490 a shard, a 1,024-slot table each
 HASH_MASK = HASH_SHARDS - 1  # shard number hash(key) & HASH_MASK
 NO_SHARD: Any = MappingProxyType({})  # what a missing shard reads as (``shards.get(n, NO_SHARD)``)
 _MISSING: Any = object()
 
 
 class AddressMap(MutableMapping):
-    """address -> value, in shards of consecutive addresses (``SHARD_BITS``); a shard
+    """address -> value, in shards of consecutive addresses (``MAP_SHARD_BITS``); a shard
     that becomes empty is dropped."""
 
     __slots__ = ("shards",)
@@ -57,30 +63,30 @@ class AddressMap(MutableMapping):
         return sum(map(len, self.shards.values()))
 
     def get(self, address: int, default: Any = None) -> Any:
-        return self.shards.get(address >> SHARD_BITS, NO_SHARD).get(address, default)
+        return self.shards.get(address >> MAP_SHARD_BITS, NO_SHARD).get(address, default)
 
     def __getitem__(self, address: int) -> Any:
-        return self.shards.get(address >> SHARD_BITS, NO_SHARD)[address]
+        return self.shards.get(address >> MAP_SHARD_BITS, NO_SHARD)[address]
 
     def __contains__(self, address: object) -> bool:
-        return address in self.shards.get(address >> SHARD_BITS, NO_SHARD)  # type: ignore[operator]
+        return address in self.shards.get(address >> MAP_SHARD_BITS, NO_SHARD)  # type: ignore[operator]
 
     def __setitem__(self, address: int, value: Any) -> None:
-        shard = self.shards.get(address >> SHARD_BITS)
+        shard = self.shards.get(address >> MAP_SHARD_BITS)
         if shard is None:
-            self.shards[address >> SHARD_BITS] = {address: value}
+            self.shards[address >> MAP_SHARD_BITS] = {address: value}
         else:
             shard[address] = value
 
     def pop(self, address: int, default: Any = _MISSING) -> Any:
-        shard = self.shards.get(address >> SHARD_BITS)
+        shard = self.shards.get(address >> MAP_SHARD_BITS)
         if shard is None or address not in shard:
             if default is _MISSING:
                 raise KeyError(address)
             return default
         value = shard.pop(address)
         if not shard:
-            del self.shards[address >> SHARD_BITS]
+            del self.shards[address >> MAP_SHARD_BITS]
         return value
 
     def __delitem__(self, address: int) -> None:
@@ -104,7 +110,7 @@ class AddressMap(MutableMapping):
 
 
 class AddressSet(MutableSet):
-    """A set of addresses, in shards of consecutive addresses (``SHARD_BITS``); a shard
+    """A set of addresses, in shards of consecutive addresses (``SET_SHARD_BITS``); a shard
     that becomes empty is dropped.
 
     Iteration goes in address order, shard by shard, each shard as it is when
@@ -122,21 +128,21 @@ class AddressSet(MutableSet):
         return sum(map(len, self.shards.values()))
 
     def __contains__(self, address: object) -> bool:
-        return address in self.shards.get(address >> SHARD_BITS, NO_SHARD)  # type: ignore[operator]
+        return address in self.shards.get(address >> SET_SHARD_BITS, NO_SHARD)  # type: ignore[operator]
 
     def add(self, address: int) -> None:
-        shard = self.shards.get(address >> SHARD_BITS)
+        shard = self.shards.get(address >> SET_SHARD_BITS)
         if shard is None:
-            self.shards[address >> SHARD_BITS] = {address}
+            self.shards[address >> SET_SHARD_BITS] = {address}
         else:
             shard.add(address)
 
     def discard(self, address: int) -> None:
-        shard = self.shards.get(address >> SHARD_BITS)
+        shard = self.shards.get(address >> SET_SHARD_BITS)
         if shard is not None and address in shard:
             shard.remove(address)
             if not shard:
-                del self.shards[address >> SHARD_BITS]
+                del self.shards[address >> SET_SHARD_BITS]
 
     def add_all(self, addresses: Iterable[int]) -> list[int]:
         """``add`` of each address, a shard at a time; the addresses that were not in
@@ -145,13 +151,14 @@ class AddressSet(MutableSet):
         ordered = sorted(addresses)
         shards, added, start, end = self.shards, [], 0, len(ordered)
         while start < end:
-            number = ordered[start] >> SHARD_BITS
-            stop = bisect_left(ordered, (number + 1) << SHARD_BITS, start, end)
-            shard = shards.get(number)
-            if shard is None:
-                shard = shards[number] = set()
-            new = set(ordered[start:stop]) - shard
-            shard |= new
+            number = ordered[start] >> SET_SHARD_BITS
+            stop = bisect_left(ordered, (number + 1) << SET_SHARD_BITS, start, end)
+            shard = shards.setdefault(number, set())
+            new = [address for address in ordered[start:stop] if address not in shard]
+            before = len(shard)
+            shard.update(new)  # from a list: a set merged in sizes the table for twice both
+            if len(shard) - before != len(new):  # the same address twice
+                new = sorted(set(new))
             added += new
             start = stop
         return added

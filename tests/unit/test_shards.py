@@ -6,11 +6,18 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nefeature.dhcp.shards import HASH_SHARDS, SHARD_BITS, AddressMap, AddressSet, KeyMap
+from nefeature.dhcp.shards import (
+    HASH_SHARDS,
+    MAP_SHARD_BITS,
+    SET_SHARD_BITS,
+    AddressMap,
+    AddressSet,
+    KeyMap,
+)
 
 # addresses in a few shards, on and around their edges, so that shards fill, empty and
 # come back; and a wide range, one shard each
-SPAN = 1 << SHARD_BITS
+SPAN = 1 << MAP_SHARD_BITS  # a map's shard: two of a set's
 addresses = st.one_of(
     st.integers(0, 3 * SPAN).map(lambda offset: 0x0A000000 - SPAN + offset),
     st.integers(0, 0xFFFFFFFF))
@@ -77,7 +84,7 @@ def test_a_sharded_map_is_a_dict(kind, keys_of_kind, data):
         apply(mapping, plain, operation, key, value)
     check_equal(mapping, plain, probes + [key for _, key, _ in steps])
     if kind is AddressMap:
-        shards = [address >> SHARD_BITS for address in mapping]  # shard by shard, in order
+        shards = [address >> MAP_SHARD_BITS for address in mapping]  # shard by shard, in order
         assert shards == sorted(shards)
 
 
@@ -121,16 +128,16 @@ def test_an_address_set_is_a_set(steps, probes):
 
 def test_iterating_an_address_set_while_it_changes_sees_each_shard_as_reached():
     """A batch backup lists a pool's addresses while the device keeps serving."""
-    addresses = AddressSet(range(0, 4 * (1 << SHARD_BITS), 7))
+    addresses = AddressSet(range(0, 4 * (1 << SET_SHARD_BITS), 7))
     seen = []
     for address in addresses:
         seen.append(address)
         if len(seen) == 1:
-            addresses.add(3 * (1 << SHARD_BITS) + 1)  # a shard not reached yet
+            addresses.add(3 * (1 << SET_SHARD_BITS) + 1)  # a shard not reached yet
             addresses.discard(7)  # the shard being read: as it was when reached
-            addresses.discard(2 * (1 << SHARD_BITS) + 2)  # a shard not reached yet
-    assert 7 in seen and 3 * (1 << SHARD_BITS) + 1 in seen
-    assert 2 * (1 << SHARD_BITS) + 2 not in seen
+            addresses.discard(2 * (1 << SET_SHARD_BITS) + 2)  # a shard not reached yet
+    assert 7 in seen and 3 * (1 << SET_SHARD_BITS) + 1 in seen
+    assert 2 * (1 << SET_SHARD_BITS) + 2 not in seen
     assert seen == sorted(seen)
 
 
@@ -142,7 +149,7 @@ def test_no_shard_of_a_million_entries():
         address_map[address] = None
         address_set.add(address)
         key_map[address.to_bytes(6, "big")] = address
-    assert max(map(len, address_map.shards.values())) <= 1 << SHARD_BITS
-    assert max(map(len, address_set.shards.values())) <= 1 << SHARD_BITS
+    assert max(map(len, address_map.shards.values())) <= 1 << MAP_SHARD_BITS
+    assert max(map(len, address_set.shards.values())) <= 1 << SET_SHARD_BITS
     assert max(map(len, key_map.shards)) < 2 * count / HASH_SHARDS
     assert len(address_map) == len(address_set) == len(key_map) == count
