@@ -54,6 +54,13 @@ def test_indexes_equal_a_recount_after_any_changes(steps):
         else:
             table.remove(argument)
         by_mac, by_client_id, by_circuit_id, counts = recount(table)
+        leases = dict(table.by_address.items())
+        assert len(table) == len(leases)
+        assert all(table.by_client.get((lease.pool, lease.client)) == address
+                   for address, lease in leases.items())  # what put relies on
+        assert {pool: set(addresses) for pool, addresses in table.by_pool.items()} == \
+            {pool: {a for a, lease in leases.items() if lease.pool == pool}
+             for pool in {lease.pool for lease in leases.values()}}
         assert table.by_mac == by_mac
         assert table.by_client_id == by_client_id
         assert table.by_circuit_id == by_circuit_id
