@@ -39,7 +39,15 @@ from ipaddress import IPv4Address
 from typing import NamedTuple
 
 from nefeature.dhcp.codec import relay_agent_suboptions
-from nefeature.dhcp.shards import HASH_MASK, NO_SHARD, MAP_SHARD_BITS, AddressMap, AddressSet, KeyMap
+from nefeature.dhcp.shards import (
+    HASH_MASK,
+    HASH_SHIFT,
+    MAP_SHARD_BITS,
+    NO_SHARD,
+    AddressMap,
+    AddressSet,
+    KeyMap,
+)
 
 
 class LeaseState(str, Enum):
@@ -128,7 +136,7 @@ class LeaseTable:
 
     def for_client(self, pool: str, client: bytes) -> Lease | None:
         key = (pool, client)
-        address = self.by_client.shards[hash(key) & HASH_MASK].get(key)
+        address = self.by_client.shards[hash(key) >> HASH_SHIFT & HASH_MASK].get(key)
         if address is None:
             return None
         return self.by_address.shards.get(address >> MAP_SHARD_BITS, NO_SHARD).get(address)
@@ -161,7 +169,7 @@ class LeaseTable:
                 self.offers_in_flight[previous.pool] -= 1
         if not kept:
             key = (pool, client)
-            clients = self.by_client.shards[hash(key) & HASH_MASK]
+            clients = self.by_client.shards[hash(key) >> HASH_SHIFT & HASH_MASK]
             old_address = clients.get(key)
             if old_address is not None and old_address != address:
                 self.remove(old_address)
@@ -210,7 +218,7 @@ class LeaseTable:
         for lease in leases:
             address, pool, client, state = lease.address, lease.pool, lease.client, lease.state
             key = (pool, client)
-            clients = client_shards[hash(key) & HASH_MASK]
+            clients = client_shards[hash(key) >> HASH_SHIFT & HASH_MASK]
             if address >> MAP_SHARD_BITS != shard_number:
                 shard_number = address >> MAP_SHARD_BITS
                 shard = address_shards.get(shard_number)
@@ -223,7 +231,7 @@ class LeaseTable:
             clients[key] = address
             added[pool].append(address)
             mac = lease.hardware_address
-            macs = mac_shards[hash(mac) & HASH_MASK]
+            macs = mac_shards[hash(mac) >> HASH_SHIFT & HASH_MASK]
             if macs.setdefault(mac, address) != address:  # another holds it too
                 _index_add(macs, mac, address)
             if lease.client_id or lease.option82:
@@ -263,7 +271,7 @@ class LeaseTable:
 
     def _forget_client(self, lease: Lease) -> None:
         key = (lease.pool, lease.client)
-        clients = self.by_client.shards[hash(key) & HASH_MASK]
+        clients = self.by_client.shards[hash(key) >> HASH_SHIFT & HASH_MASK]
         if clients.get(key) == lease.address:
             del clients[key]
 
@@ -342,7 +350,7 @@ def indexed_addresses(index: AddressIndex, value: bytes) -> set[int]:
 def _index_add(index: AddressIndex | dict, value: bytes, address: int) -> None:
     """``address`` into the index (a KeyMap, or the one shard of it that holds ``value``)."""
     if type(index) is KeyMap:
-        index = index.shards[hash(value) & HASH_MASK]
+        index = index.shards[hash(value) >> HASH_SHIFT & HASH_MASK]
     held = index.setdefault(value, address)
     if held != address:  # another address, or a set of them
         if type(held) is int:
@@ -352,7 +360,7 @@ def _index_add(index: AddressIndex | dict, value: bytes, address: int) -> None:
 
 
 def _index_discard(index: AddressIndex, value: bytes, address: int) -> None:
-    shard = index.shards[hash(value) & HASH_MASK]
+    shard = index.shards[hash(value) >> HASH_SHIFT & HASH_MASK]
     held = shard.get(value)
     if held is None:
         return

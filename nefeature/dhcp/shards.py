@@ -23,10 +23,10 @@ bounded size, so that a growth copies one shard:
 The types offer the operations the table, the allocators and their readers
 use, at the cost of a Python call each.  On the DHCP path the owners (the
 lease table, the allocator) reach the shard of a key in line instead, through
-``shards`` and the shard functions below (``address >> MAP_SHARD_BITS``,
-``hash(key) & HASH_MASK``): one more dict lookup and no call.  The types do
-not count their entries (``len`` adds up the shards); an owner that needs its
-size at once counts for itself.
+``shards`` and the shard numbers below (``address >> MAP_SHARD_BITS``,
+``address >> SET_SHARD_BITS``, ``hash(key) >> HASH_SHIFT & HASH_MASK``): one
+more dict lookup and no call.  The types do not count their entries (``len``
+adds up the shards); an owner that needs its size at once counts for itself.
 """
 
 from __future__ import annotations
@@ -45,7 +45,12 @@ from typing import Any
 MAP_SHARD_BITS = 11  # AddressMap: shard number address >> MAP_SHARD_BITS
 SET_SHARD_BITS = 10  # AddressSet: shard number address >> SET_SHARD_BITS
 HASH_SHARDS = 2048  # KeyMap: at a million keys about 490 a shard, a 1,024-slot table each
-HASH_MASK = HASH_SHARDS - 1  # shard number hash(key) & HASH_MASK
+HASH_MASK = HASH_SHARDS - 1  # shard number hash(key) >> HASH_SHIFT & HASH_MASK
+# The shard comes from high bits of the hash: a dict places a key by its low bits, and keys
+# that all shared those (the shard's) would all start at one slot (a batch took 2.5 times
+# the CPU).  So a KeyMap is for keys whose hashes spread over 64 bits (bytes, str, tuples of
+# them); small ints would all land in shard 0.
+HASH_SHIFT = 40
 NO_SHARD: Any = MappingProxyType({})  # what a missing shard reads as (``shards.get(n, NO_SHARD)``)
 _MISSING: Any = object()
 
@@ -186,26 +191,26 @@ class KeyMap(MutableMapping):
         return sum(map(len, self.shards))
 
     def get(self, key: Any, default: Any = None) -> Any:
-        return self.shards[hash(key) & HASH_MASK].get(key, default)
+        return self.shards[hash(key) >> HASH_SHIFT & HASH_MASK].get(key, default)
 
     def __getitem__(self, key: Any) -> Any:
-        return self.shards[hash(key) & HASH_MASK][key]
+        return self.shards[hash(key) >> HASH_SHIFT & HASH_MASK][key]
 
     def __contains__(self, key: object) -> bool:
-        return key in self.shards[hash(key) & HASH_MASK]
+        return key in self.shards[hash(key) >> HASH_SHIFT & HASH_MASK]
 
     def __setitem__(self, key: Any, value: Any) -> None:
-        self.shards[hash(key) & HASH_MASK][key] = value
+        self.shards[hash(key) >> HASH_SHIFT & HASH_MASK][key] = value
 
     def setdefault(self, key: Any, default: Any = None) -> Any:
-        return self.shards[hash(key) & HASH_MASK].setdefault(key, default)
+        return self.shards[hash(key) >> HASH_SHIFT & HASH_MASK].setdefault(key, default)
 
     def pop(self, key: Any, default: Any = _MISSING) -> Any:
-        shard = self.shards[hash(key) & HASH_MASK]
+        shard = self.shards[hash(key) >> HASH_SHIFT & HASH_MASK]
         return shard.pop(key) if default is _MISSING else shard.pop(key, default)
 
     def __delitem__(self, key: Any) -> None:
-        del self.shards[hash(key) & HASH_MASK][key]
+        del self.shards[hash(key) >> HASH_SHIFT & HASH_MASK][key]
 
     def __iter__(self) -> Iterator[Any]:
         return chain.from_iterable(self.shards)
