@@ -270,7 +270,14 @@ class DeviceCore:
         for packet in packets:
             replies.extend(self.dhcp.receive(packet, wall))
         self._dhcp_output(replies, now)
-        self._after_input(now)
+        backup = self.backup
+        if backup.commands or backup.events or any(c.events for c in self.channels.values()):
+            self._after_input(now)
+            return
+        # A DHCP input moves no VRRP router and no failover state: what it can change is
+        # the gate (an ACK whose lease needed no new write) and the records for the peer.
+        self._gate_release(now)
+        self._channel_output()
 
     def _dhcp_output(self, replies: list[Reply], now: float) -> None:
         """Lease events to the peer; replies to the wire or to the gate."""

@@ -33,6 +33,7 @@ FIXED = struct.Struct("!BBBBIHHIIII16s")  # HEADER up to chaddr: the 44 bytes be
 SNAME_OFFSET, FILE_OFFSET = FIXED.size, FIXED.size + 64
 OPTIONS_OFFSET = HEADER.size + len(MAGIC_COOKIE)  # 240
 NO_SNAME_OR_FILE = b"\x00" * (HEADER.size - FIXED.size)
+REPLY_HEAD = struct.Struct("!BBBBIHHIIII16s192x4s")  # FIXED, empty sname and file, cookie
 MIN_MESSAGE_SIZE = 300  # RFC 1542 section 2.1
 DEFAULT_MAX_MESSAGE_SIZE = 576  # RFC 2131 section 2: every client accepts this
 IP_UDP_HEADERS = 28
@@ -264,9 +265,9 @@ def encode_reply(htype: int, hlen: int, xid: int, flags: int, ciaddr: int, yiadd
     if max_size and len(options) + 1 > max_size - IP_UDP_HEADERS - OPTIONS_OFFSET:
         return encode(DhcpMessage(BOOTREPLY, htype, hlen, 0, xid, 0, flags, ciaddr, yiaddr, 0,
                                   giaddr, chaddr, b"", b"", {}), max_size, options)
-    return (FIXED.pack(BOOTREPLY, htype, hlen, 0, xid, 0, flags, ciaddr, yiaddr, 0, giaddr,
-                       chaddr) + NO_SNAME_OR_FILE + MAGIC_COOKIE + options + b"\xff"
-            ).ljust(MIN_MESSAGE_SIZE, b"\x00")
+    return (REPLY_HEAD.pack(BOOTREPLY, htype, hlen, 0, xid, 0, flags, ciaddr, yiaddr, 0, giaddr,
+                            chaddr, MAGIC_COOKIE) + options + b"\xff").ljust(MIN_MESSAGE_SIZE,
+                                                                           b"\x00")
 
 
 def relay_agent_suboptions(value: bytes) -> dict[int, bytes]:

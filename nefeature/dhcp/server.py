@@ -86,6 +86,8 @@ CIRCUIT_ID = 1  # Option 82 sub-option (RFC 3046 section 2.0)
 OFFER_HOLD_TIME = 60.0  # seconds an offered address waits for its REQUEST
 DECLINE_PROBATION = 86400.0  # seconds a declined address stays out of use (as Kea)
 INFINITE_LEASE = 0xFFFFFFFF
+LINKS_REMEMBERED = 4096  # relay and interface addresses whose pool is remembered
+_NOT_LOOKED_UP = object()
 
 
 # Received and Reply are named tuples: one of each per datagram, and a frozen
@@ -264,6 +266,7 @@ class DhcpServer:
         self._set_flood_protection(config.flood_protection)
         self.interfaces: dict[str, Interface] = {i.linux_name: i for i in config.interfaces}
         self._server_ids: dict[tuple[str, str], int] = {}  # (pool, interface) -> identifier
+        self._pool_of_link: dict[int, _PoolState | None] = {}  # _select_pool's answers
         own = {int(i.address.ip) for i in config.interfaces if i.address is not None}
         own |= {int(a) for g in config.vrrp_groups for a in g.virtual_addresses}
         own |= {int(a) for s in config.rbs_services for a in (s.peer, s.source) if a is not None}
@@ -468,7 +471,7 @@ class DhcpServer:
         if not self.enabled:
             return []
         interface = self.interfaces.get(packet.interface) if packet.interface else None
-        if not _is_direct(message, interface) and not message.giaddr and not (
+        if not message.giaddr and not _is_direct(message, interface) and not (
                 message.ciaddr and packet.unicast):
             return []  # directly attached clients only where 'dhcp server enable' is set
         state = self._select_pool(message, interface)
@@ -513,10 +516,13 @@ class DhcpServer:
             link = int(interface.address.ip)
         else:
             return None
-        for state in self.pools.values():
-            if state.addresses.in_subnet(link):
-                return state
-        return None
+        state = self._pool_of_link.get(link, _NOT_LOOKED_UP)
+        if state is _NOT_LOOKED_UP:
+            state = next((s for s in self.pools.values() if s.addresses.in_subnet(link)), None)
+            if len(self._pool_of_link) >= LINKS_REMEMBERED:  # giaddr is the sender's choice
+                self._pool_of_link.clear()
+            self._pool_of_link[link] = state
+        return state
 
     def _server_id(self, state: _PoolState, interface: Interface | None) -> int:
         if interface is None and state.server_id is not None:
@@ -575,7 +581,8 @@ class DhcpServer:
             (previous.hostname if previous else None),
             option82 if option82 is not None else (previous.option82 if previous else None),
             "local",
-            address == self._static_address(state, message),
+            bool(state.addresses.static_binds) and address == self._static_address(state,
+                                                                                   message),
         )
 
     # --- message handlers (RFC 2131 section 4.3) ---
@@ -739,8 +746,9 @@ class DhcpServer:
         if reply_type == MessageType.NAK:
             trailer = head + encode_options({Option.MESSAGE: (reason or "").encode()})
         elif lease is not None:
-            granted = None if lease.expiry is None else round(lease.expiry - lease.start)
-            if reply_type == MessageType.ACK and granted != state.config.lease_time:
+            if reply_type == MessageType.ACK and (granted := None if lease.expiry is None else
+                                                  round(lease.expiry - lease.start)) \
+                    != state.config.lease_time:
                 trailer = head + encode_options(_lease_time_options(granted)) \
                     + state.encoded_options  # capped (lazy)
             else:  # the usual OFFER and ACK: the same options every time
@@ -759,10 +767,11 @@ class DhcpServer:
             flags |= BROADCAST_FLAG  # so the relay broadcasts it (RFC 2131 4.3.2)
         counter = _SENT_COUNTER[reply_type]
         setattr(self.statistics, counter, getattr(self.statistics, counter) + 1)
-        address, port, mac = _destination(request, reply_type, yiaddr)
-        if request.giaddr:
-            port = self.relay_port
-        direct = _is_direct(request, interface)
+        if request.giaddr:  # to the relay (RFC 2131 4.1), on the port relays listen on
+            address, port, mac, direct = request.giaddr, self.relay_port, None, False
+        else:
+            address, port, mac = _destination(request, reply_type, yiaddr)
+            direct = _is_direct(request, interface)
         data = encode_reply(request.htype, request.hlen, request.xid, flags,
                             request.ciaddr if reply_type == MessageType.ACK else 0, yiaddr,
                             request.giaddr, request.chaddr, trailer, _client_max_size(request))
