@@ -90,7 +90,7 @@ class Device:
         self.emulated_lan = emulated_lan
         self.dhcp_port = dhcp_port
         self.journal = LeaseJournal(self.state_dir / "leases.sqlite")
-        self.journal.checkpoint_in_background()
+        self.journal.fold_in_background()
         gc.collect()
         gc.disable()  # a million leases load in half the time without the collector's passes
         try:
@@ -114,6 +114,7 @@ class Device:
         self._monitor: LinkMonitor | None = None
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
+        self._freeze_timer: asyncio.TimerHandle | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = asyncio.Event()
         self._frozen_table_size = len(self.core.dhcp.table)  # at the last gc.freeze()
@@ -338,10 +339,8 @@ class Device:
     def _freeze_heap(self) -> None:
         """Keep the garbage collector's full passes short (~50 ms stalls otherwise):
         what lives long (leases, the model) moves out of its way, again and again."""
-        if self._closed:
-            return  # the timer fired after close(): the loop is stopping
         self._freeze_heap_now()
-        self._loop.call_later(GC_FREEZE_INTERVAL, self._freeze_heap)
+        self._freeze_timer = self._loop.call_later(GC_FREEZE_INTERVAL, self._freeze_heap)
 
     def _freeze_heap_now(self) -> None:
         gc.freeze()
@@ -395,10 +394,11 @@ class Device:
     def close(self) -> None:
         """Stop cleanly: a VRRP master says priority 0 and drops its virtual IPs; the
         journal gets what is pending, then the replies waiting for it leave, and the journal
-        is checkpointed."""
+        is folded and checkpointed."""
         service.notify("STOPPING=1")
-        if self._timer is not None:
-            self._timer.cancel()
+        for timer in (self._timer, self._freeze_timer):
+            if timer is not None:
+                timer.cancel()
         self._closed = True
         self._loop = None
         self.core.stop(time.monotonic(), time.time())

@@ -138,7 +138,6 @@ class LeaseJournal:
         except BaseException:
             self._db.close()
             raise
-        self.commits = 0
         self.wal_restart_frames = WAL_RESTART_FRAMES
         self._lock = threading.Lock()  # the log file being written and what waits to be folded
         self._folding = threading.Lock()  # one fold at a time, in the log files' order
@@ -228,7 +227,7 @@ class LeaseJournal:
             row = None
         return row[0] if row else "an unknown release"
 
-    def checkpoint_in_background(self, interval: float = CHECKPOINT_INTERVAL) -> None:
+    def fold_in_background(self, checkpoint_interval: float = CHECKPOINT_INTERVAL) -> None:
         """Fold the log and checkpoint the WAL on a thread of their own, not the caller's.
 
         A checkpoint on the event loop stalls DHCP and VRRP for as long as the
@@ -241,7 +240,6 @@ class LeaseJournal:
             writer.execute("PRAGMA wal_autocheckpoint=0")
             # the WAL is started over in place (see checkpoint), and cut back to this size then
             writer.execute(f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * (4096 + 24)}")
-        checkpoint_interval = interval
 
         def run() -> None:
             while not self._stop.is_set():
@@ -357,7 +355,6 @@ class LeaseJournal:
             fold_now = self._unfolded_rows >= FOLD_ROWS
             if fold_now:
                 self._start_next_log()
-        self.commits += 1
         if fold_now:
             if self._folder is not None:
                 self._wake.set()
@@ -531,17 +528,8 @@ def snapshot(path: str | Path, destination: str | Path = ":memory:") -> sqlite3.
             source.backup(copy)
         finally:
             source.close()
-        folded = folded_through(copy)
-        records: list[tuple] = []
-        expected = folded + 1
         try:
-            for generation, log_file in log_files(path):
-                if generation <= folded:
-                    continue  # folded, not yet deleted
-                if generation != expected:
-                    raise FileNotFoundError(log_file)
-                records += read_records(read_log_file(log_file))[0]
-                expected += 1
+            records = unfolded_records(path, folded_through(copy))
         except FileNotFoundError:
             copy.close()
             continue
@@ -549,6 +537,22 @@ def snapshot(path: str | Path, destination: str | Path = ":memory:") -> sqlite3.
             _fold(copy, None, records)
         return copy
     raise sqlite3.OperationalError(f"{path}: the device kept folding its log while it was read")
+
+
+def unfolded_records(path: Path, folded: int) -> list[tuple]:
+    """The records of the log files after the one numbered ``folded``, in order;
+    FileNotFoundError when one of them is gone (folded and deleted meanwhile: read the
+    database again)."""
+    records: list[tuple] = []
+    expected = folded + 1
+    for generation, log_file in log_files(path):
+        if generation <= folded:
+            continue  # folded, not yet deleted
+        if generation != expected:
+            raise FileNotFoundError(log_file)
+        records += read_records(read_log_file(log_file))[0]
+        expected += 1
+    return records
 
 
 def describe(path: str | Path) -> dict:

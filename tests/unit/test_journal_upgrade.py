@@ -147,7 +147,7 @@ def test_nefeature_run_refuses_a_newer_journal_with_exit_status_78(tmp_path):
 def test_a_cleanly_closed_journal_leaves_no_wal(tmp_path):
     path = tmp_path / "leases.sqlite"
     journal = LeaseJournal(path)
-    journal.checkpoint_in_background(interval=60)
+    journal.fold_in_background(checkpoint_interval=60)
     journal.commit({lease.address: lease for lease in V0_LEASES})
     assert (tmp_path / "leases.sqlite-wal").stat().st_size > 0
     journal.close()

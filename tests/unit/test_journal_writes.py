@@ -130,7 +130,7 @@ def test_a_snapshot_taken_while_the_thread_folds_has_every_committed_lease(tmp_p
                                                                             monkeypatch):
     monkeypatch.setattr(journal_module, "FOLD_ROWS", 7)
     journal = LeaseJournal(tmp_path / "leases.sqlite")
-    journal.checkpoint_in_background(interval=0.0)
+    journal.fold_in_background(checkpoint_interval=0.0)
     committed: set[int] = set()
     try:
         for n in range(300):
