@@ -7,25 +7,37 @@ sends the replies of that batch, so every acknowledged lease is on disk.
 
 A commit is one ``write()`` of one record to the log (``leases.sqlite.log-N``):
 the rows, the deleted addresses and the journal_info keys of the commit,
-behind its length and CRC-32.  A thread folds the log into SQLite in batches
+behind its length and CRC-32.  The log is folded into SQLite in batches
 (every ``FOLD_INTERVAL``, or once a log file holds ``FOLD_ROWS`` rows): the
-writer starts the next file, the thread writes the finished one's rows in one
-transaction that also records the file's number (``folded-through``), then
-deletes the file.  Replaying a log is idempotent (every record sets rows to a
-value), so a crash anywhere in that sequence loses nothing: opening a journal
-folds whatever files are left, in order, and ignores a torn last record, one
-whose write the crash cut short (it was never acknowledged).  This is Kea's
-memfile (an appended lease file, compacted later) with SQLite as the
-compacted form: a commit costs one system call instead of SQLite's locking,
-page writes and WAL index update, a tenth of the CPU for one lease.
+writer starts the next file, and the folder writes the finished one's rows in
+one transaction that also records the file's number (``folded-through``),
+then deletes the file.  Replaying a log is idempotent (every record sets rows
+to a value), so a crash anywhere in that sequence loses nothing: opening a
+journal folds whatever files are left, in order, and ignores a torn last
+record, one whose write the crash cut short (it was never acknowledged).
+This is Kea's memfile (an appended lease file, compacted later) with SQLite
+as the compacted form: a commit costs one system call instead of SQLite's
+locking, page writes and WAL index update, a tenth of the CPU for one lease.
+
+The folder is a process of its own (``python -m nefeature.dhcp.journal``),
+as Kea's lease file cleanup is: a fold of thousands of rows is CPU work that
+a thread would do under the device's GIL, and each system call of the event
+loop then waited for the GIL's switch interval (seen: the backup's loop 20-30
+ms late all through a batch backup of a million leases).  The device tells it
+the number of each log file it finishes, on a pipe; it answers with the
+number folded through.  It dies with the device (``PR_SET_PDEATHSIG``); if it
+dies alone, the device starts another, and the log keeps every lease
+meanwhile.  Folding checks ``folded-through`` inside its transaction, so two
+folders (a device's and a start's, or an in-line fold) never fold a file
+twice.
 
 Neither the log nor SQLite's WAL (``synchronous=NORMAL``) is fsynced: a
 committed lease survives the process being killed (``kill -9``) but not a
 power cut, the same guarantee Kea's memfile gives.  Other processes read the
 journal through :func:`snapshot` (SQLite plus the unfolded log).
 
-Checkpoints (copying the WAL into the database, with its fsyncs) run on the
-folding thread after each fold, and the WAL is kept bounded: see
+Checkpoints (copying the WAL into the database, with its fsyncs) run in the
+folder after its folds, and the WAL is kept bounded: see
 ``checkpoint``.  Closing folds and checkpoints everything, so a cleanly
 stopped device leaves one file: no log, no WAL.
 
@@ -44,13 +56,14 @@ from __future__ import annotations
 import logging
 import marshal
 import os
+import select
 import sqlite3
+import subprocess
 import struct
 import sys
 import threading
 import time
 import zlib
-from collections import deque
 from itertools import chain, starmap
 from operator import itemgetter
 from pathlib import Path
@@ -77,6 +90,8 @@ FOLD_ROWS = 4096
 FOLD_INTERVAL = 1.0
 #: Checkpoints run after a fold at most this often.
 CHECKPOINT_INTERVAL = 2.0
+#: How long ``fold`` and ``close`` wait for the folder before folding in line (or killing it).
+FOLDER_WAIT = 2 * LOCK_WAIT
 
 #: The layout this release writes (``PRAGMA user_version``).
 SCHEMA_VERSION = 1
@@ -125,7 +140,7 @@ class JournalTooNew(Exception):
 
 
 class LeaseJournal:
-    """Durable copy of the lease table: ``commit`` appends to the log, a thread folds it."""
+    """Durable copy of the lease table: ``commit`` appends to the log, a folder folds it."""
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -134,24 +149,22 @@ class LeaseJournal:
             #: the layout version the file had when opened (None: a new journal)
             self.found_version = self._open_layout()
             self._db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT * 1000)}")
-            folded = self._fold_leftover_logs()
+            folded = fold_log_files(self._db, self.path)  # what a crash (or a kill) left
         except BaseException:
             self._db.close()
             raise
         self.wal_restart_frames = WAL_RESTART_FRAMES
-        self._lock = threading.Lock()  # the log file being written and what waits to be folded
-        self._folding = threading.Lock()  # one fold at a time, in the log files' order
+        self._lock = threading.Lock()  # the log file being written, and the folder's pipe
         self._generation = folded + 1
         self._log = self._create_log()
-        self._unfolded: list[tuple] = []  # the records in the log file being written
-        self._unfolded_rows = 0
+        self._log_rows = 0
         self._log_started = time.monotonic()
-        self._to_fold: deque[tuple[int, list[tuple]]] = deque()  # finished log files
-        self._background: sqlite3.Connection | None = None  # the folding thread's connection
-        self._folder: threading.Thread | None = None
-        self._wake = threading.Event()
+        self._folded = threading.Condition()  # notified as the folder reports progress
+        self._folded_through = folded
+        self._folder: subprocess.Popen | None = None  # the folding process
+        self._checkpoint_interval = CHECKPOINT_INTERVAL
+        self._watcher: threading.Thread | None = None  # reads the folder's reports
         self._stop = threading.Event()
-        self._last_checkpoint = 0.0
         self.trace = False  # log folds and checkpoints that take over 2 ms (nefeature.slowtrace)
 
     def _log_path(self, generation: int) -> Path:
@@ -203,21 +216,6 @@ class LeaseJournal:
             raise
         return None if fresh else found
 
-    def _fold_leftover_logs(self) -> int:
-        """Fold the log files a crash (or a kill) left, in order; the last number folded."""
-        folded = folded_through(self._db)
-        for generation, path in log_files(self.path):
-            if generation > folded:
-                data = read_log_file(path)
-                records, valid = read_records(data)
-                if valid < len(data):
-                    log.warning("%s: the last %d bytes are a record cut short (never "
-                                "acknowledged): ignored", path, len(data) - valid)
-                _fold(self._db, generation, records)
-                folded = generation
-            path.unlink()
-        return folded
-
     def _written_by(self) -> str:
         """The release a journal says wrote it (layouts from 1 on record it)."""
         try:
@@ -228,69 +226,73 @@ class LeaseJournal:
         return row[0] if row else "an unknown release"
 
     def fold_in_background(self, checkpoint_interval: float = CHECKPOINT_INTERVAL) -> None:
-        """Fold the log and checkpoint the WAL on a thread of their own, not the caller's.
+        """Fold the log and checkpoint the WAL in a process of their own (the folder), not
+        in the caller's: a checkpoint on the event loop stalls DHCP and VRRP for as long
+        as the disk takes (seen: 180 ms under load), and a fold on a thread holds the GIL
+        the loop needs (see the module's docstring)."""
+        self._db.execute("PRAGMA wal_autocheckpoint=0")
+        self._db.execute(f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * (4096 + 24)}")
+        self._checkpoint_interval = checkpoint_interval
+        self._folder = self._start_folder()
+        self._watcher = threading.Thread(target=self._watch_folder, name="lease-journal-folder",
+                                         daemon=True)
+        self._watcher.start()
 
-        A checkpoint on the event loop stalls DHCP and VRRP for as long as the
-        disk takes (seen: 180 ms under load), and a fold of thousands of rows
-        takes milliseconds.
-        """
-        self._background = sqlite3.connect(self.path, isolation_level=None,
-                                           check_same_thread=False)
-        for writer in (self._db, self._background):
-            writer.execute("PRAGMA wal_autocheckpoint=0")
-            # the WAL is started over in place (see checkpoint), and cut back to this size then
-            writer.execute(f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * (4096 + 24)}")
+    def _start_folder(self) -> subprocess.Popen:
+        package_root = str(Path(__file__).resolve().parents[2])  # the folder runs this code
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (package_root, env.get("PYTHONPATH"))))
+        folder = subprocess.Popen(
+            [sys.executable, "-m", "nefeature.dhcp.journal", str(self.path),
+             repr(self._checkpoint_interval), str(self.wal_restart_frames), str(os.getpid())],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
+        os.set_blocking(folder.stdin.fileno(), False)  # the event loop never waits on it
+        return folder
 
-        def run() -> None:
-            while not self._stop.is_set():
-                self._wake.wait(FOLD_INTERVAL)
-                self._wake.clear()
+    def _watch_folder(self) -> None:
+        """The folder's reports, the log file started over once it is ``FOLD_INTERVAL``
+        old, and a new folder if the one running dies."""
+        while not self._stop.is_set():
+            folder = self._folder
+            if folder is None:  # closed
+                return
+            readable, _, _ = select.select([folder.stdout], [], [], FOLD_INTERVAL)
+            if not readable:
                 with self._lock:
                     if time.monotonic() - self._log_started >= FOLD_INTERVAL:
                         self._start_next_log()
-                try:
-                    self._fold_finished(self._background)
-                    if time.monotonic() - self._last_checkpoint >= checkpoint_interval:
-                        self._last_checkpoint = time.monotonic()
-                        self.checkpoint()
-                except sqlite3.Error as error:
-                    log.warning("%s: folding the log into the database failed (%s); the log "
-                                "keeps every lease, retrying", self.path, error)
-                    self._stop.wait(FOLD_INTERVAL)
+                continue
+            report = os.read(folder.stdout.fileno(), 4096)  # whole lines: one write() each
+            if report:
+                with self._folded:
+                    self._folded_through = max(self._folded_through, *map(int, report.split()))
+                    self._folded.notify_all()
+                continue
+            if self._stop.is_set():
+                return
+            log.warning("%s: the process folding the log into the database exited (status "
+                        "%s); starting another, the log keeps every lease meanwhile",
+                        self.path, folder.wait())
+            folder.stdin.close()
+            folder.stdout.close()
+            if self._stop.wait(FOLD_INTERVAL):
+                return
+            with self._lock:
+                if self._stop.is_set():
+                    return
+                self._folder = self._start_folder()
+                self._request_fold(self._generation - 1)
 
-        self._folder = threading.Thread(target=run, name="lease-journal-fold", daemon=True)
-        self._folder.start()
+    def _request_fold(self, through: int) -> None:
+        """Ask the folder to fold the log files up to number ``through`` (holding the lock)."""
+        try:
+            os.write(self._folder.stdin.fileno(), b"%d\n" % through)
+        except (BlockingIOError, BrokenPipeError):
+            pass  # full (a later request asks for more) or dead (its successor is asked)
 
     def checkpoint(self) -> None:
-        """Copy the WAL into the database, from the folding thread's connection.
-
-        A PASSIVE checkpoint never holds the writer up, but SQLite starts the
-        WAL over only when a writer finds every frame already copied.  So once
-        the WAL holds ``WAL_RESTART_FRAMES`` frames, a RESTART checkpoint
-        follows the passive one: it leaves the WAL fully copied, so the next
-        fold starts it over from its first frame.  Not TRUNCATE: after it every
-        write extended an empty file, whose block allocations then waited
-        behind the checkpoints' fsyncs; the file is cut back to
-        ``journal_size_limit`` instead.  Folds and checkpoints run one after
-        the other on one thread, so no write lands during a checkpoint; a
-        reader still on an older snapshot (a ``SELECT`` over a million rows
-        from another process) makes it stop short, and it never waits for one:
-        the next round tries again.
-        """
-        db = self._background if self._background is not None else self._db
-        db.execute("PRAGMA busy_timeout = 0")
-        try:
-            started = time.perf_counter()
-            _busy, frames, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            passive = time.perf_counter()
-            if frames >= self.wal_restart_frames:
-                db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
-        finally:
-            db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT * 1000)}")
-        if self.trace and time.perf_counter() - started > 0.002:
-            log.info("%.3f checkpoint of %d frames: passive %.1f ms, restart %.1f ms",
-                     time.time(), frames, (passive - started) * 1e3,
-                     (time.perf_counter() - passive) * 1e3)
+        """Copy the WAL into the database, in line (the folder checkpoints on its own)."""
+        checkpoint_wal(self._db, self.wal_restart_frames, self.trace)
 
     def load(self) -> list[Lease]:
         self.fold()
@@ -343,77 +345,74 @@ class LeaseJournal:
                 for service, until in (synced_until or {}).items()]
         if splits:
             info += [(SPLIT + pool, str(split)) for pool, split in splits.items()]
-        record = (rows, deletes, info)
-        payload = marshal.dumps(record)
+        payload = marshal.dumps((rows, deletes, info))
         data = RECORD_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
+        finished = None
         with self._lock:
             written = os.write(self._log, data)
             while written < len(data):  # a short write (a full disk raises instead)
                 written += os.write(self._log, data[written:])
-            self._unfolded.append(record)
-            self._unfolded_rows += len(changes)
-            fold_now = self._unfolded_rows >= FOLD_ROWS
-            if fold_now:
-                self._start_next_log()
-        if fold_now:
-            if self._folder is not None:
-                self._wake.set()
-            else:  # no folding thread (tools, tests): fold in line
-                self._fold_finished(self._db)
+            self._log_rows += len(changes) or 1
+            if self._log_rows >= FOLD_ROWS:
+                finished = self._start_next_log()
+        if finished is not None and self._folder is None:  # no folder (tools, tests)
+            self._fold_in_line(finished)
 
-    def _start_next_log(self) -> None:
-        """Queue the log file being written for folding and start the next (holding the
-        lock); nothing to do while it is empty."""
+    def _start_next_log(self) -> int | None:
+        """Close the log file being written and start the next (holding the lock); the
+        folder is asked to fold the closed one.  Its number, or None when it was empty
+        (then nothing changes)."""
         self._log_started = time.monotonic()
-        if not self._unfolded:
-            return
-        self._to_fold.append((self._generation, self._unfolded))
+        if not self._log_rows:
+            return None
         os.close(self._log)
+        finished = self._generation
         self._generation += 1
         self._log = self._create_log()
-        self._unfolded, self._unfolded_rows = [], 0
+        self._log_rows = 0
+        if self._folder is not None:
+            self._request_fold(finished)
+        return finished
 
     def fold(self) -> None:
-        """Fold the whole log into SQLite now, in line (``load`` and ``close`` do)."""
+        """Fold the whole log into SQLite now (``load`` and ``close`` do): the folder is
+        waited for while it runs, in line otherwise."""
         with self._lock:
             self._start_next_log()
-        self._fold_finished(self._db)
-
-    def _fold_finished(self, db: sqlite3.Connection) -> None:
-        """Fold every finished log file into SQLite, oldest first, and delete it."""
-        with self._folding:
-            self._fold_queued(db)
-
-    def _fold_queued(self, db: sqlite3.Connection) -> None:
-        while True:
-            with self._lock:
-                if not self._to_fold:
+            through = self._generation - 1
+        if self._folder is not None:
+            with self._folded:
+                if self._folded.wait_for(lambda: self._folded_through >= through,
+                                         timeout=FOLDER_WAIT):
                     return
-                generation, records = self._to_fold[0]
-            started = time.perf_counter()
-            _fold(db, generation, records)
-            with self._lock:
-                self._to_fold.popleft()
-            self._log_path(generation).unlink(missing_ok=True)
-            if self.trace and time.perf_counter() - started > 0.002:
-                log.info("%.3f fold of %d records: %.1f ms", time.time(), len(records),
-                         (time.perf_counter() - started) * 1e3)
+        self._fold_in_line(through)  # a folder that did not answer is left to catch up
+
+    def _fold_in_line(self, through: int) -> None:
+        folded = fold_log_files(self._db, self.path, through, self.trace)
+        with self._folded:
+            self._folded_through = max(self._folded_through, folded)
 
     def integrity_check(self) -> str:
         return self._db.execute("PRAGMA integrity_check").fetchone()[0]
 
     def close(self) -> None:
-        """Stop the folding thread, fold the whole log, copy the WAL into the database,
-        close: one file left."""
+        """Stop the folder, fold the whole log, copy the WAL into the database, close: one
+        file left."""
         self._stop.set()
-        self._wake.set()
         if self._folder is not None:
-            self._folder.join(timeout=10)
+            with self._lock:
+                folder, self._folder = self._folder, None
+            folder.stdin.close()  # end of requests: the folder finishes its fold and exits
+            try:
+                folder.wait(timeout=FOLDER_WAIT)
+            except subprocess.TimeoutExpired:
+                folder.kill()
+                folder.wait()
+            self._watcher.join(timeout=FOLDER_WAIT)
+            folder.stdout.close()
         self.fold()
         os.close(self._log)
         self._log_path(self._generation).unlink(missing_ok=True)
-        if self._background is not None:
-            self._background.close()
         self._db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT * 1000)}")
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         self._db.close()
@@ -468,35 +467,106 @@ def folded_through(db: sqlite3.Connection) -> int:
     return int(row[0]) if row else 0
 
 
-def _fold(db: sqlite3.Connection, generation: int | None, records: list[tuple]) -> None:
-    """Apply log records, in order, to the database in one transaction (with the log
-    file's number as ``folded-through``, unless None)."""
+def fold_log_files(db: sqlite3.Connection, path: Path, through: int | None = None,
+                   trace: bool = False) -> int:
+    """Fold the journal's log files up to number ``through`` (all with None) into SQLite,
+    oldest first, each in one transaction, and delete them; the number folded through.
+
+    ``folded-through`` is read inside each transaction, under SQLite's write lock, so a
+    file another folder folded meanwhile is only deleted."""
+    folded = folded_through(db)
+    for generation, log_file in log_files(path):
+        if through is not None and generation > through:
+            break
+        started = time.perf_counter()
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            folded = folded_through(db)
+            if generation > folded:
+                data = read_log_file(log_file)
+                records, valid = read_records(data)
+                if valid < len(data):
+                    log.warning("%s: the last %d bytes are a record cut short (never "
+                                "acknowledged): ignored", log_file, len(data) - valid)
+                _write_records(db, generation, records)
+                folded = generation
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        log_file.unlink(missing_ok=True)
+        if trace and time.perf_counter() - started > 0.002:
+            log.info("%.3f fold of log file %d: %.1f ms", time.time(), generation,
+                     (time.perf_counter() - started) * 1e3)
+    return folded
+
+
+def checkpoint_wal(db: sqlite3.Connection, restart_frames: int = WAL_RESTART_FRAMES,
+                   trace: bool = False) -> None:
+    """Copy the WAL into the database.
+
+    A PASSIVE checkpoint never holds the writer up, but SQLite starts the
+    WAL over only when a writer finds every frame already copied.  So once
+    the WAL holds ``restart_frames`` frames, a RESTART checkpoint
+    follows the passive one: it leaves the WAL fully copied, so the next
+    fold starts it over from its first frame.  Not TRUNCATE: after it every
+    write extended an empty file, whose block allocations then waited
+    behind the checkpoints' fsyncs; the file is cut back to
+    ``journal_size_limit`` instead.  Folds and checkpoints run one after
+    the other in the folder, so no write lands during a checkpoint; a
+    reader still on an older snapshot (a ``SELECT`` over a million rows
+    from another process) makes it stop short, and it never waits for one:
+    the next round tries again.
+    """
+    db.execute("PRAGMA busy_timeout = 0")
+    try:
+        started = time.perf_counter()
+        _busy, frames, _copied = db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        passive = time.perf_counter()
+        if frames >= restart_frames:
+            db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
+    finally:
+        db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT * 1000)}")
+    if trace and time.perf_counter() - started > 0.002:
+        log.info("%.3f checkpoint of %d frames: passive %.1f ms, restart %.1f ms",
+                 time.time(), frames, (passive - started) * 1e3,
+                 (time.perf_counter() - passive) * 1e3)
+
+
+def _fold(db: sqlite3.Connection, records: list[tuple]) -> None:
+    """Apply log records, in order, to the database in one transaction."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        _write_records(db, None, records)
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _write_records(db: sqlite3.Connection, generation: int | None, records: list[tuple]) -> None:
+    """Apply log records, in order, inside the caller's transaction (with the log file's
+    number as ``folded-through``, unless None)."""
     rows: dict[int, tuple | None] = {}
     info: dict[str, str] = {}
-    for new_rows, deletes, new_info in records:  # in C loops: the thread holds the GIL less
+    for new_rows, deletes, new_info in records:  # in C loops
         rows.update(dict.fromkeys(deletes))
         rows.update(zip(map(itemgetter(0), new_rows), new_rows))
         info.update(new_info)
     if generation is not None:
         info[FOLDED_THROUGH] = str(generation)
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        deletes = [(address,) for address, row in rows.items() if row is None]
-        if deletes:
-            db.executemany("DELETE FROM leases WHERE address = ?", deletes)
-        upserts = [row for row in rows.values() if row is not None]
-        bulk = len(upserts) - len(upserts) % ROWS_PER_UPSERT
-        for start in range(0, bulk, ROWS_PER_UPSERT):
-            db.execute(UPSERT_MANY, tuple(chain.from_iterable(
-                upserts[start:start + ROWS_PER_UPSERT])))
-        db.executemany(UPSERT, upserts[bulk:])
-        if info:
-            db.executemany("INSERT OR REPLACE INTO journal_info (key, value) VALUES (?, ?)",
-                           info.items())
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
+    deletes = [(address,) for address, row in rows.items() if row is None]
+    if deletes:
+        db.executemany("DELETE FROM leases WHERE address = ?", deletes)
+    upserts = [row for row in rows.values() if row is not None]
+    bulk = len(upserts) - len(upserts) % ROWS_PER_UPSERT
+    for start in range(0, bulk, ROWS_PER_UPSERT):
+        db.execute(UPSERT_MANY, tuple(chain.from_iterable(
+            upserts[start:start + ROWS_PER_UPSERT])))
+    db.executemany(UPSERT, upserts[bulk:])
+    if info:
+        db.executemany("INSERT OR REPLACE INTO journal_info (key, value) VALUES (?, ?)",
+                       info.items())
 
 
 def open_read_only(path: str | Path) -> sqlite3.Connection:
@@ -534,7 +604,7 @@ def snapshot(path: str | Path, destination: str | Path = ":memory:") -> sqlite3.
             copy.close()
             continue
         if records:
-            _fold(copy, None, records)
+            _fold(copy, records)
         return copy
     raise sqlite3.OperationalError(f"{path}: the device kept folding its log while it was read")
 
@@ -587,3 +657,58 @@ def backup(path: str | Path, destination: str | Path) -> int:
         return target.execute("SELECT count(*) FROM leases").fetchone()[0]
     finally:
         target.close()
+
+
+# --- the folder: ``python -m nefeature.dhcp.journal PATH CHECKPOINT-INTERVAL RESTART-FRAMES
+# DEVICE-PID``, started by LeaseJournal.fold_in_background ---
+
+PR_SET_PDEATHSIG = 1
+
+
+def _die_with(device_pid: int) -> None:
+    """Be killed when the device is (a folder left behind would write a journal that the
+    device's next start folds too); exit now if it is gone already."""
+    import ctypes
+    import signal
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+        log.warning("the folder cannot ask to die with its device (errno %d)", ctypes.get_errno())
+    if os.getppid() != device_pid:
+        sys.exit(0)
+
+
+def run_folder(path: Path, checkpoint_interval: float, restart_frames: int) -> None:
+    """Read requests (``N\\n``: fold the log files up to number N) from stdin until it
+    closes; after each, report the number folded through on stdout, and checkpoint the WAL
+    at most every ``checkpoint_interval`` seconds."""
+    trace = bool(os.environ.get("NEFEATURE_TRACE_SLOW_MS"))  # as nefeature.slowtrace
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT * 1000)}")
+    db.execute("PRAGMA wal_autocheckpoint=0")
+    # the WAL is started over in place (see checkpoint_wal), and cut back to this size then
+    db.execute(f"PRAGMA journal_size_limit = {restart_frames * (4096 + 24)}")
+    last_checkpoint = 0.0
+    while requests := os.read(sys.stdin.fileno(), 4096):
+        through = max(map(int, requests.split()))
+        while True:
+            try:
+                folded = fold_log_files(db, path, through, trace)
+                if time.monotonic() - last_checkpoint >= checkpoint_interval:
+                    last_checkpoint = time.monotonic()
+                    checkpoint_wal(db, restart_frames, trace)
+                break
+            except sqlite3.Error as error:
+                log.warning("%s: folding the log into the database failed (%s); the log "
+                            "keeps every lease, retrying", path, error)
+                time.sleep(FOLD_INTERVAL)
+        os.write(sys.stdout.fileno(), b"%d\n" % folded)
+    db.close()
+
+
+if __name__ == "__main__":
+    _die_with(int(sys.argv[4]))
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    log = logging.getLogger("nefeature.dhcp.journal")
+    run_folder(Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]))

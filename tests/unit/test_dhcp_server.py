@@ -18,7 +18,7 @@ from nefeature.dhcp.codec import (
     encode,
 )
 from nefeature.dhcp.events import LeaseCommitted, LeaseDeclined, LeaseExpired, LeaseReleased
-from nefeature.dhcp.journal import LeaseJournal
+from nefeature.dhcp.journal import LeaseJournal, checkpoint_wal
 from nefeature.dhcp.leases import LeaseState
 from nefeature.dhcp.server import (
     BROADCAST,
@@ -471,7 +471,6 @@ def test_journal_wal_is_started_over_under_steady_commits(tmp_path):
 
     journal = LeaseJournal(tmp_path / "leases.sqlite")
     journal._db.execute("PRAGMA wal_autocheckpoint=0")  # as the device's journal: see below
-    journal.wal_restart_frames = 64
     server = DhcpServer(single_config())
     clients = [Client(server, mac=n) for n in range(1, 41)]
     renewals = iter(range(10**6))
@@ -507,12 +506,12 @@ def test_journal_wal_is_started_over_under_steady_commits(tmp_path):
         def close(self) -> None:
             self.connection.close()
 
-    journal._background = CommitWhileCheckpointing(
-        sqlite3.connect(journal.path, isolation_level=None))
+    checkpointer = CommitWhileCheckpointing(sqlite3.connect(journal.path, isolation_level=None))
     for _ in range(500):
         for _ in range(3):
             commit_one()
-        journal.checkpoint()
+        checkpoint_wal(checkpointer, restart_frames=64)
+    checkpointer.close()
     wal = tmp_path / "leases.sqlite-wal"
     frames = max(0, wal.stat().st_size - 32) // (4096 + 24)  # header, then (header + page)s
     assert frames < 200  # a frame per commit: 2,000 if the WAL is never started over

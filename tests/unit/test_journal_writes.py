@@ -144,6 +144,98 @@ def test_a_snapshot_taken_while_the_thread_folds_has_every_committed_lease(tmp_p
     assert rows(journal.path) == committed
 
 
+def wait_until(condition, seconds: float = 10.0) -> bool:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.02)
+    return True
+
+
+def test_the_log_is_folded_by_a_process_of_its_own_and_by_another_when_it_dies(
+        tmp_path, monkeypatch, caplog):
+    """The fold's CPU is off the device's GIL; a folder killed loses nothing, and the
+    journal starts another."""
+    import os
+    import signal
+
+    monkeypatch.setattr(journal_module, "FOLD_ROWS", 5)
+    monkeypatch.setattr(journal_module, "FOLD_INTERVAL", 0.05)
+    journal = LeaseJournal(tmp_path / "leases.sqlite")
+    journal.fold_in_background(checkpoint_interval=0.0)
+    first = journal._folder
+    try:
+        assert first.pid != os.getpid() and first.poll() is None
+        for n in range(10):
+            journal.commit({ADDRESS + n: lease(ADDRESS + n)})
+        assert wait_until(lambda: rows(journal.path) == {ADDRESS + n for n in range(10)}), \
+            "the folder folded both finished log files"
+        os.kill(first.pid, signal.SIGKILL)
+        assert wait_until(lambda: journal._folder is not first and journal._folder.poll() is None)
+        for n in range(10, 23):
+            journal.commit({ADDRESS + n: lease(ADDRESS + n)})
+        assert wait_until(lambda: rows(journal.path) >= {ADDRESS + n for n in range(20)}), \
+            "the new folder folds what the log held meanwhile and after"
+        assert journaled(journal.path) == {ADDRESS + n for n in range(23)}
+    finally:
+        journal.close()
+    assert "the process folding the log into the database exited" in caplog.text
+    assert rows(journal.path) == {ADDRESS + n for n in range(23)}
+    assert journal._folder is None and not list(tmp_path.glob("leases.sqlite.log-*"))
+
+
+def test_the_folder_dies_with_the_device(tmp_path):
+    """A device killed (kill -9) takes its folder with it: no process is left writing a
+    journal that the next start opens."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    device = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time; from nefeature.dhcp.journal import "
+         "LeaseJournal; j = LeaseJournal(sys.argv[1]); j.fold_in_background(); "
+         "print(j._folder.pid, flush=True); time.sleep(60)", str(tmp_path / "leases.sqlite")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        folder = int(device.stdout.readline())
+        os.kill(folder, 0)  # running
+        device.kill()
+        device.wait()
+
+        def gone() -> bool:
+            try:
+                with open(f"/proc/{folder}/stat") as stat:
+                    return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # not yet reaped
+            except FileNotFoundError:
+                return True
+        assert wait_until(gone, 5.0), "the folder outlived its device"
+    finally:
+        device.kill()
+        device.wait()
+        device.stdout.close()
+
+
+def test_a_log_file_folded_already_is_deleted_not_folded_again(tmp_path):
+    """Two folders (a device's and an in-line fold, or a start beside a dying folder) may
+    list the same file: the second finds it folded under SQLite's lock and only deletes it,
+    so an old file never brings back a lease a later one deleted."""
+    journal = LeaseJournal(tmp_path / "leases.sqlite")
+    journal.commit({ADDRESS: lease()})
+    with journal._lock:
+        first = journal._start_next_log()
+    journal.commit({ADDRESS: None, ADDRESS + 1: lease(ADDRESS + 1)})
+    first_bytes = journal._log_path(first).read_bytes()
+    journal.fold()
+    assert rows(journal.path) == {ADDRESS + 1}
+    journal._log_path(first).write_bytes(first_bytes)  # as listed by the slower folder
+    assert journal_module.fold_log_files(journal._db, journal.path, first) == first + 1
+    assert rows(journal.path) == {ADDRESS + 1}, "the deleted lease stays deleted"
+    assert not journal._log_path(first).exists()
+    journal.close()
+
+
 class Wire:
     """Stands in for the DHCP sockets: what the device sent, decoded."""
 
