@@ -9,7 +9,7 @@ this module only moves bytes and time in and out of it:
   in as the core's inputs, stamped with the monotonic and the wall clock;
 * the core's outputs go out: datagrams, channel bytes, virtual addresses
   on the interfaces, journal writes (in line: one append to the journal's
-  log, whose folding into SQLite runs on the journal's own thread), links
+  log, whose folding into SQLite runs in the journal's own process), links
   to watch, and events to log and to notify over NETCONF;
 * one ``call_at`` timer for the core's next deadline.
 """

@@ -667,10 +667,14 @@ PR_SET_PDEATHSIG = 1
 
 def _die_with(device_pid: int) -> None:
     """Be killed when the device is (a folder left behind would write a journal that the
-    device's next start folds too); exit now if it is gone already."""
+    device's next start folds too); exit now if it is gone already.  The signals that stop
+    the device (SIGTERM from systemd to the whole unit, SIGINT from a terminal to the
+    process group) are ignored: the device closes the pipe when it has stopped."""
     import ctypes
     import signal
 
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     libc = ctypes.CDLL(None, use_errno=True)
     if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
         log.warning("the folder cannot ask to die with its device (errno %d)", ctypes.get_errno())
