@@ -90,7 +90,6 @@ class Device:
         self.emulated_lan = emulated_lan
         self.dhcp_port = dhcp_port
         self.journal = LeaseJournal(self.state_dir / "leases.sqlite")
-        self.journal.fold_in_background()
         gc.collect()
         gc.disable()  # a million leases load in half the time without the collector's passes
         try:
@@ -101,6 +100,7 @@ class Device:
         finally:
             gc.freeze()  # the loaded table, out of the collector's way (a pass: 0.3 s a million)
             gc.enable()
+        self.journal.fold_in_background()  # once loaded: its start takes no CPU from the load
         self.core.dhcp.relay_port = relay_port
         self._closed = False
         self.connectors: dict[str, ChannelConnector] = {}
