@@ -25,8 +25,9 @@ a thread would do under the device's GIL, and each system call of the event
 loop then waited for the GIL's switch interval (seen: the backup's loop 20-30
 ms late all through a batch backup of a million leases).  The device tells it
 the number of each log file it finishes, on a pipe; it answers with the
-number folded through.  It dies with the device (``PR_SET_PDEATHSIG``); if it
-dies alone, the device starts another, and the log keeps every lease
+number folded through.  It runs at a lower priority (``FOLDER_NICENESS``), so
+a busy machine serves first and folds after.  It dies with the device
+(``PR_SET_PDEATHSIG``); if it dies alone, the device starts another, and the log keeps every lease
 meanwhile.  Folding checks ``folded-through`` inside its transaction, so two
 folders (a device's and a start's, or an in-line fold) never fold a file
 twice.
@@ -92,6 +93,9 @@ FOLD_INTERVAL = 1.0
 CHECKPOINT_INTERVAL = 2.0
 #: How long ``fold`` and ``close`` wait for the folder before folding in line (or killing it).
 FOLDER_WAIT = 2 * LOCK_WAIT
+#: The folder's nice value: on a busy machine the device's own work goes first, and the
+#: folder catches up when the CPU is free (the log holds every lease meanwhile).
+FOLDER_NICENESS = 10
 
 #: The layout this release writes (``PRAGMA user_version``).
 SCHEMA_VERSION = 1
@@ -712,6 +716,7 @@ def run_folder(path: Path, checkpoint_interval: float, restart_frames: int) -> N
 
 if __name__ == "__main__":
     _die_with(int(sys.argv[4]))
+    os.nice(FOLDER_NICENESS)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log = logging.getLogger("nefeature.dhcp.journal")
