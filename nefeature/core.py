@@ -244,6 +244,9 @@ class DeviceCore:
         for router in self.vrrp.values():
             router.shutdown(now)
         self._after_input(now)
+        self.backup.report_unconfirmed(now)
+        self._notify_all(self.backup.events)
+        self.backup.events.clear()
 
     def _start_router(self, router: VrrpRouter, now: float) -> None:
         for track in router.group.tracks:
@@ -365,7 +368,7 @@ class DeviceCore:
                 keep.append(gated)
         self._gate = keep
         for service, count in unconfirmed.items():
-            backup.count_unconfirmed(service, count)
+            backup.count_unconfirmed(service, count, now)
 
     # --- VRRP ---
 

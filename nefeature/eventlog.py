@@ -8,6 +8,7 @@ from ipaddress import IPv4Address
 
 from nefeature.backup.hotbackup import (
     STRICT_WAIT,
+    UNCONFIRMED_REPORT_INTERVAL,
     BatchBackupDone,
     FailoverStateChanged,
     PeerUnresponsive,
@@ -40,7 +41,9 @@ def log_event(event) -> None:
     elif isinstance(event, PeerUnresponsive):
         log.warning("remote backup %s: the peer is unresponsive (nothing acknowledged for "
                     "%.1f s, or presumed down by VRRP, or the channel is down): %d DHCPACK(s) "
-                    "sent without its copy", event.service, STRICT_WAIT, event.replies)
+                    "sent without its copy since the last such report (one every %.0f s at "
+                    "most)", event.service, STRICT_WAIT, event.replies,
+                    UNCONFIRMED_REPORT_INTERVAL)
     elif isinstance(event, BatchBackupDone):
         log.info("remote backup profile %s: batch backup of %d leases %s", event.profile,
                  event.leases, "sent" if event.sent else "received")

@@ -124,6 +124,10 @@ from nefeature.dhcp.leases import LeaseState
 _ROUTINE = (Acked, RecordsReceived)  # channel events that leave every failover state as it is
 STRICT_WAIT = 0.5  # seconds of no acknowledgement before DHCPACKs leave without the peer
 CHANNEL_GRACE = 10.0  # seconds after start before an unreachable peer counts as gone
+#: PeerUnresponsive at most this often per service while DHCPACKs leave without the peer
+#: (one per gate release logged 2,000 warnings a second at 2,000 DORA/s), and once more with
+#: the rest when the peer acknowledges again.
+UNCONFIRMED_REPORT_INTERVAL = 10.0
 REBALANCE_INTERVAL = 5.0  # seconds between the primary's looks at the free addresses
 
 
@@ -334,6 +338,8 @@ class HotBackup:
         self._in_flight: dict[str, dict[int, tuple[int, float]]] = {n: {} for n in self.channels}
         self.records_applied = 0
         self.unconfirmed_replies: dict[str, int] = {name: 0 for name in self.channels}
+        self._unreported: dict[str, int] = dict.fromkeys(self.channels, 0)
+        self._reported_at: dict[str, float | None] = dict.fromkeys(self.channels)
         self.channel_times: dict[str, dict] = {}
         for profile in self.profiles.values():
             if profile.sync_mode == "lazy":
@@ -443,6 +449,8 @@ class HotBackup:
                 self._presumed_down_since[service] = None  # the peer is alive after all
             if isinstance(event, Acked):
                 self._waiting_since[service] = now
+                if self._reported_at[service] is not None:
+                    self._report_unconfirmed(service, now, final=True)
                 self._note_acked(service, event.upto)
             elif isinstance(event, RecordsReceived):
                 self.commands.append(ApplyPeerLeases(event.records))
@@ -516,9 +524,27 @@ class HotBackup:
         waiting = self._waiting_since[service]
         return waiting is not None and now >= waiting + STRICT_WAIT
 
-    def count_unconfirmed(self, service: str, replies: int) -> None:
+    def count_unconfirmed(self, service: str, replies: int, now: float) -> None:
         self.unconfirmed_replies[service] += replies
-        self.events.append(PeerUnresponsive(service, replies))
+        self._unreported[service] += replies
+        self._report_unconfirmed(service, now)
+
+    def report_unconfirmed(self, now: float) -> None:
+        """Report the DHCPACKs not yet reported as unconfirmed (the device is stopping)."""
+        for service in self._unreported:
+            self._report_unconfirmed(service, now, final=True)
+
+    def _report_unconfirmed(self, service: str, now: float, final: bool = False) -> None:
+        """PeerUnresponsive with the DHCPACKs counted since the last one: the first of an
+        outage at once, then every UNCONFIRMED_REPORT_INTERVAL, and the rest (``final``)
+        once the peer acknowledges again."""
+        replies, last = self._unreported[service], self._reported_at[service]
+        if replies and (final or last is None or now >= last + UNCONFIRMED_REPORT_INTERVAL):
+            self.events.append(PeerUnresponsive(service, replies))
+            self._unreported[service] = 0
+            self._reported_at[service] = now
+        if final:
+            self._reported_at[service] = None
 
     # --- roles, allocation, preemption ---
 
@@ -526,6 +552,9 @@ class HotBackup:
         """Recompute every profile's failover state and what it allows."""
         self._last_now = now
         self._balance_due(now)
+        for service, replies in self._unreported.items():
+            if replies:
+                self._report_unconfirmed(service, now)
         for profile in self.profiles.values():
             channel = self.channels[profile.service]
             up = channel.state is ChannelState.UP

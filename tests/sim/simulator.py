@@ -146,6 +146,7 @@ class SimDevice:
     skew: float = 0.0  # wall clock minus the simulator's wall clock
     page_scheduled: bool = False
     notifications: list = field(default_factory=list)
+    notification_times: list = field(default_factory=list)  # the simulator's time of each
 
     @property
     def alive(self) -> bool:
@@ -394,6 +395,7 @@ class Sim:
                     device.announced.append(self.now)
             elif kind is Notify:
                 device.notifications.append(output.event)
+                device.notification_times.append(self.now)
         if core.batch_pending("service1") and not device.page_scheduled:
             device.page_scheduled = True  # the shell sends one page per loop turn
             self.at(self.now + 0.0005, self.batch_page, device, device.incarnation)

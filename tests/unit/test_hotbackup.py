@@ -8,7 +8,9 @@ import struct
 
 from nefeature.backup.hotbackup import (
     STRICT_WAIT,
+    UNCONFIRMED_REPORT_INTERVAL,
     FailoverState,
+    PeerUnresponsive,
     ProtectDown,
     failover_state,
 )
@@ -55,6 +57,25 @@ def test_strict_acks_wait_for_the_peer_and_leave_alone_once_it_is_unresponsive()
     assert sim.unconfirmed > 0
     assert a.core.backup.unconfirmed_replies["service1"] == sim.unconfirmed
     assert STRICT_WAIT == 0.5
+
+
+def test_acks_left_without_the_peer_are_reported_every_ten_seconds_not_one_by_one():
+    """B frozen for 19 s: A reports the DHCPACKs sent without B's copy at the outage's
+    start, then after UNCONFIRMED_REPORT_INTERVAL, and the rest when B is back; together
+    the reports count every one (a report per gate release logged thousands a second under
+    load)."""
+    sim = run(Fault(6.0, "freeze", "B", 19.0), clients=60, seed=11, duration=40.0)
+    a = sim.devices["A"]
+    reports = [(event, at) for event, at in zip(a.notifications, a.notification_times)
+               if isinstance(event, PeerUnresponsive)]
+    assert sum(event.replies for event, _at in reports) == sim.unconfirmed \
+        == a.core.backup.unconfirmed_replies["service1"]
+    assert sim.unconfirmed > 3 * len(reports), "several DHCPACKs a report"
+    times = [at for _event, at in reports]
+    assert len(times) == 3 and 6.0 < times[0] < 6.0 + 2.0
+    assert times[1] - times[0] >= UNCONFIRMED_REPORT_INTERVAL
+    assert times[2] >= 6.0 + 19.0 and times[2] - times[1] < UNCONFIRMED_REPORT_INTERVAL, \
+        "the rest reported once B is back, before the interval is up"
 
 
 def test_a_backup_takes_over_at_once_and_the_rejoining_master_waits_for_the_batch():
