@@ -68,11 +68,15 @@ class SlowTrace:
 
         loop.call_later(TICK, tick)
 
-    def input_done(self, name: str, started: float, before: int, after: int) -> None:
+    def input_done(self, name: str, started: float, cpu: float, before: int,
+                   after: int) -> None:
+        """An input that took over the limit, with the CPU its thread had meanwhile (the
+        rest is waiting for a core, or for a page of memory)."""
         spent = time.perf_counter() - started
         if spent > self.limit:
-            note("input %s %.1f ms (journal %.1f ms) table %d -> %d", name, spent * 1e3,
-                 self.journal_s * 1e3, before, after)
+            note("input %s %.1f ms (cpu %.1f ms, journal %.1f ms) table %d -> %d", name,
+                 spent * 1e3, (time.thread_time() - cpu) * 1e3, self.journal_s * 1e3, before,
+                 after)
         self.journal_s = 0.0
 
     def received(self, packets) -> None:

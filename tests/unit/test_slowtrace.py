@@ -27,8 +27,9 @@ def test_a_held_ack_and_a_slow_input_are_logged_a_quick_one_is_not(caplog):
         trace.sent(reply(b"fast", durable=True))
         time.sleep(0.01)
         trace.sent(reply(b"slow", durable=True))
-        trace.input_done("channel_received", time.perf_counter() - 0.03, 10, 510)
-        trace.input_done("dhcp_received", time.perf_counter(), 510, 510)
+        trace.input_done("channel_received", time.perf_counter() - 0.03, time.thread_time(),
+                         10, 510)
+        trace.input_done("dhcp_received", time.perf_counter(), time.thread_time(), 510, 510)
     finally:
         slowtrace.gc.callbacks.remove(trace._on_gc)
     messages = [record.getMessage().split(" ", 1)[1] for record in caplog.records]
@@ -36,3 +37,4 @@ def test_a_held_ack_and_a_slow_input_are_logged_a_quick_one_is_not(caplog):
     assert messages[0].startswith("ack held ")
     assert messages[1].startswith("input channel_received 3") and messages[1].endswith(
         "table 10 -> 510")
+    assert " (cpu 0." in messages[1], "the thread's CPU: it ran for none of the 30 ms"
