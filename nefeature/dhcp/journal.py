@@ -39,7 +39,7 @@ journal through :func:`snapshot` (SQLite plus the unfolded log).
 
 Checkpoints (copying the WAL into the database, with its fsyncs) run in the
 folder after its folds, and the WAL is kept bounded: see
-``checkpoint``.  Closing folds and checkpoints everything, so a cleanly
+``checkpoint_wal``.  Closing folds and checkpoints everything, so a cleanly
 stopped device leaves one file: no log, no WAL.
 
 The layout carries a schema version (SQLite's ``user_version``; 0 is the
@@ -157,7 +157,6 @@ class LeaseJournal:
         except BaseException:
             self._db.close()
             raise
-        self.wal_restart_frames = WAL_RESTART_FRAMES
         self._lock = threading.Lock()  # the log file being written, and the folder's pipe
         self._generation = folded + 1
         self._log = self._create_log()
@@ -248,7 +247,7 @@ class LeaseJournal:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, (package_root, env.get("PYTHONPATH"))))
         folder = subprocess.Popen(
             [sys.executable, "-m", "nefeature.dhcp.journal", str(self.path),
-             repr(self._checkpoint_interval), str(self.wal_restart_frames), str(os.getpid())],
+             repr(self._checkpoint_interval), str(os.getpid())],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env, close_fds=True)
         os.set_blocking(folder.stdin.fileno(), False)  # the event loop never waits on it
         return folder
@@ -293,10 +292,6 @@ class LeaseJournal:
             os.write(self._folder.stdin.fileno(), b"%d\n" % through)
         except (BlockingIOError, BrokenPipeError):
             pass  # full (a later request asks for more) or dead (its successor is asked)
-
-    def checkpoint(self) -> None:
-        """Copy the WAL into the database, in line (the folder checkpoints on its own)."""
-        checkpoint_wal(self._db, self.wal_restart_frames, self.trace)
 
     def load(self) -> list[Lease]:
         self.fold()
@@ -356,7 +351,7 @@ class LeaseJournal:
             written = os.write(self._log, data)
             while written < len(data):  # a short write (a full disk raises instead)
                 written += os.write(self._log, data[written:])
-            self._log_rows += len(changes) or 1
+            self._log_rows += len(changes) or 1  # a record of journal_info alone counts too
             if self._log_rows >= FOLD_ROWS:
                 finished = self._start_next_log()
         if finished is not None and self._folder is None:  # no folder (tools, tests)
@@ -663,8 +658,8 @@ def backup(path: str | Path, destination: str | Path) -> int:
         target.close()
 
 
-# --- the folder: ``python -m nefeature.dhcp.journal PATH CHECKPOINT-INTERVAL RESTART-FRAMES
-# DEVICE-PID``, started by LeaseJournal.fold_in_background ---
+# --- the folder: ``python -m nefeature.dhcp.journal PATH CHECKPOINT-INTERVAL DEVICE-PID``,
+# started by LeaseJournal.fold_in_background ---
 
 PR_SET_PDEATHSIG = 1
 
@@ -686,7 +681,7 @@ def _die_with(device_pid: int) -> None:
         sys.exit(0)
 
 
-def run_folder(path: Path, checkpoint_interval: float, restart_frames: int) -> None:
+def run_folder(path: Path, checkpoint_interval: float) -> None:
     """Read requests (``N\\n``: fold the log files up to number N) from stdin until it
     closes; after each, report the number folded through on stdout, and checkpoint the WAL
     at most every ``checkpoint_interval`` seconds."""
@@ -695,7 +690,7 @@ def run_folder(path: Path, checkpoint_interval: float, restart_frames: int) -> N
     db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT * 1000)}")
     db.execute("PRAGMA wal_autocheckpoint=0")
     # the WAL is started over in place (see checkpoint_wal), and cut back to this size then
-    db.execute(f"PRAGMA journal_size_limit = {restart_frames * (4096 + 24)}")
+    db.execute(f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * (4096 + 24)}")
     last_checkpoint = 0.0
     while requests := os.read(sys.stdin.fileno(), 4096):
         through = max(map(int, requests.split()))
@@ -704,7 +699,7 @@ def run_folder(path: Path, checkpoint_interval: float, restart_frames: int) -> N
                 folded = fold_log_files(db, path, through, trace)
                 if time.monotonic() - last_checkpoint >= checkpoint_interval:
                     last_checkpoint = time.monotonic()
-                    checkpoint_wal(db, restart_frames, trace)
+                    checkpoint_wal(db, trace=trace)
                 break
             except sqlite3.Error as error:
                 log.warning("%s: folding the log into the database failed (%s); the log "
@@ -715,9 +710,9 @@ def run_folder(path: Path, checkpoint_interval: float, restart_frames: int) -> N
 
 
 if __name__ == "__main__":
-    _die_with(int(sys.argv[4]))
+    _die_with(int(sys.argv[3]))
     os.nice(FOLDER_NICENESS)
     logging.basicConfig(stream=sys.stderr, level=logging.INFO,
                         format="%(asctime)s %(name)s %(levelname)s %(message)s")
     log = logging.getLogger("nefeature.dhcp.journal")
-    run_folder(Path(sys.argv[1]), float(sys.argv[2]), int(sys.argv[3]))
+    run_folder(Path(sys.argv[1]), float(sys.argv[2]))
