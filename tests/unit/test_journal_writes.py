@@ -1,5 +1,6 @@
-"""How the device writes its journal: one append to the log in line, folded into SQLite on a
-thread; what a crash leaves is folded at the next start; never an ACK before its write."""
+"""How the device writes its journal: one append to the log in line, folded into SQLite by a
+process of its own; what a crash leaves is folded at the next start; never an ACK before its
+write."""
 
 from __future__ import annotations
 
@@ -91,13 +92,13 @@ def test_the_peer_sync_point_is_written_with_the_leases_and_read_back(tmp_path):
 
 def test_a_crash_leaves_every_whole_record_and_drops_one_cut_short(tmp_path):
     """What a kill leaves: log files not folded (the one being written, and one queued
-    for the thread), the last record cut short.  The next start folds them in order."""
+    for the folder), the last record cut short.  The next start folds them in order."""
     journal = LeaseJournal(tmp_path / "leases.sqlite")
     journal.commit({ADDRESS: lease(), ADDRESS + 1: lease(ADDRESS + 1)})
     journal.commit({ADDRESS: None, ADDRESS + 2: lease(ADDRESS + 2)})
     journal.commit({ADDRESS + 3: lease(ADDRESS + 3)})
     with journal._lock:
-        journal._start_next_log()  # queued for folding: the thread never got to it
+        journal._start_next_log()  # finished: the folder never got to it
     journal.commit({ADDRESS + 1: lease(ADDRESS + 1)._replace(state=LeaseState.RELEASED)})
     journal.commit({ADDRESS + 4: lease(ADDRESS + 4)})
     log_file = journal._log_path(journal._generation)
@@ -126,7 +127,7 @@ def test_a_log_of_another_format_is_refused_untouched(tmp_path):
     assert log_file.read_bytes().startswith(b"nefeature lease log 2\n")
 
 
-def test_a_snapshot_taken_while_the_thread_folds_has_every_committed_lease(tmp_path,
+def test_a_snapshot_taken_while_the_folder_folds_has_every_committed_lease(tmp_path,
                                                                             monkeypatch):
     monkeypatch.setattr(journal_module, "FOLD_ROWS", 7)
     journal = LeaseJournal(tmp_path / "leases.sqlite")
@@ -138,7 +139,7 @@ def test_a_snapshot_taken_while_the_thread_folds_has_every_committed_lease(tmp_p
             committed.add(ADDRESS + n)
             if n % 20 == 0:
                 assert journaled(journal.path) == committed
-        assert journal._generation > 30, "the thread folded log files meanwhile"
+        assert journal._generation > 30, "the folder folded log files meanwhile"
     finally:
         journal.close()
     assert rows(journal.path) == committed
