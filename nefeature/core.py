@@ -245,8 +245,7 @@ class DeviceCore:
             router.shutdown(now)
         self._after_input(now)
         self.backup.report_unconfirmed(now)
-        self._notify_all(self.backup.events)
-        self.backup.events.clear()
+        self._notify_backup_events()
 
     def _start_router(self, router: VrrpRouter, now: float) -> None:
         for track in router.group.tracks:
@@ -517,8 +516,7 @@ class DeviceCore:
             if not moved and not any(r.outgoing or r.events for r in self.vrrp.values()) \
                     and not any(c.events for c in self.channels.values()):
                 break
-        self._notify_all(self.backup.events)
-        self.backup.events.clear()
+        self._notify_backup_events()
         self._journal_pending()
         self._gate_release(now)
         self._channel_output()
@@ -556,6 +554,10 @@ class DeviceCore:
                     {pool: dhcp.balanced_split(pool, percent)
                      for pool, percent in command.shares.items()}, now)
         return bool(commands)
+
+    def _notify_backup_events(self) -> None:
+        self._notify_all(self.backup.events)
+        self.backup.events.clear()
 
     def _notify_all(self, events: list) -> None:
         for event in events:

@@ -65,6 +65,7 @@ import sys
 import threading
 import time
 import zlib
+from contextlib import contextmanager
 from itertools import chain, starmap
 from operator import itemgetter
 from pathlib import Path
@@ -80,6 +81,9 @@ WAL_RESTART_FRAMES = 8192
 
 #: How long a fold waits for the write lock (another process may hold it).
 LOCK_WAIT = 5.0
+BUSY_TIMEOUT = f"PRAGMA busy_timeout = {int(LOCK_WAIT * 1000)}"
+#: The WAL is started over in place (see checkpoint_wal), and cut back to this size then.
+WAL_SIZE_LIMIT = f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * (4096 + 24)}"
 
 #: The log: ``leases.sqlite.log-N``, a line naming its format, then records of (length,
 #: CRC-32) and a marshalled (rows, deleted addresses, journal_info pairs).
@@ -152,7 +156,7 @@ class LeaseJournal:
         try:
             #: the layout version the file had when opened (None: a new journal)
             self.found_version = self._open_layout()
-            self._db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT * 1000)}")
+            self._db.execute(BUSY_TIMEOUT)
             folded = fold_log_files(self._db, self.path)  # what a crash (or a kill) left
         except BaseException:
             self._db.close()
@@ -201,8 +205,7 @@ class LeaseJournal:
                 copy.close()
             log.info("%s: lease journal schema %d, migrating to %d (the old journal is copied "
                      "to %s)", self.path, found, SCHEMA_VERSION, backup)
-        self._db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(self._db):
             if fresh:
                 for statement in (LEASES_TABLE, INFO_TABLE):
                     self._db.execute(statement)
@@ -213,10 +216,6 @@ class LeaseJournal:
             self._db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
             self._db.execute("INSERT OR REPLACE INTO journal_info VALUES ('written-by', ?)",
                              (WRITTEN_BY,))
-            self._db.execute("COMMIT")
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
         return None if fresh else found
 
     def _written_by(self) -> str:
@@ -234,7 +233,7 @@ class LeaseJournal:
         as the disk takes (seen: 180 ms under load), and a fold on a thread holds the GIL
         the loop needs (see the module's docstring)."""
         self._db.execute("PRAGMA wal_autocheckpoint=0")
-        self._db.execute(f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * (4096 + 24)}")
+        self._db.execute(WAL_SIZE_LIMIT)
         self._checkpoint_interval = checkpoint_interval
         self._folder = self._start_folder()
         self._watcher = threading.Thread(target=self._watch_folder, name="lease-journal-folder",
@@ -412,7 +411,7 @@ class LeaseJournal:
         self.fold()
         os.close(self._log)
         self._log_path(self._generation).unlink(missing_ok=True)
-        self._db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT * 1000)}")
+        self._db.execute(BUSY_TIMEOUT)
         self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
         self._db.close()
 
@@ -478,8 +477,7 @@ def fold_log_files(db: sqlite3.Connection, path: Path, through: int | None = Non
         if through is not None and generation > through:
             break
         started = time.perf_counter()
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with _transaction(db):
             folded = folded_through(db)
             if generation > folded:
                 data = read_log_file(log_file)
@@ -489,10 +487,6 @@ def fold_log_files(db: sqlite3.Connection, path: Path, through: int | None = Non
                                 "acknowledged): ignored", log_file, len(data) - valid)
                 _write_records(db, generation, records)
                 folded = generation
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         log_file.unlink(missing_ok=True)
         if trace and time.perf_counter() - started > 0.002:
             log.info("%.3f fold of log file %d: %.1f ms", time.time(), generation,
@@ -525,22 +519,24 @@ def checkpoint_wal(db: sqlite3.Connection, restart_frames: int = WAL_RESTART_FRA
         if frames >= restart_frames:
             db.execute("PRAGMA wal_checkpoint(RESTART)").fetchone()
     finally:
-        db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT * 1000)}")
+        db.execute(BUSY_TIMEOUT)
     if trace and time.perf_counter() - started > 0.002:
         log.info("%.3f checkpoint of %d frames: passive %.1f ms, restart %.1f ms",
                  time.time(), frames, (passive - started) * 1e3,
                  (time.perf_counter() - passive) * 1e3)
 
 
-def _fold(db: sqlite3.Connection, records: list[tuple]) -> None:
-    """Apply log records, in order, to the database in one transaction."""
+@contextmanager
+def _transaction(db: sqlite3.Connection):
+    """One write transaction (taking SQLite's write lock at once): committed at the end
+    of the block, rolled back if it raises."""
     db.execute("BEGIN IMMEDIATE")
     try:
-        _write_records(db, None, records)
-        db.execute("COMMIT")
+        yield
     except BaseException:
         db.execute("ROLLBACK")
         raise
+    db.execute("COMMIT")
 
 
 def _write_records(db: sqlite3.Connection, generation: int | None, records: list[tuple]) -> None:
@@ -603,7 +599,8 @@ def snapshot(path: str | Path, destination: str | Path = ":memory:") -> sqlite3.
             copy.close()
             continue
         if records:
-            _fold(copy, records)
+            with _transaction(copy):
+                _write_records(copy, None, records)
         return copy
     raise sqlite3.OperationalError(f"{path}: the device kept folding its log while it was read")
 
@@ -687,10 +684,9 @@ def run_folder(path: Path, checkpoint_interval: float) -> None:
     at most every ``checkpoint_interval`` seconds."""
     trace = bool(os.environ.get("NEFEATURE_TRACE_SLOW_MS"))  # as nefeature.slowtrace
     db = sqlite3.connect(path, isolation_level=None)
-    db.execute(f"PRAGMA busy_timeout = {int(LOCK_WAIT * 1000)}")
+    db.execute(BUSY_TIMEOUT)
     db.execute("PRAGMA wal_autocheckpoint=0")
-    # the WAL is started over in place (see checkpoint_wal), and cut back to this size then
-    db.execute(f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * (4096 + 24)}")
+    db.execute(WAL_SIZE_LIMIT)
     last_checkpoint = 0.0
     while requests := os.read(sys.stdin.fileno(), 4096):
         through = max(map(int, requests.split()))

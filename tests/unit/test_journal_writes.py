@@ -5,9 +5,12 @@ write."""
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import sqlite3
 import struct
-import threading
+import subprocess
+import sys
 import time
 
 import pytest
@@ -20,6 +23,7 @@ from nefeature.dhcp.leases import Lease, LeaseState
 from nefeature.dhcp.server import Received
 from nefeature.node import Device
 from tests.conftest import EXAMPLES
+from tests.system.netns import wait_for
 
 ADDRESS = 0x0A0A0A0A
 
@@ -57,7 +61,6 @@ def journaled(path) -> set[int]:
 
 def crash(journal: LeaseJournal) -> None:
     """Leave the journal as a killed process would: the log file open, nothing folded."""
-    import os
     os.close(journal._log)
     journal._db.close()
 
@@ -145,22 +148,10 @@ def test_a_snapshot_taken_while_the_folder_folds_has_every_committed_lease(tmp_p
     assert rows(journal.path) == committed
 
 
-def wait_until(condition, seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.02)
-    return True
-
-
 def test_the_log_is_folded_by_a_process_of_its_own_and_by_another_when_it_dies(
         tmp_path, monkeypatch, caplog):
     """The fold's CPU is off the device's GIL; a folder killed loses nothing, and the
     journal starts another."""
-    import os
-    import signal
-
     monkeypatch.setattr(journal_module, "FOLD_ROWS", 5)
     monkeypatch.setattr(journal_module, "FOLD_INTERVAL", 0.05)
     journal = LeaseJournal(tmp_path / "leases.sqlite")
@@ -170,14 +161,15 @@ def test_the_log_is_folded_by_a_process_of_its_own_and_by_another_when_it_dies(
         assert first.pid != os.getpid() and first.poll() is None
         for n in range(10):
             journal.commit({ADDRESS + n: lease(ADDRESS + n)})
-        assert wait_until(lambda: rows(journal.path) == {ADDRESS + n for n in range(10)}), \
-            "the folder folded both finished log files"
+        wait_for(lambda: rows(journal.path) == {ADDRESS + n for n in range(10)}, 10.0,
+                 "the folder to fold both finished log files")
         os.kill(first.pid, signal.SIGKILL)
-        assert wait_until(lambda: journal._folder is not first and journal._folder.poll() is None)
+        wait_for(lambda: journal._folder is not first and journal._folder.poll() is None, 10.0,
+                 "another folder")
         for n in range(10, 23):
             journal.commit({ADDRESS + n: lease(ADDRESS + n)})
-        assert wait_until(lambda: rows(journal.path) >= {ADDRESS + n for n in range(20)}), \
-            "the new folder folds what the log held meanwhile and after"
+        wait_for(lambda: rows(journal.path) >= {ADDRESS + n for n in range(20)}, 10.0,
+                 "the new folder to fold what the log held meanwhile and after")
         assert journaled(journal.path) == {ADDRESS + n for n in range(23)}
     finally:
         journal.close()
@@ -189,11 +181,6 @@ def test_the_log_is_folded_by_a_process_of_its_own_and_by_another_when_it_dies(
 def test_the_folder_dies_with_the_device(tmp_path):
     """A device killed (kill -9) takes its folder with it: no process is left writing a
     journal that the next start opens."""
-    import os
-    import signal
-    import subprocess
-    import sys
-
     device = subprocess.Popen(
         [sys.executable, "-c", "import sys, time; from nefeature.dhcp.journal import "
          "LeaseJournal; j = LeaseJournal(sys.argv[1]); j.fold_in_background(); "
@@ -211,7 +198,7 @@ def test_the_folder_dies_with_the_device(tmp_path):
                     return stat.read().rsplit(")", 1)[1].split()[0] == "Z"  # not yet reaped
             except FileNotFoundError:
                 return True
-        assert wait_until(gone, 5.0), "the folder outlived its device"
+        wait_for(gone, 5.0, "the folder to go with its device")
     finally:
         device.kill()
         device.wait()
