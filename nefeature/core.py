@@ -459,15 +459,18 @@ class DeviceCore:
         return channel is not None and channel.state is ChannelState.UP
 
     def batch_pending(self, service: str) -> bool:
+        """A batch page may be sent, or one of the peer's waits to be applied."""
         channel = self.channels.get(service)
-        return channel is not None and channel.batch_pending
+        return channel is not None and (channel.batch_pending or channel.batch_received_pending)
 
-    def send_batch_page(self, service: str, now: float, wall: float) -> None:
-        """The shell's pace for a batch backup: one page per call."""
+    def batch_step(self, service: str, now: float, wall: float) -> None:
+        """The shell's pace for batch backups: per call, one page sent and a step of the
+        peer's applied (the peer's real-time updates read meanwhile were applied at once)."""
         self._clocks(now, wall)
         channel = self.channels.get(service)
         if channel is not None:
             channel.send_batch_page()
+            channel.deliver_batch_records()
         self._after_input(now)
 
     def _channel_input(self, now: float) -> None:

@@ -163,16 +163,20 @@ class Device:
 
     def channel_received(self, service: str, data: bytes) -> None:
         self._input(self.core.channel_received, service, data)
-        if len(self.core.dhcp.table) >= self._frozen_table_size + GC_FREEZE_GROWTH:
-            # A batch backup adds leases by the hundred thousand a second: the
-            # collector's passes over them would hold the acks back (90 ms seen).
-            self._freeze_heap_now()
+        self._freeze_grown_heap()
 
     def channel_lost(self, service: str, reason: str) -> None:
         self._input(self.core.channel_lost, service, reason)
 
-    def send_batch_page(self, service: str) -> None:
-        self._input(self.core.send_batch_page, service)
+    def batch_step(self, service: str) -> None:
+        self._input(self.core.batch_step, service)
+        self._freeze_grown_heap()
+
+    def _freeze_grown_heap(self) -> None:
+        if len(self.core.dhcp.table) >= self._frozen_table_size + GC_FREEZE_GROWTH:
+            # A batch backup adds leases by the hundred thousand a second: the
+            # collector's passes over them would hold the acks back (90 ms seen).
+            self._freeze_heap_now()
 
     def channel_is_up(self, service: str) -> bool:
         return self.core.channel_is_up(service)

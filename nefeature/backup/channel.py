@@ -32,12 +32,19 @@ Batch backup: ``send_batch`` starts one from a lazy source of records and
 ``send_batch_page`` sends the next page of it, so the device decides the
 pace (one page per turn of its event loop, and none while the socket is
 backed up) and a table of millions never stalls it or sits in memory as
-frames.  At most ``BATCH_WINDOW`` pages are unacknowledged at a time, so
-a real-time update (which a strict-mode DHCPACK waits for) never queues
-behind more than that on the way to the peer.  Batch records take
-sequence numbers like any others but are not kept for resending: a batch
-cut by a lost connection is abandoned, and the owner starts a fresh one,
-from the table as it is then, when the channel is up again.  The peer's acks report the batch's progress
+frames.  At most ``BATCH_WINDOW`` pages are unacknowledged at a time.
+Batch pages are numbered in a space of their own, per connection, and
+acknowledged on their own (BATCH_ACK): they are not kept for resending
+(a batch cut by a lost connection is abandoned, and the owner starts a
+fresh one, from the table as it is then, when the channel is up again),
+and a real-time update (which a strict-mode DHCPACK waits for) is never
+acknowledged later for them.  The receiver hands a real-time update to its
+owner as soon as it is read, and keeps batch pages (and BATCH_BEGIN,
+BATCH_END, in order) in an inbox, handing over ``BATCH_STEP_RECORDS`` per
+``deliver_batch_records`` (the owner's pace, one step per loop turn), so an
+update waits behind at most those, not behind every page read with it.  Order matters in one case: a deletion carries no transaction
+time to compare, so a real-time update holding one first delivers the pages
+read before it.  The peer's batch acks report the batch's progress
 (``BatchAcked``); it is complete once everything up to BATCH_END is
 acknowledged.
 
@@ -83,10 +90,13 @@ RECORDS_PER_FRAME = 500
 #: channel sends each at once, a busy one sends fewer, fuller frames (each frame costs
 #: both devices a wake-up, a read, a journal commit and an ack, whatever it carries).
 LIVE_WINDOW = 1
-BATCH_WINDOW = 2  # pages of a batch sent and not yet acknowledged, at most (each one holds
-# back the strict-mode updates queued behind it: 8 gave 2.5x the REQUEST->ACK maximum)
+BATCH_WINDOW = 4  # pages of a batch sent and not yet acknowledged, at most
+#: The peer's batch records handed to the owner per step (``deliver_batch_records``, one
+#: step per loop turn): a real-time update read meanwhile waits for at most these.
+BATCH_STEP_RECORDS = 100
 COMPACT_FROM = 4096  # unacknowledged updates before superseded ones are dropped
 BATCH_FLAG = 0x01
+_BATCH_FRAMES = frozenset({FrameType.BATCH_BEGIN, FrameType.BATCH_END})  # and flagged UPDATEs
 
 
 def _batch_payload(backup_id: int, count: int) -> bytes:
@@ -164,7 +174,7 @@ class _OutgoingBatch:
     total: int  # at most this many: the source may skip leases that went away
     sent: int = 0
     exhausted: bool = False
-    pages: deque[tuple[int, int]] = field(default_factory=deque)  # (last seq, sent so far)
+    pages: deque[tuple[int, int]] = field(default_factory=deque)  # (last batch seq, sent so far)
 
 
 @dataclass
@@ -207,6 +217,13 @@ class BackupChannel:
         self._next_heartbeat: float | None = None
         self._pending_receive_key: bytes | None = None
         self._live_in_flight: deque[int] = deque()  # last seq of each unacked UPDATE frame
+        # Batch records are numbered per connection, apart from the real-time updates.
+        self.batch_sent_seq = 0  # batch records we sent on this connection
+        self.batch_received = 0  # the peer's batch records handed to the owner
+        self.batch_acked = 0  # of those, acknowledged to the peer
+        self._batch_inbox: deque[Frame] = deque()  # the peer's batch frames, not yet handed over
+        self._page: list[LeaseRecord] = []  # the peer's batch page being handed over
+        self._page_at = 0  # its records before this one are handed over
         self._peer_profiles_payload: bytes | None = None  # of the last heartbeat decoded
         # The peer's first heartbeat on this connection has arrived.  The peer sends it
         # right after resending what we had not acknowledged, so by then everything it
@@ -341,14 +358,14 @@ class BackupChannel:
         batch = self._sendable_batch()
         if batch is None or self.state is not ChannelState.UP:
             return False
-        self._frame_unframed()
         page = list(islice(batch.records, RECORDS_PER_FRAME))
         if page:
-            first = self.next_seq
-            self.next_seq += len(page)
-            self._send_run(first, page, batch=True)
+            self.batch_sent_seq += len(page)
+            self._send(Frame(FrameType.UPDATE, seq=self.batch_sent_seq,
+                             payload=encode_records(page), flags=BATCH_FLAG))
+            self.statistics.updates_sent += len(page)
             batch.sent += len(page)
-            batch.pages.append((self.next_seq - 1, batch.sent))
+            batch.pages.append((self.batch_sent_seq, batch.sent))
         if len(page) < RECORDS_PER_FRAME:
             batch.exhausted = True
             self._send(Frame(FrameType.BATCH_END,
@@ -357,12 +374,42 @@ class BackupChannel:
                 self._batch_acked(batch, 0)
         return self.batch_pending
 
+    @property
+    def batch_received_pending(self) -> bool:
+        """Records of the peer's batch wait for ``deliver_batch_records``."""
+        return bool(self._batch_inbox) or self._page_at < len(self._page)
+
+    def deliver_batch_records(self, limit: int | None = BATCH_STEP_RECORDS) -> None:
+        """Hand the owner the next records of the peer's batch, at most ``limit`` (None: all
+        read so far), with the BATCH_BEGIN before them and a BATCH_END right after them."""
+        inbox, delivered = self._batch_inbox, 0
+        while not self.close_reason and (limit is None or delivered < limit):
+            page, at = self._page, self._page_at
+            if at < len(page):
+                end = len(page) if limit is None else min(len(page), at + limit - delivered)
+                self._page_at = end
+                self.batch_received += end - at
+                delivered += end - at
+                self.events.append(RecordsReceived(page[at:end], True))
+            elif inbox:
+                self._on_batch_frame(inbox.popleft())
+            else:
+                break
+        while inbox and inbox[0].type is FrameType.BATCH_END and not self.close_reason \
+                and self._page_at == len(self._page):
+            self._on_batch_frame(inbox.popleft())
+
     def acknowledge(self, now: float) -> None:
-        """The owner committed everything received so far: tell the peer."""
-        if self.received_seq > self.acked_seq and self.state is ChannelState.UP:
+        """The owner committed everything handed to it so far: tell the peer."""
+        if self.state is not ChannelState.UP:
+            return
+        if self.received_seq > self.acked_seq:
             self.acked_seq = self.received_seq
             self._send(Frame(FrameType.HEARTBEAT, ack=self.acked_seq,
                              payload=self._profiles_payload()))
+        if self.batch_received > self.batch_acked and self._page_at == len(self._page):
+            self.batch_acked = self.batch_received  # whole pages: the sender counts no less
+            self._send(Frame(FrameType.BATCH_ACK, seq=self.batch_acked))
 
     def _profiles_payload(self) -> bytes:
         """Our profiles as a heartbeat carries them (encoded once per change: every
@@ -384,7 +431,7 @@ class BackupChannel:
         anything else that takes numbers or goes on the wire frames them first."""
         if self._unframed:
             records, self._unframed = self._unframed, []
-            self._send_run(self.next_seq - len(records), records, batch=False)
+            self._send_run(self.next_seq - len(records), records)
 
     def _send(self, frame: Frame) -> None:
         if self.state is ChannelState.DOWN:
@@ -397,31 +444,31 @@ class BackupChannel:
         if self._send_key is not None:
             self._send_counter += 1
 
-    def _send_run(self, first: int, records: list[LeaseRecord], batch: bool) -> None:
-        """Records numbered ``first``, ``first + 1``...: UPDATE frames of up to a page each."""
+    def _send_run(self, first: int, records: list[LeaseRecord]) -> None:
+        """Real-time records numbered ``first``, ``first + 1``...: UPDATE frames of up to a
+        page each."""
         for start in range(0, len(records), RECORDS_PER_FRAME):
             page = records[start:start + RECORDS_PER_FRAME]
             last = first + start + len(page) - 1
             self._send(Frame(FrameType.UPDATE, seq=last, ack=self.acked_seq,
-                             payload=encode_records(page), flags=BATCH_FLAG if batch else 0))
+                             payload=encode_records(page)))
             self.statistics.updates_sent += len(page)
-            if not batch:
-                self._live_in_flight.append(last)
+            self._live_in_flight.append(last)
 
     def _resend_unacked(self) -> None:
-        """Everything not acknowledged, in runs of consecutive numbers (batch records,
-        which are not kept, leave gaps)."""
+        """Everything not acknowledged, in runs of consecutive numbers (compaction leaves
+        gaps)."""
         run: list[LeaseRecord] = []
         first = 0
         for seq, record in self.unacked:
             if run and seq != first + len(run):
-                self._send_run(first, run, batch=False)
+                self._send_run(first, run)
                 run = []
             if not run:
                 first = seq
             run.append(record)
         if run:
-            self._send_run(first, run, batch=False)
+            self._send_run(first, run)
 
     def _heartbeat(self, now: float) -> None:
         self._send(Frame(FrameType.HEARTBEAT, ack=self.acked_seq,
@@ -441,8 +488,12 @@ class BackupChannel:
             return
         if frame.ack > self.peer_acked:
             self._on_ack(frame.ack)
-        if frame.type is FrameType.UPDATE:
+        if frame.type is FrameType.UPDATE and not frame.flags & BATCH_FLAG:
             self._on_update(frame)
+        elif frame.type in _BATCH_FRAMES or frame.type is FrameType.UPDATE:
+            self._batch_inbox.append(frame)  # handed over at the owner's pace
+        elif frame.type is FrameType.BATCH_ACK:
+            self._on_batch_ack(frame.seq)
         elif frame.type is FrameType.HEARTBEAT:
             self.statistics.heartbeats_received += 1
             self.peer_backlog_received = True
@@ -452,12 +503,6 @@ class BackupChannel:
                 if profiles != self.peer_profiles:
                     self.peer_profiles = profiles
                     self.events.append(PeerProfiles(profiles))
-        elif frame.type is FrameType.BATCH_BEGIN:
-            self.events.append(BatchStarted(int.from_bytes(frame.payload[:2], "big"),
-                                            int.from_bytes(frame.payload[2:6], "big")))
-        elif frame.type is FrameType.BATCH_END:
-            self.events.append(BatchFinished(int.from_bytes(frame.payload[:2], "big"),
-                                             int.from_bytes(frame.payload[2:6], "big")))
         else:
             self.statistics.frames_rejected += 1
             self._close(f"unexpected {frame.type.name}")
@@ -521,6 +566,10 @@ class BackupChannel:
             self.statistics.acks_received += 1
         if advanced:
             self.events.append(Acked(upto))
+
+    def _on_batch_ack(self, upto: int) -> None:
+        if upto > self.batch_sent_seq:
+            return  # acknowledges what we never sent: ignore
         for batch in list(self._batches.values()):
             acked = 0
             while batch.pages and batch.pages[0][0] <= upto:
@@ -541,6 +590,26 @@ class BackupChannel:
         if frame.seq <= self.received_seq:
             return  # all seen before (resent after a reconnect)
         new = records[max(0, self.received_seq + 1 - first):]
+        if self.batch_received_pending and any(record.lease is None for record in new):
+            self.deliver_batch_records(limit=None)  # the pages read before a deletion go first
         self.received_seq = frame.seq
         self.statistics.updates_received += len(new)
-        self.events.append(RecordsReceived(new, bool(frame.flags & BATCH_FLAG)))
+        self.events.append(RecordsReceived(new, False))
+
+    def _on_batch_frame(self, frame: Frame) -> None:
+        """A batch frame from the inbox, once the page before it is delivered: a page
+        becomes the one ``deliver_batch_records`` hands over."""
+        if frame.type is FrameType.UPDATE:
+            records = decode_records(frame.payload)
+            if frame.seq != self.batch_received + len(records):
+                self.statistics.frames_rejected += 1
+                self._close("batch page out of sequence")
+                return
+            self._page, self._page_at = records, 0
+            self.statistics.updates_received += len(records)
+        elif frame.type is FrameType.BATCH_BEGIN:
+            self.events.append(BatchStarted(int.from_bytes(frame.payload[:2], "big"),
+                                            int.from_bytes(frame.payload[2:6], "big")))
+        else:
+            self.events.append(BatchFinished(int.from_bytes(frame.payload[:2], "big"),
+                                             int.from_bytes(frame.payload[2:6], "big")))

@@ -4,8 +4,10 @@ Every frame is::
 
     u32 length            bytes after this field
     u8  type, u8 flags, u16 reserved
-    u64 seq               UPDATE: sequence number of the frame's last record
-    u64 ack               highest UPDATE sequence received and applied (cumulative)
+    u64 seq               UPDATE: sequence number of the frame's last record (a batch
+                          page's: in the connection's batch numbering); BATCH_ACK: the
+                          highest batch record received and applied (cumulative)
+    u64 ack               highest real-time UPDATE sequence received and applied (cumulative)
     ... payload ...
     [32-byte HMAC-SHA256] once the session is authenticated
 
@@ -31,7 +33,7 @@ from typing import NamedTuple
 
 from nefeature.dhcp.leases import Lease, LeaseState
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2  # 2: batch pages numbered and acknowledged on their own
 MAX_FRAME = 1 << 20  # 1 MiB: a page of a batch backup is far smaller
 HEADER = struct.Struct("!IBBHQQ")  # length counts from type on
 MAC_SIZE = 32
@@ -44,6 +46,7 @@ class FrameType(IntEnum):
     BATCH_BEGIN = 4
     BATCH_END = 5
     HEARTBEAT = 6
+    BATCH_ACK = 7
 
 
 class FrameError(ValueError):

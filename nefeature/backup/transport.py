@@ -13,7 +13,9 @@ A batch backup goes out one page per turn of the event loop, as the
 channel's window of unacknowledged pages allows, and not at all while the
 socket's buffer is above its high-water mark (asyncio's ``pause_writing``):
 DHCP, VRRP and heartbeats keep their turns, and a slow peer holds the batch
-back instead of the master's memory filling up.
+back instead of the master's memory filling up.  The receiving side applies
+the pages it read one per turn too (``batch_step``), so what the loop reads
+between two pages (the peer's real-time updates) goes first.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ class ChannelOwner(Protocol):
 
     def channel_lost(self, service: str, reason: str) -> None: ...
 
-    def send_batch_page(self, service: str) -> None: ...
+    def batch_step(self, service: str) -> None: ...
 
     def channel_is_up(self, service: str) -> bool: ...
 
@@ -166,18 +168,19 @@ class ChannelConnector:
             self.current.transport.close()
 
     def pace_batch(self) -> None:
-        """A batch page may go: send it on the next loop turn, unless the socket is full."""
+        """A batch step may run (a page to send or one of the peer's to apply): on the next
+        loop turn, unless the socket is full."""
         if self.current is not None and not self.writing_paused and self._next_page is None:
-            self._next_page = self.loop.call_soon(self._send_batch_page)
+            self._next_page = self.loop.call_soon(self._batch_step)
 
     def flush(self) -> None:
         if self.owner.channel_is_up(self.name):
             self.pace_batch()
 
-    def _send_batch_page(self) -> None:
+    def _batch_step(self) -> None:
         self._next_page = None
         if self.current is not None and not self.writing_paused:
-            self.owner.send_batch_page(self.name)
+            self.owner.batch_step(self.name)
 
     def close(self) -> None:
         self._closing = True

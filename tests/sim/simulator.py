@@ -415,7 +415,7 @@ class Sim:
     def batch_page(self, device: SimDevice, incarnation: int) -> None:
         device.page_scheduled = False
         if self.connection > 0:
-            self.deliver(device, "send_batch_page", "service1", incarnation=incarnation)
+            self.deliver(device, "batch_step", "service1", incarnation=incarnation)
 
     def timer(self, device: SimDevice, incarnation: int, deadline: float) -> None:
         if incarnation != device.incarnation or device.timer_at != deadline:

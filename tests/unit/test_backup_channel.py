@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from nefeature.backup.channel import (
+    BATCH_STEP_RECORDS,
     BATCH_WINDOW,
     COMPACT_FROM,
     LIVE_WINDOW,
@@ -81,6 +82,11 @@ class Link:
             for sender, receiver in ((self.a, self.b), (self.b, self.a)):
                 if sender.batch_pending:
                     sender.send_batch_page()  # what the TCP side does, a page per loop turn
+                    moved = True
+                if sender.batch_received_pending:  # and a page of the peer's batch applied
+                    sender.deliver_batch_records()
+                    if applied:
+                        sender.acknowledge(self.now)
                     moved = True
                 data = sender.data_to_send()
                 if data and self.connected:
@@ -309,7 +315,7 @@ def test_batch_backup_in_pages():
     kinds = [type(e) for e in link.b.events if isinstance(e, (BatchStarted, BatchFinished,
                                                                 RecordsReceived))]
     assert kinds[0] is BatchStarted and kinds[-1] is BatchFinished
-    assert kinds.count(RecordsReceived) == 3  # 500 + 500 + 200
+    assert kinds.count(RecordsReceived) == 1200 // BATCH_STEP_RECORDS  # a step at a time
     assert all(e.batch for e in link.b.events if isinstance(e, RecordsReceived))
     assert len(received(link.b)) == 1200 and link.a.pending == 0
 
@@ -346,11 +352,85 @@ def test_a_batch_waits_for_acks_beyond_its_window_so_updates_do_not_queue_behind
         link.a.send_batch_page()
     assert link.a.statistics.updates_sent == BATCH_WINDOW * RECORDS_PER_FRAME
     assert not link.a.batch_pending
-    link.a.send_records([record(251)])  # behind BATCH_WINDOW pages at most
-    link.pump(rounds=1)  # B applies and acknowledges what arrived: the window opens
-    assert link.a.batch_pending
-    link.pump()
+    seq = link.a.send_records([record(251)])  # behind BATCH_WINDOW pages at most
+    link.pump(rounds=1)  # B applies the update and acknowledges it, and a step of a page
+    assert link.a.peer_acked == seq and not link.a.batch_pending
+    link.pump(rounds=RECORDS_PER_FRAME // BATCH_STEP_RECORDS)  # a page applied: the window opens
+    assert link.a.statistics.updates_sent > BATCH_WINDOW * RECORDS_PER_FRAME + 1
+    link.pump(rounds=1000)
     assert len(received(link.b)) == 20 * RECORDS_PER_FRAME + 1 and link.a.pending == 0
+
+
+def test_a_real_time_update_is_not_acknowledged_later_for_the_batch_pages_read_with_it():
+    """Batch pages read in one go with a real-time update wait in the receiver's inbox
+    while the update is handed over and acknowledged; then one page per step, each
+    acknowledged on its own numbering."""
+    link = Link()
+    link.connect()
+    a, b = link.a, link.b
+    a.send_batch(1, (record(n % 250 + 1) for n in range(3 * RECORDS_PER_FRAME)),
+                 3 * RECORDS_PER_FRAME)
+    a.send_batch_page()
+    a.send_batch_page()
+    seq = a.send_records([record(251)])
+    b.data_received(a.data_to_send(), link.now)  # BATCH_BEGIN, two pages, the update
+    assert [[r.address - 0x0A0A0A00 for r in e.records] for e in b.events
+            if isinstance(e, (RecordsReceived, BatchStarted))] == [[251]]
+    assert b.batch_received_pending
+    b.acknowledge(link.now)
+    a.data_received(b.data_to_send(), link.now)
+    assert a.peer_acked == seq and not any(isinstance(e, BatchAcked) for e in a.events)
+    b.events.clear()
+    b.deliver_batch_records()  # BATCH_BEGIN and the first step of the first page
+    assert [type(e) for e in b.events] == [BatchStarted, RecordsReceived]
+    assert b.batch_received == len(b.events[1].records) == BATCH_STEP_RECORDS
+    for _ in range(RECORDS_PER_FRAME // BATCH_STEP_RECORDS - 1):
+        b.deliver_batch_records()
+    b.acknowledge(link.now)
+    a.data_received(b.data_to_send(), link.now)
+    assert [(e.acked, e.complete) for e in a.events if isinstance(e, BatchAcked)] \
+        == [(RECORDS_PER_FRAME, False)]
+    link.pump()
+    assert b.batch_received == b.batch_acked == 3 * RECORDS_PER_FRAME
+    assert [e.complete for e in a.events if isinstance(e, BatchAcked)][-1]
+    assert any(isinstance(e, BatchFinished) for e in b.events) and a.pending == 0
+
+
+def test_a_deletion_is_handed_over_after_the_batch_pages_read_before_it():
+    """A deletion has no transaction time to compare: a page that still holds the lease
+    must not be applied after it."""
+    link = Link()
+    link.connect()
+    a, b = link.a, link.b
+    a.send_batch(1, [record(n) for n in range(1, 11)], 10)
+    a.send_batch_page()
+    a.send_records([LeaseRecord(1, "pool1", 0x0A0A0A00 + 5, None)])
+    b.data_received(a.data_to_send(), link.now)
+    records = [(e.batch, r.lease is None) for e in b.events if isinstance(e, RecordsReceived)
+               for r in e.records]
+    assert records == [(True, False)] * 10 + [(False, True)]
+    assert [type(e) for e in b.events][-3:] == [RecordsReceived, BatchFinished, RecordsReceived]
+    assert not b.batch_received_pending
+
+
+def test_a_batch_page_out_of_its_numbering_or_an_ack_of_pages_never_sent_is_refused():
+    link = Link()
+    link.connect()
+    a, b = link.a, link.b
+    b.send_batch(1, [record(n) for n in range(1, 11)], 10)
+    b.send_batch_page()  # batch records 1-10
+    a._send(Frame(FrameType.BATCH_ACK, seq=11))  # one more than b sent
+    b.data_received(a.data_to_send(), link.now)
+    assert not any(isinstance(e, BatchAcked) for e in b.events) and b.close_reason is None
+    a.send_batch(1, [record(n) for n in range(1, 11)], 10)
+    a.send_batch_page()
+    a.batch_sent_seq += 1  # numbering skips one
+    a._send(Frame(FrameType.UPDATE, seq=a.batch_sent_seq + 3,
+                  payload=encode_records([record(1), record(2), record(3)]), flags=0x01))
+    b.data_received(a.data_to_send(), link.now)
+    b.deliver_batch_records()  # the good page, its BATCH_END, then the next page refused
+    assert b.batch_received == len(received(b)) == 10
+    assert b.close_reason == "batch page out of sequence"
 
 
 def test_updates_queued_between_two_collections_share_one_frame_in_sequence_order():
@@ -383,17 +463,17 @@ def test_a_batch_cut_by_a_lost_connection_is_dropped_but_updates_between_its_pag
     link = Link()
     link.connect()
     link.a.send_batch(1, [record(n % 250 + 1) for n in range(1200)], 1200)
-    link.a.send_batch_page()  # seq 1-500
-    link.a.send_records([record(251)])  # seq 501
-    link.a.send_batch_page()  # seq 502-1001
-    link.a.send_records([record(252)])  # seq 1002
+    link.a.send_batch_page()  # batch records 1-500
+    link.a.send_records([record(251)])  # seq 1
+    link.a.send_batch_page()  # batch records 501-1000
+    link.a.send_records([record(252)])  # seq 2
     link.a.data_to_send()  # all of it lost on the cut
     link.cut()
     assert not link.a.batch_pending and link.a.pending == 2  # only the real-time updates
     link.connect()
     link.pump()
     assert [r.address - 0x0A0A0A00 for r in received(link.b)] == [251, 252]
-    assert link.b.received_seq == 1002 and link.a.pending == 0
+    assert link.b.received_seq == 2 and link.a.pending == 0
     link.cut()  # and once applied they are not resent again
     link.connect()
     link.pump()
