@@ -463,6 +463,10 @@ class DeviceCore:
         channel = self.channels.get(service)
         return channel is not None and (channel.batch_pending or channel.batch_received_pending)
 
+    def receiving_batch(self) -> bool:
+        """A batch backup from a peer is arriving (the shell holds the journal's folding)."""
+        return any(channel.receiving_batch for channel in self.channels.values())
+
     def batch_step(self, service: str, now: float, wall: float) -> None:
         """The shell's pace for batch backups: per call, one page sent and a step of the
         peer's applied (the peer's real-time updates read meanwhile were applied at once)."""

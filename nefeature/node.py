@@ -121,6 +121,7 @@ class Device:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = asyncio.Event()
         self._frozen_table_size = len(self.core.dhcp.table)  # at the last gc.freeze()
+        self._receiving_batch = False  # the journal's folding is held for a batch backup
         limit = slowtrace.threshold()
         self._trace = None if limit is None else slowtrace.SlowTrace(limit)
 
@@ -163,20 +164,26 @@ class Device:
 
     def channel_received(self, service: str, data: bytes) -> None:
         self._input(self.core.channel_received, service, data)
-        self._freeze_grown_heap()
+        self._after_batch_input()
 
     def channel_lost(self, service: str, reason: str) -> None:
         self._input(self.core.channel_lost, service, reason)
+        self._after_batch_input()
 
     def batch_step(self, service: str) -> None:
         self._input(self.core.batch_step, service)
-        self._freeze_grown_heap()
+        self._after_batch_input()
 
-    def _freeze_grown_heap(self) -> None:
+    def _after_batch_input(self) -> None:
+        """What a batch backup arriving asks of the process: no collector passes over the
+        leases it adds by the hundred thousand a second (they would hold the acks back:
+        90 ms seen), and no folding of the journal until it is in (``hold_folding``)."""
         if len(self.core.dhcp.table) >= self._frozen_table_size + GC_FREEZE_GROWTH:
-            # A batch backup adds leases by the hundred thousand a second: the
-            # collector's passes over them would hold the acks back (90 ms seen).
             self._freeze_heap_now()
+        receiving = self.core.receiving_batch()
+        if receiving != self._receiving_batch:
+            self._receiving_batch = receiving
+            self.journal.hold_folding(receiving)
 
     def channel_is_up(self, service: str) -> bool:
         return self.core.channel_is_up(service)

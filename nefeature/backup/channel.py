@@ -224,6 +224,7 @@ class BackupChannel:
         self._batch_inbox: deque[Frame] = deque()  # the peer's batch frames, not yet handed over
         self._page: list[LeaseRecord] = []  # the peer's batch page being handed over
         self._page_at = 0  # its records before this one are handed over
+        self._batches_arriving: set[int] = set()  # backup-ids begun and not ended
         self._peer_profiles_payload: bytes | None = None  # of the last heartbeat decoded
         # The peer's first heartbeat on this connection has arrived.  The peer sends it
         # right after resending what we had not acknowledged, so by then everything it
@@ -378,6 +379,11 @@ class BackupChannel:
     def batch_received_pending(self) -> bool:
         """Records of the peer's batch wait for ``deliver_batch_records``."""
         return bool(self._batch_inbox) or self._page_at < len(self._page)
+
+    @property
+    def receiving_batch(self) -> bool:
+        """A batch from the peer has begun on this connection and is not all handed over."""
+        return bool(self._batches_arriving) or self.batch_received_pending
 
     def deliver_batch_records(self, limit: int | None = BATCH_STEP_RECORDS) -> None:
         """Hand the owner the next records of the peer's batch, at most ``limit`` (None: all
@@ -608,8 +614,10 @@ class BackupChannel:
             self._page, self._page_at = records, 0
             self.statistics.updates_received += len(records)
         elif frame.type is FrameType.BATCH_BEGIN:
-            self.events.append(BatchStarted(int.from_bytes(frame.payload[:2], "big"),
-                                            int.from_bytes(frame.payload[2:6], "big")))
+            backup_id = int.from_bytes(frame.payload[:2], "big")
+            self._batches_arriving.add(backup_id)
+            self.events.append(BatchStarted(backup_id, int.from_bytes(frame.payload[2:6], "big")))
         else:
-            self.events.append(BatchFinished(int.from_bytes(frame.payload[:2], "big"),
-                                             int.from_bytes(frame.payload[2:6], "big")))
+            backup_id = int.from_bytes(frame.payload[:2], "big")
+            self._batches_arriving.discard(backup_id)
+            self.events.append(BatchFinished(backup_id, int.from_bytes(frame.payload[2:6], "big")))

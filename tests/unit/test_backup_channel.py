@@ -384,6 +384,7 @@ def test_a_real_time_update_is_not_acknowledged_later_for_the_batch_pages_read_w
     b.deliver_batch_records()  # BATCH_BEGIN and the first step of the first page
     assert [type(e) for e in b.events] == [BatchStarted, RecordsReceived]
     assert b.batch_received == len(b.events[1].records) == BATCH_STEP_RECORDS
+    assert b.receiving_batch and not a.receiving_batch
     for _ in range(RECORDS_PER_FRAME // BATCH_STEP_RECORDS - 1):
         b.deliver_batch_records()
     b.acknowledge(link.now)
@@ -394,6 +395,7 @@ def test_a_real_time_update_is_not_acknowledged_later_for_the_batch_pages_read_w
     assert b.batch_received == b.batch_acked == 3 * RECORDS_PER_FRAME
     assert [e.complete for e in a.events if isinstance(e, BatchAcked)][-1]
     assert any(isinstance(e, BatchFinished) for e in b.events) and a.pending == 0
+    assert not b.receiving_batch
 
 
 def test_a_deletion_is_handed_over_after_the_batch_pages_read_before_it():
@@ -467,8 +469,10 @@ def test_a_batch_cut_by_a_lost_connection_is_dropped_but_updates_between_its_pag
     link.a.send_records([record(251)])  # seq 1
     link.a.send_batch_page()  # batch records 501-1000
     link.a.send_records([record(252)])  # seq 2
-    link.a.data_to_send()  # all of it lost on the cut
+    link.b.data_received(link.a.data_to_send(), link.now)  # read, not yet applied
+    assert link.b.receiving_batch
     link.cut()
+    assert not link.b.receiving_batch and not link.b.batch_received_pending
     assert not link.a.batch_pending and link.a.pending == 2  # only the real-time updates
     link.connect()
     link.pump()

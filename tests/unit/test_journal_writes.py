@@ -178,6 +178,38 @@ def test_the_log_is_folded_by_a_process_of_its_own_and_by_another_when_it_dies(
     assert journal._folder is None and not list(tmp_path.glob("leases.sqlite.log-*"))
 
 
+def test_folding_held_for_a_batch_backup_waits_for_its_release_or_its_limit(tmp_path,
+                                                                            monkeypatch):
+    """While held, finished log files stay unfolded (the log keeps every lease); released,
+    or held past FOLD_HOLD_LIMIT, the folder gets them all."""
+    monkeypatch.setattr(journal_module, "FOLD_ROWS", 5)
+    monkeypatch.setattr(journal_module, "FOLD_INTERVAL", 0.05)
+    journal = LeaseJournal(tmp_path / "leases.sqlite")
+    journal.fold_in_background(checkpoint_interval=0.0)
+    first_ten = {ADDRESS + n for n in range(10)}
+    try:
+        journal.commit({ADDRESS - 1: lease(ADDRESS - 1)})
+        wait_for(lambda: rows(journal.path) == {ADDRESS - 1}, 10.0, "a fold before the hold")
+        journal.hold_folding(True)
+        for n in range(10):
+            journal.commit({ADDRESS + n: lease(ADDRESS + n)})
+        time.sleep(0.5)  # ten times the folder's interval
+        assert rows(journal.path) == {ADDRESS - 1}
+        assert len(list(tmp_path.glob("leases.sqlite.log-*"))) >= 3  # two finished, one open
+        assert journaled(journal.path) == first_ten | {ADDRESS - 1}
+        journal.hold_folding(False)
+        wait_for(lambda: rows(journal.path) >= first_ten, 10.0, "the fold once released")
+        monkeypatch.setattr(journal_module, "FOLD_HOLD_LIMIT", 0.2)
+        journal.hold_folding(True)
+        for n in range(10, 20):
+            journal.commit({ADDRESS + n: lease(ADDRESS + n)})
+        wait_for(lambda: rows(journal.path) >= {ADDRESS + n for n in range(20)}, 10.0,
+                 "the fold once the hold outlived its limit")
+    finally:
+        journal.close()
+    assert rows(journal.path) == {ADDRESS + n for n in range(-1, 20)}
+
+
 def test_the_folder_dies_with_the_device(tmp_path):
     """A device killed (kill -9) takes its folder with it: no process is left writing a
     journal that the next start opens."""
