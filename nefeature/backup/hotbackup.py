@@ -92,7 +92,8 @@ A split is reported only once journaled (:class:`SaveSplits`,
 last one, so a report is never overtaken by a move it did not allow.
 
 Batch backup.  When a channel comes up, the master of each profile sends
-all leases of its pools, page by page (``BackupChannel.send_batch_page``);
+all leases of its pools, page by page (``BackupChannel.send_batch_page``, paced by the
+shell with the peer's pages it applies: ``DeviceCore.batch_step``);
 ``batch_backup_now`` does the same on request; both masters send after a
 partition, so each gets what the other granted meanwhile.
 """

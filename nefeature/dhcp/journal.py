@@ -26,7 +26,8 @@ loop then waited for the GIL's switch interval (seen: the backup's loop 20-30
 ms late all through a batch backup of a million leases).  The device tells it
 the number of each log file it finishes, on a pipe; it answers with the
 number folded through.  It runs at a lower priority (``FOLDER_NICENESS``), so
-a busy machine serves first and folds after.  It dies with the device
+a busy machine serves first and folds after; a device receiving a batch
+backup holds it back until the batch is in (``hold_folding``).  It dies with the device
 (``PR_SET_PDEATHSIG``); if it dies alone, the device starts another, and the log keeps every lease
 meanwhile.  Folding checks ``folded-through`` inside its transaction, so two
 folders (a device's and a start's, or an in-line fold) never fold a file
