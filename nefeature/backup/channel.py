@@ -225,6 +225,7 @@ class BackupChannel:
         self._page: list[LeaseRecord] = []  # the peer's batch page being handed over
         self._page_at = 0  # its records before this one are handed over
         self._batches_arriving: set[int] = set()  # backup-ids begun and not ended
+        self._inbox_pages = 0  # batch pages in the inbox
         self._peer_profiles_payload: bytes | None = None  # of the last heartbeat decoded
         # The peer's first heartbeat on this connection has arrived.  The peer sends it
         # right after resending what we had not acknowledged, so by then everything it
@@ -498,6 +499,11 @@ class BackupChannel:
             self._on_update(frame)
         elif frame.type in _BATCH_FRAMES or frame.type is FrameType.UPDATE:
             self._batch_inbox.append(frame)  # handed over at the owner's pace
+            if frame.type is FrameType.UPDATE:
+                self._inbox_pages += 1
+                if self._inbox_pages > BATCH_WINDOW:  # a peer that ignores the window
+                    self.statistics.frames_rejected += 1
+                    self._close(f"more than {BATCH_WINDOW} batch pages unacknowledged")
         elif frame.type is FrameType.BATCH_ACK:
             self._on_batch_ack(frame.seq)
         elif frame.type is FrameType.HEARTBEAT:
@@ -606,6 +612,7 @@ class BackupChannel:
         """A batch frame from the inbox, once the page before it is delivered: a page
         becomes the one ``deliver_batch_records`` hands over."""
         if frame.type is FrameType.UPDATE:
+            self._inbox_pages -= 1
             records = decode_records(frame.payload)
             if frame.seq != self.batch_received + len(records):
                 self.statistics.frames_rejected += 1

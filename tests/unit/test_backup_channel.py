@@ -435,6 +435,25 @@ def test_a_batch_page_out_of_its_numbering_or_an_ack_of_pages_never_sent_is_refu
     assert b.close_reason == "batch page out of sequence"
 
 
+def test_a_peer_sending_batch_pages_beyond_the_window_is_refused():
+    """The inbox holds at most the window's pages: a peer that does not wait for their
+    acknowledgement cannot fill the receiver's memory."""
+    link = Link()
+    link.connect()
+    a, b = link.a, link.b
+    a.send_batch(1, [record(n % 250 + 1) for n in range(BATCH_WINDOW * 3)], BATCH_WINDOW * 3)
+    for page in range(BATCH_WINDOW + 1):  # pages of three, numbered as the channel would
+        records = [record(3 * page + n + 1) for n in range(3)]
+        a.batch_sent_seq += 3
+        a._send(Frame(FrameType.UPDATE, seq=a.batch_sent_seq, payload=encode_records(records),
+                      flags=0x01))
+        if page == BATCH_WINDOW - 1:
+            b.data_received(a.data_to_send(), link.now)
+            assert b.close_reason is None  # the window full, within the rule
+    b.data_received(a.data_to_send(), link.now)
+    assert b.close_reason == f"more than {BATCH_WINDOW} batch pages unacknowledged"
+
+
 def test_updates_queued_between_two_collections_share_one_frame_in_sequence_order():
     link = Link()
     link.connect()
