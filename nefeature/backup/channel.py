@@ -40,13 +40,14 @@ fresh one, from the table as it is then, when the channel is up again),
 and a real-time update (which a strict-mode DHCPACK waits for) is never
 acknowledged later for them.  The receiver hands a real-time update to its
 owner as soon as it is read, and keeps batch pages (and BATCH_BEGIN,
-BATCH_END, in order) in an inbox, handing over ``BATCH_STEP_RECORDS`` per
-``deliver_batch_records`` (the owner's pace, one step per loop turn), so an
-update waits behind at most those, not behind every page read with it.  Order matters in one case: a deletion carries no transaction
-time to compare, so a real-time update holding one first delivers the pages
-read before it.  The peer's batch acks report the batch's progress
-(``BatchAcked``); it is complete once everything up to BATCH_END is
-acknowledged.
+BATCH_END, in order) in an inbox of at most ``BATCH_WINDOW`` pages, handing
+over ``BATCH_STEP_RECORDS`` per ``deliver_batch_records`` (the owner's pace,
+one step per loop turn), so an update waits behind at most those, not behind
+every page read with it.  Order matters in one case: a deletion carries no
+transaction time to compare, so a real-time update holding one first
+delivers the pages read before it.  The receiver acknowledges whole pages;
+the peer's batch acks report the batch's progress (``BatchAcked``); it is
+complete once everything up to BATCH_END is acknowledged.
 
 Inputs: ``connection_made``, ``data_received``, ``connection_lost``,
 ``handle_timer`` and the owner's calls; outputs: ``data_to_send()``,
