@@ -27,9 +27,9 @@ ms late all through a batch backup of a million leases).  The device tells it
 the number of each log file it finishes, on a pipe; it answers with the
 number folded through.  It runs at a lower priority (``FOLDER_NICENESS``), so
 a busy machine serves first and folds after; a device receiving a batch
-backup holds it back until the batch is in (``hold_folding``).  It dies with the device
-(``PR_SET_PDEATHSIG``); if it dies alone, the device starts another, and the log keeps every lease
-meanwhile.  Folding checks ``folded-through`` inside its transaction, so two
+backup holds it back until the batch is in (``hold_folding``).  It dies with
+the device (``PR_SET_PDEATHSIG``); if it dies alone, the device starts
+another, and the log keeps every lease meanwhile.  Folding checks ``folded-through`` inside its transaction, so two
 folders (a device's and a start's, or an in-line fold) never fold a file
 twice.
 
@@ -381,7 +381,7 @@ class LeaseJournal:
         """Keep the finished log files from the folder while ``hold`` (for at most
         ``FOLD_HOLD_LIMIT``), then ask it for all of them.  A device receiving a batch
         backup holds: on two cores the folder's SQLite work (about 3 us a row) would take
-        the CPU the batch needs (a million leases: 9.6 s with it, 7.8 s held), and the
+        the CPU the batch needs (a million leases: 9.6 s with it, 7.6-8.7 s held), and the
         same work done after the batch is done at the folder's lower priority.  The log
         keeps every lease meanwhile."""
         with self._lock:
