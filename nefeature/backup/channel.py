@@ -97,7 +97,9 @@ BATCH_WINDOW = 4  # pages of a batch sent and not yet acknowledged, at most
 BATCH_STEP_RECORDS = 100
 COMPACT_FROM = 4096  # unacknowledged updates before superseded ones are dropped
 BATCH_FLAG = 0x01
-_BATCH_FRAMES = frozenset({FrameType.BATCH_BEGIN, FrameType.BATCH_END})  # and flagged UPDATEs
+#: Frames the receiver keeps in its batch inbox (an UPDATE there is a flagged page: the
+#: real-time ones are handled first).
+_BATCH_FRAMES = frozenset({FrameType.UPDATE, FrameType.BATCH_BEGIN, FrameType.BATCH_END})
 
 
 def _batch_payload(backup_id: int, count: int) -> bytes:
@@ -226,7 +228,6 @@ class BackupChannel:
         self._page: list[LeaseRecord] = []  # the peer's batch page being handed over
         self._page_at = 0  # its records before this one are handed over
         self._batches_arriving: set[int] = set()  # backup-ids begun and not ended
-        self._inbox_pages = 0  # batch pages in the inbox
         self._peer_profiles_payload: bytes | None = None  # of the last heartbeat decoded
         # The peer's first heartbeat on this connection has arrived.  The peer sends it
         # right after resending what we had not acknowledged, so by then everything it
@@ -498,13 +499,12 @@ class BackupChannel:
             self._on_ack(frame.ack)
         if frame.type is FrameType.UPDATE and not frame.flags & BATCH_FLAG:
             self._on_update(frame)
-        elif frame.type in _BATCH_FRAMES or frame.type is FrameType.UPDATE:
+        elif frame.type in _BATCH_FRAMES:
             self._batch_inbox.append(frame)  # handed over at the owner's pace
-            if frame.type is FrameType.UPDATE:
-                self._inbox_pages += 1
-                if self._inbox_pages > BATCH_WINDOW:  # a peer that ignores the window
-                    self.statistics.frames_rejected += 1
-                    self._close(f"more than {BATCH_WINDOW} batch pages unacknowledged")
+            if frame.type is FrameType.UPDATE and sum(
+                    f.type is FrameType.UPDATE for f in self._batch_inbox) > BATCH_WINDOW:
+                self.statistics.frames_rejected += 1  # a peer that ignores the window
+                self._close(f"more than {BATCH_WINDOW} batch pages unacknowledged")
         elif frame.type is FrameType.BATCH_ACK:
             self._on_batch_ack(frame.seq)
         elif frame.type is FrameType.HEARTBEAT:
@@ -613,7 +613,6 @@ class BackupChannel:
         """A batch frame from the inbox, once the page before it is delivered: a page
         becomes the one ``deliver_batch_records`` hands over."""
         if frame.type is FrameType.UPDATE:
-            self._inbox_pages -= 1
             records = decode_records(frame.payload)
             if frame.seq != self.batch_received + len(records):
                 self.statistics.frames_rejected += 1

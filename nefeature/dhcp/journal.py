@@ -29,9 +29,9 @@ number folded through.  It runs at a lower priority (``FOLDER_NICENESS``), so
 a busy machine serves first and folds after; a device receiving a batch
 backup holds it back until the batch is in (``hold_folding``).  It dies with
 the device (``PR_SET_PDEATHSIG``); if it dies alone, the device starts
-another, and the log keeps every lease meanwhile.  Folding checks ``folded-through`` inside its transaction, so two
-folders (a device's and a start's, or an in-line fold) never fold a file
-twice.
+another, and the log keeps every lease meanwhile.  Folding checks
+``folded-through`` inside its transaction, so two folders (a device's and a
+start's, or an in-line fold) never fold a file twice.
 
 Neither the log nor SQLite's WAL (``synchronous=NORMAL``) is fsynced: a
 committed lease survives the process being killed (``kill -9``) but not a
@@ -385,22 +385,24 @@ class LeaseJournal:
         same work done after the batch is done at the folder's lower priority.  The log
         keeps every lease meanwhile."""
         with self._lock:
-            if hold and self._fold_held_since is None:
+            if not hold:
+                self._end_fold_hold()
+            elif self._fold_held_since is None:
                 self._fold_held_since = time.monotonic()
-            elif not hold and self._fold_held_since is not None:
-                self._fold_held_since = None
-                if self._folder is not None:
-                    self._request_fold(self._generation - 1)
 
     def _fold_held(self) -> bool:
         """Whether folding is held (holding the lock); a hold past its limit ends here."""
         held = self._fold_held_since
-        if held is None or time.monotonic() - held < FOLD_HOLD_LIMIT:
-            return held is not None
-        self._fold_held_since = None
-        if self._folder is not None:
-            self._request_fold(self._generation - 1)
-        return False
+        if held is not None and time.monotonic() - held >= FOLD_HOLD_LIMIT:
+            self._end_fold_hold()
+        return self._fold_held_since is not None
+
+    def _end_fold_hold(self) -> None:
+        """(Holding the lock.)  No hold: the folder is asked for every finished file."""
+        if self._fold_held_since is not None:
+            self._fold_held_since = None
+            if self._folder is not None:
+                self._request_fold(self._generation - 1)
 
     def fold(self) -> None:
         """Fold the whole log into SQLite now (``load`` and ``close`` do): the folder is
