@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from typing import Final
 
 BOOTREQUEST = 1
 BOOTREPLY = 2
@@ -48,40 +49,40 @@ BROADCAST_FLAG = 0x8000
 class MessageType:
     """Option 53 values (RFC 2132 section 9.6, RFC 3203)."""
 
-    DISCOVER = 1
-    OFFER = 2
-    REQUEST = 3
-    DECLINE = 4
-    ACK = 5
-    NAK = 6
-    RELEASE = 7
-    INFORM = 8
-    FORCERENEW = 9
+    DISCOVER: Final = 1
+    OFFER: Final = 2
+    REQUEST: Final = 3
+    DECLINE: Final = 4
+    ACK: Final = 5
+    NAK: Final = 6
+    RELEASE: Final = 7
+    INFORM: Final = 8
+    FORCERENEW: Final = 9
 
 
 class Option:
     """Option codes the server reads or writes itself (RFC 2132, RFC 3046)."""
 
-    PAD = 0
-    SUBNET_MASK = 1
-    ROUTER = 3
-    DNS_SERVERS = 6
-    HOSTNAME = 12
-    DOMAIN_NAME = 15
-    REQUESTED_ADDRESS = 50
-    LEASE_TIME = 51
-    OVERLOAD = 52
-    MESSAGE_TYPE = 53
-    SERVER_ID = 54
-    PARAMETER_REQUEST_LIST = 55
-    MESSAGE = 56
-    MAX_MESSAGE_SIZE = 57
-    RENEWAL_TIME = 58
-    REBINDING_TIME = 59
-    VENDOR_CLASS = 60
-    CLIENT_ID = 61
-    RELAY_AGENT_INFORMATION = 82
-    END = 255
+    PAD: Final = 0
+    SUBNET_MASK: Final = 1
+    ROUTER: Final = 3
+    DNS_SERVERS: Final = 6
+    HOSTNAME: Final = 12
+    DOMAIN_NAME: Final = 15
+    REQUESTED_ADDRESS: Final = 50
+    LEASE_TIME: Final = 51
+    OVERLOAD: Final = 52
+    MESSAGE_TYPE: Final = 53
+    SERVER_ID: Final = 54
+    PARAMETER_REQUEST_LIST: Final = 55
+    MESSAGE: Final = 56
+    MAX_MESSAGE_SIZE: Final = 57
+    RENEWAL_TIME: Final = 58
+    REBINDING_TIME: Final = 59
+    VENDOR_CLASS: Final = 60
+    CLIENT_ID: Final = 61
+    RELAY_AGENT_INFORMATION: Final = 82
+    END: Final = 255
 
 
 class MalformedMessage(ValueError):

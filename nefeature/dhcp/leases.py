@@ -213,7 +213,8 @@ class LeaseTable:
         deadlines = []
         added: defaultdict[str, list[int]] = defaultdict(list)
         holding: defaultdict[str, list[int]] = defaultdict(list)
-        shard_number, shard = None, None
+        shard_number: int = -1
+        shard: dict[int, Lease] | None = None
         other = None
         for lease in leases:
             address, pool, client, state = lease.address, lease.pool, lease.client, lease.state

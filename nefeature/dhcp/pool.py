@@ -131,9 +131,9 @@ class AddressPool:
             for bucket in range(self.size % BUCKETS):
                 sizes[bucket] += 1
             return sizes
-        sizes = Counter(map(bucket_of, chain.from_iterable(
+        counts = Counter(map(bucket_of, chain.from_iterable(
             range(start, end + 1) for start, end in self.ranges)))
-        return [sizes[bucket] for bucket in range(BUCKETS)]
+        return [counts[bucket] for bucket in range(BUCKETS)]
 
     def _never_used(self, side: Side) -> Iterator[int]:
         """The addresses of ``side``'s share no cursor has passed, in order."""
@@ -245,6 +245,7 @@ class AddressPool:
     # --- the split between the two shares (backed-up pools) ---
 
     def _free_per_bucket(self) -> list[int]:
+        assert self._bucket_size is not None  # a split pool's
         return [max(0, size - used) for size, used in zip(self._bucket_size, self._bucket_used)]
 
     def free_by_side(self) -> dict[Side, int]:
@@ -278,7 +279,7 @@ class AddressPool:
         if self.split is None or split == self.split:
             return
         self.split = split
-        recycled = {side: deque() for side in self._recycled}
+        recycled: dict[Side, deque[int]] = {side: deque() for side in self._recycled}
         for address in chain(*self._recycled.values()):
             recycled[self.side_of(address)].append(address)
         self._recycled = recycled

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import struct
 from collections import defaultdict
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from ipaddress import IPv4Address, IPv4Network
 from typing import NamedTuple
@@ -87,7 +88,6 @@ OFFER_HOLD_TIME = 60.0  # seconds an offered address waits for its REQUEST
 DECLINE_PROBATION = 86400.0  # seconds a declined address stays out of use (as Kea)
 INFINITE_LEASE = 0xFFFFFFFF
 LINKS_REMEMBERED = 4096  # relay and interface addresses whose pool is remembered
-_NOT_LOOKED_UP = object()
 
 
 # Received and Reply are named tuples: one of each per datagram, and a frozen
@@ -144,14 +144,15 @@ class Statistics:
             setattr(self, counter.name, 0)
 
 
-_RECEIVED_COUNTER = {
+_RECEIVED_COUNTER: dict[int | None, str] = {
     MessageType.DISCOVER: "discover",
     MessageType.REQUEST: "request",
     MessageType.DECLINE: "decline",
     MessageType.RELEASE: "release",
     MessageType.INFORM: "inform",
 }
-_HANDLER = {message_type: "_on_" + counter for message_type, counter in _RECEIVED_COUNTER.items()}
+_HANDLER: dict[int | None, str] = {
+    message_type: "_on_" + counter for message_type, counter in _RECEIVED_COUNTER.items()}
 _SENT_COUNTER = {MessageType.OFFER: "offer", MessageType.ACK: "ack", MessageType.NAK: "nak"}
 
 
@@ -437,16 +438,19 @@ class DhcpServer:
             return 0
         wanted = {"conflict": {DECLINED}, "expired": {EXPIRED, RELEASED},
                   "used": {BOUND}}.get(state or "", set(LeaseState) - {OFFERED})
-        last = start if end is None else end
-        candidates = self.table.addresses_in(pool)  # the pool's index, not the whole table
-        if start is not None and last - start + 1 < len(candidates):
-            candidates = range(start, last + 1)
+        indexed = self.table.addresses_in(pool)  # the pool's index, not the whole table
+        candidates: Iterable[int] = indexed
+        first, last = 0, 0xFFFFFFFF  # no range given: every address
+        if start is not None:
+            first, last = start, start if end is None else end
+            if last - first + 1 < len(indexed):
+                candidates = range(first, last + 1)
         count = 0
         for address in list(candidates):
             lease = self.table.by_address.get(address)
             if lease is None or lease.pool != pool or lease.state not in wanted:
                 continue
-            if start is None or start <= address <= last:
+            if first <= address <= last:
                 self.table.remove(address)
                 self.pools[pool].addresses.free(address)
                 self.events.append(LeaseRemoved(lease))
@@ -477,9 +481,9 @@ class DhcpServer:
         state = self._select_pool(message, interface)
         if state is None or state.config.name in self.silent_pools:
             return []
-        server_id = self._server_ids.get((state.config.name, packet.interface))
+        server_id = self._server_ids.get((state.config.name, packet.interface or ""))
         if server_id is None:
-            server_id = self._server_ids[(state.config.name, packet.interface)] = \
+            server_id = self._server_ids[(state.config.name, packet.interface or "")] = \
                 self._server_id(state, interface)
         handler = getattr(self, _HANDLER[message_type])
         client = client_key(message.options.get(Option.CLIENT_ID), message.hardware_address)
@@ -516,8 +520,9 @@ class DhcpServer:
             link = int(interface.address.ip)
         else:
             return None
-        state = self._pool_of_link.get(link, _NOT_LOOKED_UP)
-        if state is _NOT_LOOKED_UP:
+        if link in self._pool_of_link:
+            state = self._pool_of_link[link]
+        else:
             state = next((s for s in self.pools.values() if s.addresses.in_subnet(link)), None)
             if len(self._pool_of_link) >= LINKS_REMEMBERED:  # giaddr is the sender's choice
                 self._pool_of_link.clear()
@@ -752,8 +757,10 @@ class DhcpServer:
                 trailer = head + encode_options(_lease_time_options(granted)) \
                     + state.encoded_options  # capped (lazy)
             else:  # the usual OFFER and ACK: the same options every time
-                trailer = state.lease_trailers.get((reply_type, server_id))
-                if trailer is None:
+                cached = state.lease_trailers.get((reply_type, server_id))
+                if cached is not None:
+                    trailer = cached
+                else:
                     trailer = state.lease_trailers[(reply_type, server_id)] = \
                         head + state.encoded_lease_options + state.encoded_options
         else:
@@ -776,7 +783,8 @@ class DhcpServer:
                             request.ciaddr if reply_type == MessageType.ACK else 0, yiaddr,
                             request.giaddr, request.chaddr, trailer, _client_max_size(request))
         return Reply(data, address, port, server_id,
-                     interface.linux_name if direct else None, mac if direct else None,
+                     interface.linux_name if direct and interface is not None else None,
+                     mac if direct else None,
                      reply_type == MessageType.ACK and lease is not None, state.config.name)
 
 

@@ -1,9 +1,12 @@
 """The layering the design relies on, checked on the source: engines are sans-IO, the
-hot-backup engine knows nothing of VRRP, the configuration knows nothing of datastores."""
+hot-backup engine knows nothing of VRRP, the configuration knows nothing of datastores;
+and the DHCP engine's modules type-check (mypy), so what their annotations say holds."""
 
 from __future__ import annotations
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +19,8 @@ ENGINES = ["core.py", "backup/hotbackup.py", "backup/channel.py", "backup/frames
            "dhcp/events.py", "dhcp/ratelimit.py", "vrrp/router.py", "vrrp/packet.py",
            "config/model.py", "config/diff.py"]
 IO_MODULES = {"asyncio", "socket", "time", "threading", "selectors"}
+TYPED = ["dhcp/codec.py", "dhcp/events.py", "dhcp/leases.py", "dhcp/pool.py", "dhcp/server.py",
+         "dhcp/shards.py"]
 
 
 def imports(path: Path) -> set[str]:
@@ -54,3 +59,11 @@ def test_the_shell_only_moves_bytes():
     assert "nefeature.core" in found
     assert not found & {"lxml", "nefeature.backup.hotbackup", "nefeature.backup.channel",
                         "nefeature.vrrp.router", "nefeature.config.diff"}
+
+
+def test_the_dhcp_engine_type_checks(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "mypy", "--ignore-missing-imports", "--follow-imports=silent",
+         "--cache-dir", str(tmp_path), *(str(PACKAGE / name) for name in TYPED)],
+        capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout + result.stderr
