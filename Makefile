@@ -13,7 +13,7 @@ APT_PACKAGES := kea-dhcp4-server kea-admin keepalived isc-dhcp-client udhcpc bus
                 dhcpcd5 libyang-tools iproute2 strace \
                 libyang2-dev gcc python3-dev libffi-dev
 
-.PHONY: test demo venv system-packages libyang-binding fast-loop yang-tree clean
+.PHONY: test demo venv system-packages libyang-binding fast-loop batch-io yang-tree clean
 
 # The system tests (network namespaces, real peers, real timers) mostly wait, so the rest of the
 # suite runs beside them in a second pytest; its report follows theirs.  The system tests go in
@@ -23,7 +23,7 @@ SYSTEM_FIRST := tests/system/test_crash_consistency.py tests/system/test_pair_cr
                 tests/system/test_lab.py tests/system/test_service_unit.py
 SYSTEM_TESTS := $(SYSTEM_FIRST) $(filter-out $(SYSTEM_FIRST),$(sort $(wildcard tests/system/test_*.py)))
 
-test: venv system-packages libyang-binding fast-loop
+test: venv system-packages libyang-binding fast-loop batch-io
 	@$(PY) -m pytest -q -p no:cacheprovider --ignore=tests/system > $(VENV)/other-tests.log 2>&1 & \
 	other=$$!; \
 	$(PY) -m pytest -q $(SYSTEM_TESTS); system=$$?; \
@@ -31,7 +31,7 @@ test: venv system-packages libyang-binding fast-loop
 	echo "--- the tests outside tests/system (run beside them):"; cat $(VENV)/other-tests.log; \
 	[ $$system -eq 0 ] && [ $$others -eq 0 ]
 
-demo: venv
+demo: venv batch-io
 	$(PY) -m nefeature demo $(DEMO_ARGS)
 
 venv: $(STAMP)
@@ -72,6 +72,12 @@ fast-loop: venv
 	@$(PY) -c 'import uvloop' 2>/dev/null || \
 	  $(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[fast]' || \
 	  echo "uvloop not installed: nefeature runs on asyncio's own event loop"
+
+# The optional C helper of the DHCP UDP socket (nefeature/dhcp/_batchio.c): recvmmsg, up to
+# 64 datagrams a system call.  Without gcc or the Python headers the socket reads with
+# socket.recvmsg, the same datagrams one call each.
+batch-io: venv
+	@$(PY) -m nefeature.tools.build_batchio
 
 # Regenerate nefeature/yang/README.md (the pyang trees); tests fail when it is stale.
 yang-tree: venv

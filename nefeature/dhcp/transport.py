@@ -16,7 +16,10 @@ request is answered twice:
 
 Each socket is drained in one reader callback (up to ``BATCH`` datagrams),
 and the whole batch goes to ``on_batch``: the device then commits once and
-sends, so group commit needs no timer.
+sends, so group commit needs no timer.  Where the optional C helper is built
+(``nefeature/dhcp/_batchio.c``), the UDP socket is drained with recvmmsg(2), 64
+datagrams and their IP_PKTINFO a system call, and an empty queue costs no
+exception; otherwise with ``socket.recvmsg``, one datagram a call.
 """
 
 from __future__ import annotations
@@ -33,7 +36,13 @@ from nefeature.vrrp.transport import lan_interface_of
 
 log = logging.getLogger(__name__)
 
+try:  # the optional C helper (nefeature.tools.build_batchio)
+    from nefeature.dhcp import _batchio
+except ImportError:
+    _batchio = None
+
 BATCH = 256
+RECEIVE_AT_ONCE = 64  # datagrams per recvmmsg with the C helper
 IP_PKTINFO = 8  # Linux <netinet/in.h>; not exported by the socket module in 3.11
 SO_RCVBUFFORCE = 33
 ETH_P_IP = 0x0800
@@ -89,6 +98,8 @@ class DhcpSockets:
         self._interface_names: dict[int, str] = {}
         self._pktinfo: dict[int, list] = {}  # source address -> the IP_PKTINFO to send with
         self._destinations: dict[tuple[int, int], tuple[str, int]] = {}
+        # recvmmsg through the C helper where it is built, else socket.recvmsg
+        self.receive_many = _batchio.receive_batch if _batchio is not None else None
         self.udp = self._open_udp(listen_address, port)
         loop.add_reader(self.udp.fileno(), self._read_udp)
         for name in direct_interfaces:
@@ -124,27 +135,45 @@ class DhcpSockets:
 
     def _read_udp(self) -> None:
         batch = []
-        receive, names, raw = self.udp.recvmsg, self._interface_names, self._raw
-        for _ in range(BATCH):
-            try:
-                data, ancillary, _flags, _source = receive(4096, 64)
-            except (BlockingIOError, InterruptedError):
-                break
-            except OSError as error:
-                log.warning("UDP receive failed: %s", error)
-                break
-            ifindex, destination = 0, BROADCAST_BYTES
-            for level, kind, value in ancillary:
-                if level == IPPROTO_IP and kind == IP_PKTINFO:
-                    ifindex, _spec_dst, destination = PKTINFO.unpack_from(value)
-            interface = names.get(ifindex)
-            if interface is None and ifindex:
-                interface = self._interface_name(ifindex)  # a virtual-MAC one: its LAN's
-            if interface in raw and (len(data) < 28 or data.startswith(NO_GIADDR, 24)):
-                continue  # a direct client: its raw socket has the same packet
-            batch.append(Received(data, interface, destination != BROADCAST_BYTES))
+        if self.receive_many is not None:  # recvmmsg: up to 64 datagrams a system call
+            receive_many, fd = self.receive_many, self.udp.fileno()
+            while len(batch) < BATCH:
+                try:
+                    datagrams = receive_many(fd, RECEIVE_AT_ONCE)
+                except OSError as error:
+                    log.warning("UDP receive failed: %s", error)
+                    break
+                for data, ifindex, destination in datagrams:
+                    self._take_udp(batch, data, ifindex, destination)
+                if len(datagrams) < RECEIVE_AT_ONCE:
+                    break
+        else:
+            receive = self.udp.recvmsg
+            for _ in range(BATCH):
+                try:
+                    data, ancillary, _flags, _source = receive(4096, 64)
+                except (BlockingIOError, InterruptedError):
+                    break
+                except OSError as error:
+                    log.warning("UDP receive failed: %s", error)
+                    break
+                ifindex, destination = 0, BROADCAST_BYTES
+                for level, kind, value in ancillary:
+                    if level == IPPROTO_IP and kind == IP_PKTINFO:
+                        ifindex, _spec_dst, destination = PKTINFO.unpack_from(value)
+                self._take_udp(batch, data, ifindex, destination)
         if batch:
             self._on_batch(batch)
+
+    def _take_udp(self, batch: list[Received], data: bytes, ifindex: int,
+                  destination: bytes) -> None:
+        """A datagram from the UDP socket joins the batch, unless its raw socket has it."""
+        interface = self._interface_names.get(ifindex)
+        if interface is None and ifindex:
+            interface = self._interface_name(ifindex)  # a virtual-MAC one: its LAN's
+        if interface in self._raw and (len(data) < 28 or data.startswith(NO_GIADDR, 24)):
+            return  # a direct client: its raw socket has the same packet
+        batch.append(Received(data, interface, destination != BROADCAST_BYTES))
 
     def _interface_name(self, ifindex: int) -> str | None:
         """ifindex -> name, looked up once (an ioctl per datagram would cost more than

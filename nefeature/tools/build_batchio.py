@@ -1,0 +1,43 @@
+"""Build the optional C helper of the DHCP UDP socket (``nefeature/dhcp/_batchio.c``) in
+place: ``python -m nefeature.tools.build_batchio``.  It needs gcc and the Python headers;
+without them nothing is built and the transport reads with ``socket.recvmsg`` (the same
+datagrams, one system call each, and one more that finds the queue empty)."""
+
+from __future__ import annotations
+
+import subprocess
+import sysconfig
+from pathlib import Path
+
+SOURCE = Path(__file__).resolve().parent.parent / "dhcp" / "_batchio.c"
+
+
+def target() -> Path:
+    return SOURCE.with_name("_batchio" + sysconfig.get_config_var("EXT_SUFFIX"))
+
+
+def build() -> bool:
+    """Compile when the module is missing or older than its source; True if it is there."""
+    built = target()
+    if built.exists() and built.stat().st_mtime >= SOURCE.stat().st_mtime:
+        return True
+    include = sysconfig.get_paths()["include"]
+    if not (Path(include) / "Python.h").exists():
+        print(f"no Python.h in {include}: the DHCP socket reads with socket.recvmsg")
+        return False
+    command = ["gcc", "-O2", "-Wall", "-shared", "-fPIC", f"-I{include}", str(SOURCE),
+               "-o", str(built)]
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    except OSError as error:
+        print(f"{error}: the DHCP socket reads with socket.recvmsg")
+        return False
+    if result.returncode != 0:
+        print(f"{' '.join(command)} failed:\n{result.stderr}\n"
+              "the DHCP socket reads with socket.recvmsg")
+        return False
+    return True
+
+
+if __name__ == "__main__":
+    build()  # optional: without a compiler the transport runs as it is, so no error status
