@@ -40,7 +40,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from ipaddress import IPv4Address, IPv4Network
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from nefeature.config.model import DeviceConfig, FloodProtection, Interface, Pool
 from nefeature.dhcp.codec import (
@@ -88,6 +88,7 @@ OFFER_HOLD_TIME = 60.0  # seconds an offered address waits for its REQUEST
 DECLINE_PROBATION = 86400.0  # seconds a declined address stays out of use (as Kea)
 INFINITE_LEASE = 0xFFFFFFFF
 LINKS_REMEMBERED = 4096  # relay and interface addresses whose pool is remembered
+_NOT_LOOKED_UP: Any = object()  # a link _select_pool has not looked up yet
 
 
 # Received and Reply are named tuples: one of each per datagram, and a frozen
@@ -520,9 +521,8 @@ class DhcpServer:
             link = int(interface.address.ip)
         else:
             return None
-        if link in self._pool_of_link:
-            state = self._pool_of_link[link]
-        else:
+        state = self._pool_of_link.get(link, _NOT_LOOKED_UP)
+        if state is _NOT_LOOKED_UP:
             state = next((s for s in self.pools.values() if s.addresses.in_subnet(link)), None)
             if len(self._pool_of_link) >= LINKS_REMEMBERED:  # giaddr is the sender's choice
                 self._pool_of_link.clear()
