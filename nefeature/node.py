@@ -45,7 +45,7 @@ from nefeature.datastore.errors import NetconfError
 from nefeature.datastore.startup import load_startup, save_startup
 from nefeature.datastore.validation import ValidatedConfig
 from nefeature.dhcp.journal import LeaseJournal
-from nefeature.dhcp.server import SERVER_PORT, Received
+from nefeature.dhcp.server import SERVER_PORT, Received, Reply
 from nefeature.dhcp.transport import DhcpSockets
 from nefeature.eventlog import log_event
 from nefeature.linkstate import LinkMonitor, link_is_up
@@ -216,14 +216,18 @@ class Device:
 
     def _drain(self) -> None:
         core = self.core
+        replies: list[Reply] = []  # sent together, before any other kind of output
         while (output := core.next_event()) is not None:
             kind = type(output)
             if kind is SendDhcp:
-                if self.sockets is not None:
-                    self.sockets.send(output.reply)
+                replies.append(output.reply)
                 if self._trace is not None:
                     self._trace.sent(output.reply)
-            elif kind is WriteJournal:
+                continue
+            if replies:
+                self._send_replies(replies)
+                replies = []
+            if kind is WriteJournal:
                 self._write(output)
             elif kind is SendChannel:
                 connector = self.connectors.get(output.service)
@@ -246,10 +250,16 @@ class Device:
                 self._watch(output.names)
             elif kind is ChannelsChanged:
                 self._connect_channels(output.services)
+        if replies:
+            self._send_replies(replies)
         for name, connector in self.connectors.items():
             if core.batch_pending(name):
                 connector.pace_batch()
         self._arm_timer()
+
+    def _send_replies(self, replies: list[Reply]) -> None:
+        if self.sockets is not None:
+            self.sockets.send(replies)
 
     def _write(self, output: WriteJournal) -> None:
         """Run a journal write in line: one append to the log, a few microseconds, so the

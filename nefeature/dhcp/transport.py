@@ -19,13 +19,15 @@ and the whole batch goes to ``on_batch``: the device then commits once and
 sends, so group commit needs no timer.  Where the optional C helper is built
 (``nefeature/dhcp/_batchio.c``), the UDP socket is drained with recvmmsg(2), 64
 datagrams and their IP_PKTINFO a system call, and an empty queue costs no
-exception; otherwise with ``socket.recvmsg``, one datagram a call.
+exception, and a turn's replies leave with sendmmsg(2); otherwise with
+``socket.recvmsg`` and ``socket.sendmsg``, one datagram a call.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import socket
 import struct
 from collections.abc import Callable
@@ -98,8 +100,10 @@ class DhcpSockets:
         self._interface_names: dict[int, str] = {}
         self._pktinfo: dict[int, list] = {}  # source address -> the IP_PKTINFO to send with
         self._destinations: dict[tuple[int, int], tuple[str, int]] = {}
-        # recvmmsg through the C helper where it is built, else socket.recvmsg
+        # recvmmsg and sendmmsg through the C helper where it is built, else
+        # socket.recvmsg and socket.sendmsg
         self.receive_many = _batchio.receive_batch if _batchio is not None else None
+        self.send_many = _batchio.send_batch if _batchio is not None else None
         self.udp = self._open_udp(listen_address, port)
         loop.add_reader(self.udp.fileno(), self._read_udp)
         for name in direct_interfaces:
@@ -207,17 +211,32 @@ class DhcpSockets:
         if batch:
             self._on_batch(batch)
 
-    def send(self, reply: Reply) -> None:
-        raw = self._raw.get(reply.interface) if reply.interface else None
-        try:
+    def send(self, replies: list[Reply]) -> None:
+        """Send a turn's replies: a direct client's as a frame on its raw socket, the
+        others on the UDP socket, from their server identifier (the VRRP virtual IP in a
+        pair), with sendmmsg where the C helper is built."""
+        by_udp = []
+        for reply in replies:
+            raw = self._raw.get(reply.interface) if reply.interface else None
             if raw is not None and reply.mac is not None:
                 sock, mac = raw
-                sock.send(ipv4_udp_frame(mac, reply))
+                try:
+                    sock.send(ipv4_udp_frame(mac, reply))
+                except OSError as error:
+                    _not_sent(reply, error)
             else:
+                by_udp.append(reply)
+        if not by_udp:
+            return
+        if self.send_many is not None:
+            for index, error in self.send_many(self.udp.fileno(), by_udp):
+                _not_sent(by_udp[index], OSError(error, os.strerror(error)))
+            return
+        for reply in by_udp:
+            try:
                 self._send_udp(reply)
-        except OSError as error:
-            log.warning("could not send a reply to %s: %s",
-                        socket.inet_ntoa(struct.pack("!I", reply.address)), error)
+            except OSError as error:
+                _not_sent(reply, error)
 
     def _send_udp(self, reply: Reply) -> None:
         destination = self._destinations.get((reply.address, reply.port))
@@ -245,6 +264,11 @@ class DhcpSockets:
             self._loop.remove_reader(sock.fileno())
             sock.close()
         self._raw.clear()
+
+
+def _not_sent(reply: Reply, error: OSError) -> None:
+    log.warning("could not send a reply to %s: %s",
+                socket.inet_ntoa(struct.pack("!I", reply.address)), error)
 
 
 def _grow_receive_buffer(sock: socket.socket) -> None:

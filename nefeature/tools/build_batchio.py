@@ -1,10 +1,12 @@
 """Build the optional C helper of the DHCP UDP socket (``nefeature/dhcp/_batchio.c``) in
-place: ``python -m nefeature.tools.build_batchio``.  It needs gcc and the Python headers;
-without them nothing is built and the transport reads with ``socket.recvmsg`` (the same
-datagrams, one system call each, and one more that finds the queue empty)."""
+place: ``python -m nefeature.tools.build_batchio`` (pip builds it too, through setup.py,
+when it installs the package).  It needs gcc and the Python headers; without them nothing
+is built and the transport reads with ``socket.recvmsg`` and sends with ``socket.sendmsg``
+(the same datagrams, one system call each)."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sysconfig
 from pathlib import Path
@@ -14,6 +16,12 @@ SOURCE = Path(__file__).resolve().parent.parent / "dhcp" / "_batchio.c"
 
 def target() -> Path:
     return SOURCE.with_name("_batchio" + sysconfig.get_config_var("EXT_SUFFIX"))
+
+
+def compiler_available() -> bool:
+    """gcc and the Python headers are here, so the helper must build (here and in pip)."""
+    return shutil.which("gcc") is not None and (
+        Path(sysconfig.get_paths()["include"]) / "Python.h").exists()
 
 
 def build() -> bool:

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from nefeature.datastore.schema import OWN_MODULES
+from nefeature.tools.build_batchio import compiler_available
 from tests.conftest import EXAMPLES, ROOT
 from tests.conformance.conftest import device_config, free_port
 
@@ -60,6 +61,15 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
                   cwd=work).stdout.strip()
     assert located.startswith(str(work / "venv")), located
     return bin_dir, work
+
+
+def test_the_wheel_carries_the_socket_helper_where_it_compiles(installed):
+    bin_dir, work = installed
+    if not compiler_available():
+        pytest.skip("no gcc or no Python headers: the wheel holds the pure-Python transport")
+    located = run([bin_dir / "python", "-c", "from nefeature.dhcp import transport; "
+                   "print(transport._batchio.__file__)"], cwd=work).stdout.strip()
+    assert located.startswith(str(work / "venv")), located
 
 
 def test_validate_the_examples(installed):

@@ -262,8 +262,8 @@ class Wire:
     def __init__(self) -> None:
         self.sent: list[DhcpMessage] = []
 
-    def send(self, reply) -> None:
-        self.sent.append(decode(reply.data))
+    def send(self, replies) -> None:
+        self.sent.extend(decode(reply.data) for reply in replies)
 
     def of_type(self, kind: int) -> list[DhcpMessage]:
         return [m for m in self.sent if m.message_type == kind]
