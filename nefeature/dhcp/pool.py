@@ -189,6 +189,11 @@ class AddressPool:
         for bucket, count in buckets.items():
             used[bucket] += count * delta
 
+    def _count_one(self, address: int, delta: int) -> None:
+        """``_count_used`` of one address (on every lease): no list, no Counter."""
+        if self.is_dynamic(address):
+            self._bucket_used[(address * _HASH_MULTIPLIER & 0xFFFFFFFF) % BUCKETS] += delta
+
     def take(self, address: int) -> None:
         """Mark an address used (a specific request, or a lease loaded from disk)."""
         shard = self._in_use.shards.get(address >> SET_SHARD_BITS)
@@ -196,7 +201,7 @@ class AddressPool:
             self._in_use.add(address)
             self._used += 1
             if self.split is not None:
-                self._count_used((address,), 1)
+                self._count_one(address, 1)
 
     def take_all(self, addresses: Iterable[int]) -> None:
         """``take`` of each address (the leases of a journal or of a batch backup)."""
@@ -239,7 +244,7 @@ class AddressPool:
             self._in_use.discard(address)
             self._used -= 1
             if self.split is not None:
-                self._count_used((address,), -1)
+                self._count_one(address, -1)
             self._recycled[self.side_of(address)].append(address)
 
     # --- the split between the two shares (backed-up pools) ---
