@@ -100,10 +100,10 @@ class DhcpSockets:
         self._interface_names: dict[int, str] = {}
         self._pktinfo: dict[int, list] = {}  # source address -> the IP_PKTINFO to send with
         self._destinations: dict[tuple[int, int], tuple[str, int]] = {}
-        # recvmmsg and sendmmsg through the C helper where it is built, else
-        # socket.recvmsg and socket.sendmsg
-        self.receive_many = _batchio.receive_batch if _batchio is not None else None
-        self.send_many = _batchio.send_batch if _batchio is not None else None
+        # recvmmsg and sendmmsg through the C helper where it is built (a build older
+        # than one of them goes without it), else socket.recvmsg and socket.sendmsg
+        self.receive_many = getattr(_batchio, "receive_batch", None)
+        self.send_many = getattr(_batchio, "send_batch", None)
         self.udp = self._open_udp(listen_address, port)
         loop.add_reader(self.udp.fileno(), self._read_udp)
         for name in direct_interfaces:
