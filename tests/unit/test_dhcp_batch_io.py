@@ -137,3 +137,21 @@ def test_both_ways_of_sending_put_the_same_replies_on_the_wire(batchio, helper, 
     finally:
         sockets.close()
         loop.close()
+
+
+def test_a_helper_built_before_send_batch_reads_with_it_and_sends_with_sendmsg(
+        batchio, monkeypatch):
+    from types import SimpleNamespace
+
+    from nefeature.dhcp import transport
+    monkeypatch.setattr(transport, "_batchio", SimpleNamespace(receive_batch=batchio.receive_batch))
+    loop = asyncio.new_event_loop()
+    sockets = DhcpSockets(loop, lambda batch: None, [], "127.0.0.1", port=0)
+    try:
+        assert (sockets.receive_many, sockets.send_many) == (batchio.receive_batch, None)
+        with _receiver() as receiver:
+            sockets.send([_reply(b"ack", receiver.getsockname()[1])])
+            assert _drain(receiver, 1) == [(b"ack", "127.0.0.2")]
+    finally:
+        sockets.close()
+        loop.close()
