@@ -18,10 +18,13 @@ def target() -> Path:
     return SOURCE.with_name("_batchio" + sysconfig.get_config_var("EXT_SUFFIX"))
 
 
+def python_headers() -> Path:
+    return Path(sysconfig.get_paths()["include"])
+
+
 def compiler_available() -> bool:
     """gcc and the Python headers are here, so the helper must build (here and in pip)."""
-    return shutil.which("gcc") is not None and (
-        Path(sysconfig.get_paths()["include"]) / "Python.h").exists()
+    return shutil.which("gcc") is not None and (python_headers() / "Python.h").exists()
 
 
 def build() -> bool:
@@ -29,20 +32,19 @@ def build() -> bool:
     built = target()
     if built.exists() and built.stat().st_mtime >= SOURCE.stat().st_mtime:
         return True
-    include = sysconfig.get_paths()["include"]
-    if not (Path(include) / "Python.h").exists():
-        print(f"no Python.h in {include}: the DHCP socket reads with socket.recvmsg")
+    fallback = "the DHCP socket uses socket.recvmsg and socket.sendmsg"
+    if not compiler_available():
+        print(f"no gcc, or no Python.h in {python_headers()}: {fallback}")
         return False
-    command = ["gcc", "-O2", "-Wall", "-shared", "-fPIC", f"-I{include}", str(SOURCE),
+    command = ["gcc", "-O2", "-Wall", "-shared", "-fPIC", f"-I{python_headers()}", str(SOURCE),
                "-o", str(built)]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=120)
     except OSError as error:
-        print(f"{error}: the DHCP socket reads with socket.recvmsg")
+        print(f"{error}: {fallback}")
         return False
     if result.returncode != 0:
-        print(f"{' '.join(command)} failed:\n{result.stderr}\n"
-              "the DHCP socket reads with socket.recvmsg")
+        print(f"{' '.join(command)} failed:\n{result.stderr}\n{fallback}")
         return False
     return True
 
