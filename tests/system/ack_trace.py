@@ -1,10 +1,12 @@
 """Does any DHCPACK leave before its lease row is in the local journal?  Read it off an strace.
 
-The device runs under ``strace -ff -ttt -T -xx -s 65535 -y -e trace=sendmsg,sendto,write``
-(:func:`strace_argv`); those three system calls carry everything that matters: a DHCP
-reply is a ``sendmsg`` on the UDP socket (with IP_PKTINFO, relayed and unicast replies)
-or a ``sendto`` (a plain UDP send, or an Ethernet frame on the AF_PACKET socket of a
-directly attached LAN); a journal commit is one ``write`` of whole records to the
+The device runs under ``strace -ff -ttt -T -xx -s 65535 -y -e
+trace=sendmmsg,sendmsg,sendto,write`` (:func:`strace_argv`); those system calls carry
+everything that matters: a DHCP reply is one message of a ``sendmmsg`` on the UDP socket
+(a turn's replies, each with IP_PKTINFO, where the C helper is built), a ``sendmsg`` (the
+same without the helper) or a ``sendto`` (a plain UDP send, or an Ethernet frame on the
+AF_PACKET socket of a directly attached LAN); a journal commit is one ``write`` of whole
+records to the
 journal's log (``leases.sqlite.log-N``, nefeature/dhcp/journal.py).  The backup
 channel's TCP bytes and VRRP adverts are ``sendto`` too, and are ignored because they
 are not BOOTP replies; SQLite's own writes (the log folded into the database, on the
@@ -13,8 +15,10 @@ durable.
 
 What a trace yields (:func:`parse_trace`):
 
-* DHCPACKs: the BOOTP payload of each send (RFC 2131 section 2: ``op`` 2, ``yiaddr``,
-  ``chaddr``; RFC 2132 section 9.6: option 53 = 5), with the time the call was entered;
+* DHCPACKs: the BOOTP payload of each send, and of each message a ``sendmmsg`` sent
+  (its return value says how many, from the first) (RFC 2131 section 2: ``op`` 2,
+  ``yiaddr``, ``chaddr``; RFC 2132 section 9.6: option 53 = 5), with the time the call
+  was entered;
 * lease rows: every write to a file descriptor whose path (``-y``) is a log file is
   decoded as the journal's records (``journal.read_records``: length, CRC-32, the rows).
   A row is (address, pool, client, hardware address, state, start, ...), ``start``
@@ -36,14 +40,14 @@ from __future__ import annotations
 import statistics
 import struct
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from pathlib import Path
 
 from nefeature.dhcp.journal import LOG_SUFFIX, read_records
 
-TRACED_SYSCALLS = ("sendmsg", "sendto", "write")
+TRACED_SYSCALLS = ("sendmmsg", "sendmsg", "sendto", "write")
 
 BOOTREPLY = 2
 DHCP_MAGIC = b"\x63\x82\x53\x63"
@@ -87,33 +91,49 @@ def _unhex(text: str) -> bytes:
     return bytes.fromhex(text.replace("\\x", ""))
 
 
-def parse_line(line: str) -> Call | None:
-    """One successful sendmsg/sendto/write of an ``-xx -y -T`` trace, else None."""
+def parse_line(line: str) -> list[Call]:
+    """The successful sends and writes of one line of an ``-xx -y -T`` trace: one Call per
+    datagram or write (a ``sendmmsg`` sends several), none for another line."""
     stamp, _, call = line.partition(" ")
     name, paren, rest = call.partition("(")
     if not paren or name not in TRACED_SYSCALLS or "<unfinished" in rest:
-        return None
+        return []
     result_at = rest.rfind(") = ")
     if result_at < 0:
-        return None
+        return []
     result = rest[result_at + 4:].split()
     if not result or not result[0].isdigit():
-        return None  # a failed call (= -1 EAGAIN ...) sent or wrote nothing
+        return []  # a failed call (= -1 EAGAIN ...) sent or wrote nothing
     duration = float(result[-1].strip("<>")) if result[-1].startswith("<") else 0.0
     fd_text, _, rest = rest.partition("<")
     path_hex, _, args = rest.partition(">, ")
-    if name == "sendmsg":
-        start = args.find('iov_base="')
-        if start < 0:
-            return None
-        start += len('iov_base="')
-    else:
-        start = args.find('"') + 1
-    end = args.find('"', start)
-    data = _unhex(args[start:end])
     time = float(stamp)
     path = _unhex(path_hex).decode(errors="replace")
-    return Call(time, time + duration, name, int(fd_text), path, data)
+    if name == "sendmmsg":  # the first ``result`` messages were sent, one iov each
+        buffers = [_quoted(args, start + len(IOV_BASE))
+                   for start in _occurrences(args, IOV_BASE)][:int(result[0])]
+    elif name == "sendmsg":
+        start = args.find(IOV_BASE)
+        buffers = [] if start < 0 else [_quoted(args, start + len(IOV_BASE))]
+    else:
+        buffers = [_quoted(args, args.find('"') + 1)]
+    return [Call(time, time + duration, name, int(fd_text), path, data) for data in buffers]
+
+
+IOV_BASE = 'iov_base="'
+
+
+def _quoted(args: str, start: int) -> bytes:
+    """The ``-xx`` string that starts at ``start`` (every byte escaped, so no quote
+    inside it)."""
+    return _unhex(args[start:args.find('"', start)])
+
+
+def _occurrences(text: str, needle: str) -> Iterator[int]:
+    start = text.find(needle)
+    while start >= 0:
+        yield start
+        start = text.find(needle, start + 1)
 
 
 # --- DHCP replies ---
@@ -208,24 +228,26 @@ def parse_trace(paths: Sequence[Path]) -> Trace:
     """Read the per-thread files of one ``strace -ff`` run."""
     trace = Trace(files=len(paths))
     for path in paths:
-        with open(path, errors="replace") as lines:
-            for line in lines:
-                call = parse_line(line)
-                if call is None:
-                    continue
-                trace.first = call.time if trace.first is None else min(trace.first, call.time)
-                trace.last = call.time if trace.last is None else max(trace.last, call.time)
-                if call.name == "write":
-                    if LOG_FILE in call.path:
-                        _log_write(trace, call)
-                    continue
-                if bootp_payload(call.data) is not None:
-                    trace.replies += 1
-                ack = dhcp_ack(call)
-                if ack is not None:
-                    trace.acks.append(ack)
+        for call in _calls(path):
+            trace.first = call.time if trace.first is None else min(trace.first, call.time)
+            trace.last = call.time if trace.last is None else max(trace.last, call.time)
+            if call.name == "write":
+                if LOG_FILE in call.path:
+                    _log_write(trace, call)
+                continue
+            if bootp_payload(call.data) is not None:
+                trace.replies += 1
+            ack = dhcp_ack(call)
+            if ack is not None:
+                trace.acks.append(ack)
     trace.acks.sort(key=lambda ack: ack.time)
     return trace
+
+
+def _calls(path: Path) -> Iterator[Call]:
+    with open(path, errors="replace") as lines:
+        for line in lines:
+            yield from parse_line(line)
 
 
 def trace_files(output_prefix: Path) -> list[Path]:

@@ -2,7 +2,7 @@
 
 The pair of test_hot_backup.py (examples/pair, strict sync mode, its ``perf`` pool behind
 perfdhcp acting as a relay) serves 300 DORA/s for 2 s while strace records the master's
-sendmsg, sendto and write calls; tests/system/ack_trace.py decodes every DHCPACK sent
+sendmmsg, sendmsg, sendto and write calls; tests/system/ack_trace.py decodes every DHCPACK sent
 and every lease row written to the journal's log, and finds for each ACK the write of its
 row (its docstring has the method).  bench/ack_order runs the same check at higher
 rates, and for a lone server, with figures.
