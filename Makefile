@@ -73,9 +73,9 @@ fast-loop: venv
 	  $(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[fast]' || \
 	  echo "uvloop not installed: nefeature runs on asyncio's own event loop"
 
-# The optional C helper of the DHCP UDP socket (nefeature/dhcp/_batchio.c): recvmmsg, up to
-# 64 datagrams a system call.  Without gcc or the Python headers the socket reads with
-# socket.recvmsg, the same datagrams one call each.
+# The optional C helper of the DHCP UDP socket (nefeature/dhcp/_batchio.c): recvmmsg and
+# sendmmsg, up to 64 datagrams a system call.  Without gcc or the Python headers the socket
+# uses socket.recvmsg and socket.sendmsg, the same datagrams one call each.
 batch-io: venv
 	@$(PY) -m nefeature.tools.build_batchio
 

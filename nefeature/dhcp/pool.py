@@ -192,7 +192,7 @@ class AddressPool:
     def _count_one(self, address: int, delta: int) -> None:
         """``_count_used`` of one address (on every lease): no list, no Counter."""
         if self.is_dynamic(address):
-            self._bucket_used[(address * _HASH_MULTIPLIER & 0xFFFFFFFF) % BUCKETS] += delta
+            self._bucket_used[bucket_of(address)] += delta
 
     def take(self, address: int) -> None:
         """Mark an address used (a specific request, or a lease loaded from disk)."""

@@ -48,6 +48,7 @@ from pathlib import Path
 from nefeature.dhcp.journal import LOG_SUFFIX, read_records
 
 TRACED_SYSCALLS = ("sendmmsg", "sendmsg", "sendto", "write")
+IOV_BASE = 'iov_base="'  # where a sendmsg or sendmmsg message's buffer starts
 
 BOOTREPLY = 2
 DHCP_MAGIC = b"\x63\x82\x53\x63"
@@ -109,18 +110,13 @@ def parse_line(line: str) -> list[Call]:
     path_hex, _, args = rest.partition(">, ")
     time = float(stamp)
     path = _unhex(path_hex).decode(errors="replace")
-    if name == "sendmmsg":  # the first ``result`` messages were sent, one iov each
+    if name in ("sendmmsg", "sendmsg"):  # one iov a message; a sendmmsg's first ``result`` went
+        sent = int(result[0]) if name == "sendmmsg" else 1
         buffers = [_quoted(args, start + len(IOV_BASE))
-                   for start in _occurrences(args, IOV_BASE)][:int(result[0])]
-    elif name == "sendmsg":
-        start = args.find(IOV_BASE)
-        buffers = [] if start < 0 else [_quoted(args, start + len(IOV_BASE))]
+                   for start in _occurrences(args, IOV_BASE)][:sent]
     else:
         buffers = [_quoted(args, args.find('"') + 1)]
     return [Call(time, time + duration, name, int(fd_text), path, data) for data in buffers]
-
-
-IOV_BASE = 'iov_base="'
 
 
 def _quoted(args: str, start: int) -> bytes:
