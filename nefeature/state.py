@@ -552,6 +552,7 @@ def rbs_state(backup, tcp_states: dict[str, str] | None = None, dhcp=None) -> di
             "tcp-state": (tcp_states or {}).get(view.name, "initial"),
             "statistics": {
                 "updates-sent": counter64(stats.updates_sent),
+                "update-frames-sent": counter64(stats.update_frames_sent),
                 "updates-received": counter64(stats.updates_received),
                 "acks-received": counter64(stats.acks_received),
                 "heartbeats-sent": counter64(stats.heartbeats_sent),

@@ -163,6 +163,7 @@ class PeerProfiles:
 @dataclass
 class ChannelStatistics:
     updates_sent: int = 0
+    update_frames_sent: int = 0  # real-time UPDATE frames (resent ones too)
     updates_received: int = 0
     acks_received: int = 0
     heartbeats_sent: int = 0
@@ -462,6 +463,7 @@ class BackupChannel:
             self._send(Frame(FrameType.UPDATE, seq=last, ack=self.acked_seq,
                              payload=encode_records(page)))
             self.statistics.updates_sent += len(page)
+            self.statistics.update_frames_sent += 1
             self._live_in_flight.append(last)
 
     def _resend_unacked(self) -> None:

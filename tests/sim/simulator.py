@@ -284,8 +284,14 @@ class Sim:
 
     def __init__(self, seed: int, faults=(), mode: str = "strict", clients: int = 4,
                  duration: float = 60.0, share: int | None = None, pool_end: int = 100,
-                 check_gate: bool = True, check_peer_disk: bool = True) -> None:
+                 check_gate: bool = True, check_peer_disk: bool = True,
+                 burst_at: float | None = None,
+                 channel_delay: tuple[float, float] = (0.0002, 0.002),
+                 journal_delays: tuple[float, ...] = (0.0001, 0.0005, 0.002, 0.004)) -> None:
         self.seed = seed
+        self.burst_at = burst_at  # every client starts within 10 ms of it (a power cut's end)
+        self.channel_delay = channel_delay  # a channel frame's transit: least, plus up to
+        self.journal_delays = journal_delays  # a journal write takes one of these
         self.rng = random.Random(seed)
         self.mode = mode
         self.faults = sorted(faults, key=lambda f: f.at)
@@ -311,6 +317,8 @@ class Sim:
         self.reconnect_scheduled = False
         self.acks = 0
         self.unconfirmed = 0
+        self.requested_at: dict[tuple[bytes, int], float] = {}  # (MAC, xid) -> REQUEST sent
+        self.ack_waits: list[float] = []  # a DHCPACK's leaving - its REQUEST's sending
         self.both_serving_since: float | None = None
 
     # --- the event queue ---
@@ -323,7 +331,8 @@ class Sim:
         for device in self.devices.values():
             self.at(0.0 if device.name == "A" else self.rng.random() * 0.5, self.boot, device)
         for client in self.clients:
-            client.retry_at = 1.0 + self.rng.random() * self.duration * 0.5
+            client.retry_at = 1.0 + self.rng.random() * self.duration * 0.5 \
+                if self.burst_at is None else self.burst_at + self.rng.random() * 0.01
             self.schedule_client(client)
         for fault in self.faults:
             self.at(fault.at, self.inject, fault)
@@ -387,7 +396,7 @@ class Sim:
                                   f"{output.reason}")
                 self.channel_drop(reset_peer=True)
             elif kind is WriteJournal:
-                self.at(self.now + self.rng.choice((0.0001, 0.0005, 0.002, 0.004)),
+                self.at(self.now + self.rng.choice(self.journal_delays),
                         self.journal_done, device, device.incarnation, output)
             elif kind is VirtualAddressesChanged:
                 device.holds_vip = output.present
@@ -538,7 +547,8 @@ class Sim:
         if self.connection <= 0 or not self.channel_path_up:
             return  # none, or cut: nothing more is delivered on it (TCP has no holes)
         peer = self.devices["B" if device.name == "A" else "A"]
-        when = max(self.now + 0.0002 + self.rng.random() * 0.002,
+        least, spread = self.channel_delay
+        when = max(self.now + least + self.rng.random() * spread,
                    self.channel_last_delivery[peer.name])
         self.channel_last_delivery[peer.name] = when
         self.at(when, self.channel_arrives, peer, self.connection, data)
@@ -580,6 +590,8 @@ class Sim:
 
     def client_sends(self, client: SimClient, message: DhcpMessage, unicast: bool) -> None:
         data = encode(message)
+        if message.message_type == MessageType.REQUEST:
+            self.requested_at.setdefault((message.hardware_address, message.xid), self.now)
         targets = [d for d in self.devices.values()
                    if self.lan_connects(client.label(), d.name)]
         if unicast:  # to the VIP: whoever answered ARP for it on this side
@@ -593,6 +605,9 @@ class Sim:
         message = decode(output.reply.data)
         if message.message_type == MessageType.ACK and message.yiaddr and self.check_gate:
             self.check_ack_gate(device, message, output.unconfirmed)
+        requested = self.requested_at.get((message.hardware_address, message.xid))
+        if message.message_type == MessageType.ACK and requested is not None:
+            self.ack_waits.append(self.now - requested)
         for client in self.clients:
             if client.mac == message.hardware_address and \
                     self.lan_connects(device.name, client.label()):

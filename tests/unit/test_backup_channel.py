@@ -186,6 +186,8 @@ def test_records_queued_while_a_frame_awaits_its_ack_leave_together_after_it():
     deliveries = [e.records for e in link.b.events if isinstance(e, RecordsReceived)]
     assert [[r.address for r in records] for records in deliveries] == [
         [r.address for r in held]], "the held records arrive in one frame"
+    assert (link.a.statistics.updates_sent, link.a.statistics.update_frames_sent) == (
+        LIVE_WINDOW + len(held), LIVE_WINDOW + 1), "the records a frame carries are counted"
     link.b.acknowledge(link.now)
     link.a.data_received(link.b.data_to_send(), link.now)
     assert link.a.pending == 0

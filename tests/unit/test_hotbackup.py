@@ -155,6 +155,12 @@ def test_rbs_state_fits_the_model():
     assert share["own-free"] + share["peer-free"] + len(b.core.dhcp.table.by_address) >= 90
     service = state["nefeature-rbs:rbs"]["services"]["service"][0]["state"]
     assert service["last-down-reason"] == "connection reset"  # what the simulator reports
+    a = sim.devices["A"].core
+    sent = rbs_state(a.backup, {}, a.dhcp)["nefeature-rbs:rbs"]["services"]["service"][0][
+        "state"]["statistics"]
+    counted = a.channels["service1"].statistics
+    assert 0 < int(sent["update-frames-sent"]) == counted.update_frames_sent \
+        <= counted.updates_sent == int(sent["updates-sent"])
 
 
 def test_lazy_mode_caps_the_first_lease_by_mclt():
