@@ -170,7 +170,9 @@ class DeviceCore:
         self._next_write_id = 1
         self._write_in_flight: int | None = None
         self.committed_write = 0  # every write up to this one is on disk
-        self._gate: list[_Gated] = []
+        # DHCPACKs held, per service they wait for (None: the local journal alone), in the
+        # order they came: write ids never decrease, nor do one service's sequence numbers.
+        self._gate: dict[str | None, deque[_Gated]] = {}
         self._closing: set[str] = set()  # channels whose connection we asked to drop
         self._acknowledge_after: dict[str, int] = {}  # service -> write before acking the peer
         self._journaled_sync = dict(synced_until or {})  # HotBackup.synced_until on our disk
@@ -207,9 +209,10 @@ class DeviceCore:
         """The next output, or None."""
         return self._outputs.popleft() if self._outputs else None
 
-    def next_deadline(self) -> float | None:
-        """When ``handle_timer`` is due next (monotonic)."""
-        earliest = self.backup.next_deadline()
+    def next_deadline(self, frames: bool = True) -> float | None:
+        """When ``handle_timer`` is due next (monotonic); without ``frames``, leaving out
+        the held update frames."""
+        earliest = self.backup.next_deadline(frames)
         lease_deadline = self.dhcp.next_deadline()
         if lease_deadline is not None:
             lease_deadline -= self._wall_offset
@@ -279,7 +282,7 @@ class DeviceCore:
         # A DHCP input moves no VRRP router and no failover state: what it can change is
         # the gate (an ACK whose lease needed no new write) and the records for the peer.
         self._gate_release(now)
-        self._channel_output()
+        self._channel_output(now)
 
     def _dhcp_output(self, replies: list[Reply], now: float) -> None:
         """Lease events to the peer; replies to the wire or to the gate."""
@@ -289,7 +292,11 @@ class DeviceCore:
         write_id = self._journal_pending()
         for reply in replies:
             if reply.durable:
-                self._gate.append(_Gated(reply, write_id, *waits.get(reply.pool, (None, 0))))
+                service, seq = waits.get(reply.pool, (None, 0))
+                queue = self._gate.get(service)
+                if queue is None:
+                    queue = self._gate[service] = deque()
+                queue.append(_Gated(reply, write_id, service, seq))
             else:
                 self._outputs.append(SendDhcp(reply))
 
@@ -345,29 +352,25 @@ class DeviceCore:
         # once per peer update): only the next group commit, the gate and the acks follow.
         self._journal_pending()
         self._gate_release(now)
-        self._channel_output()
+        self._channel_output(now)
 
     def _gate_release(self, now: float) -> None:
         """The ACK gate, the one place a reply carrying a binding is let out: its lease
         is in the local journal and, in strict mode, the peer has acknowledged its
         record, or the peer is unresponsive (then it leaves counted as unconfirmed)."""
-        keep = []
-        unconfirmed: dict[str, int] = {}
-        backup = self.backup
-        for gated in self._gate:
-            service = gated.service
-            if gated.write_id > self.committed_write:
-                keep.append(gated)
-            elif service is None or backup.peer_confirmed(service, gated.seq):
-                self._outputs.append(SendDhcp(gated.reply))
-            elif backup.peer_unresponsive(service, now):
-                self._outputs.append(SendDhcp(gated.reply, unconfirmed=True))
-                unconfirmed[service] = unconfirmed.get(service, 0) + 1
-            else:
-                keep.append(gated)
-        self._gate = keep
-        for service, count in unconfirmed.items():
-            backup.count_unconfirmed(service, count, now)
+        committed, outputs, backup = self.committed_write, self._outputs, self.backup
+        for service, queue in self._gate.items():
+            # each queue in order: the first that must wait holds those behind it
+            while queue and queue[0].write_id <= committed and (
+                    service is None or backup.peer_confirmed(service, queue[0].seq)):
+                outputs.append(SendDhcp(queue.popleft().reply))
+            if queue and service is not None and queue[0].write_id <= committed \
+                    and backup.peer_unresponsive(service, now):
+                count = 0
+                while queue and queue[0].write_id <= committed:
+                    outputs.append(SendDhcp(queue.popleft().reply, unconfirmed=True))
+                    count += 1
+                backup.count_unconfirmed(service, count, now)
 
     # --- VRRP ---
 
@@ -487,9 +490,9 @@ class DeviceCore:
                 # the peer's leases reach our disk before we acknowledge them
                 self._acknowledge_after[service] = self._journal_pending()
 
-    def _channel_output(self) -> None:
+    def _channel_output(self, now: float) -> None:
         for name, channel in self.channels.items():
-            data = channel.data_to_send()
+            data = channel.data_to_send(now)
             if data:
                 self._outputs.append(SendChannel(name, data))
             if channel.close_reason and name not in self._closing:
@@ -500,6 +503,11 @@ class DeviceCore:
 
     def handle_timer(self, now: float, wall: float) -> None:
         self._clocks(now, wall)
+        due = self.next_deadline(frames=False)
+        if due is None or due > now:
+            # only a held update frame is due (once a frame under load): send it
+            self._channel_output(now)
+            return
         lease_deadline = self.dhcp.next_deadline()
         if lease_deadline is not None and lease_deadline <= wall:
             self.dhcp.handle_timer(wall)
@@ -526,7 +534,7 @@ class DeviceCore:
         self._notify_backup_events()
         self._journal_pending()
         self._gate_release(now)
-        self._channel_output()
+        self._channel_output(now)
 
     def _backup_commands(self, now: float) -> bool:
         """Carry out what the hot-backup engine asked for; True if it asked anything."""
@@ -642,8 +650,12 @@ class DeviceCore:
         self.backup = self._new_backup(now, self.backup.synced_until,
                                        {**self._journaled_splits, **self.backup.splits_in_use()})
         self._acknowledge_after.clear()
-        for gated in self._gate:  # the old channels are gone: these wait for the disk only
+        # the old channels are gone: these wait for the disk only
+        waiting = sorted((gated for queue in self._gate.values() for gated in queue),
+                         key=lambda gated: gated.write_id)
+        for gated in waiting:
             gated.service = None
+        self._gate = {None: deque(waiting)} if waiting else {}
         self._outputs.append(ChannelsChanged(self._channel_services()))
 
     # --- device RPCs ---

@@ -62,10 +62,10 @@ SIZES = {
     "recycled": lambda device: sum(len(q) for p in device.dhcp.pools.values() for q in p.addresses._recycled.values()),
     "acked_expiry": lambda device: len(device.dhcp.peer_expiry),
     "in_flight": lambda device: sum(len(v) for v in device.backup._in_flight.values()),
-    "parked": lambda device: len(device.core._gate),
+    "parked": lambda device: sum(map(len, device.core._gate.values())),
     "unacked": lambda device: sum(c.pending for c in device.backup.channels.values()),
     "events": lambda device: len(device.recent_events),
-    "after_commit": lambda device: len(device.core._gate),
+    "after_commit": lambda device: sum(map(len, device.core._gate.values())),
 }
 
 

@@ -410,8 +410,10 @@ class HotBackup:
 
     def lease_events(self, events: list, now: float) -> dict[str, tuple[str, int]]:
         """Send lease events to the peer; for strict pools, the (service, sequence
-        number) a DHCPACK of that pool must see acknowledged."""
-        waits: dict[str, tuple[str, int]] = {}
+        number) a DHCPACK of that pool must see acknowledged: the service's last record
+        of these events, so one service's DHCPACKs wait for numbers that never decrease."""
+        strict_pools: dict[str, str] = {}
+        last_sent: dict[str, int] = {}
         for event in events:
             if not isinstance(event, LeaseEvent):
                 continue
@@ -429,8 +431,9 @@ class HotBackup:
             if profile.sync_mode == "lazy" and lease.expiry is not None:
                 self._in_flight[profile.service][lease.address] = (seq, lease.expiry)
             elif profile.sync_mode == "strict":
-                waits[lease.pool] = (profile.service, seq)
-        return waits
+                strict_pools[lease.pool] = profile.service
+            last_sent[profile.service] = seq
+        return {pool: (service, last_sent[service]) for pool, service in strict_pools.items()}
 
     def channel_input(self, service: str, now: float) -> bool:
         """Act on what a channel reported; True if peer records were applied (the core
@@ -726,8 +729,12 @@ class HotBackup:
 
     # --- timers ---
 
-    def next_deadline(self) -> float | None:
+    def next_deadline(self, frames: bool = True) -> float | None:
+        """The next deadline of the engine and its channels (with ``frames``, held update
+        frames' too, which need no ``handle_timer``: only the device's output)."""
         deadlines = [c.next_deadline() for c in self.channels.values()]
+        if frames:
+            deadlines += [c.frame_deadline() for c in self.channels.values()]
         for name, channel in self.channels.items():
             waiting = self._waiting_since[name]
             if waiting is not None and channel.peer_acked < channel.next_seq - 1:

@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from nefeature.backup.channel import FRAME_HOLD
 from nefeature.backup.hotbackup import FailoverState
 from nefeature.core import SYNC_RECORD_STEP, DeviceCore
 from nefeature.dhcp.pool import Side
@@ -248,11 +249,13 @@ def test_a_configuration_change_keeps_the_agreed_split():
 
 @pytest.mark.parametrize("seed", range(6))
 def test_a_burst_of_clients_shares_frames_and_no_ack_waits_long_for_it(seed):
-    """Eighty clients within 10 ms (a power cut's end), a fast channel and disk: the
-    records that arrive while a frame awaits its ack leave together in the next, and no
-    DHCPACK leaves more than a few milliseconds after its REQUEST (the LAN's way there
-    and back, the journals and the channel's round trips); every invariant holds (no
-    DHCPACK before the peer's disk has its lease)."""
+    """Eighty clients within 10 ms (a power cut's end), a fast channel and disk: records
+    arrive faster than HOLD_FROM_RATE, so the master's frames wait for company
+    (FRAME_HOLD) and carry several each (under two without the hold); the device's timer
+    sends a held frame, so no DHCPACK leaves more than a few milliseconds after its
+    REQUEST (the LAN's way there and back, the journals, the channel's round trip and
+    FRAME_HOLD at most); every invariant holds (no DHCPACK before the peer's disk has
+    its lease)."""
     sim = Sim(seed, clients=80, duration=12.0, burst_at=8.0, pool_end=250,
               channel_delay=(0.00005, 0.0001), journal_delays=(0.00002,)).run()
     master = next(d for d in sim.devices.values()
@@ -260,6 +263,7 @@ def test_a_burst_of_clients_shares_frames_and_no_ack_waits_long_for_it(seed):
     statistics = master.core.channels["service1"].statistics
     assert sum(c.holding is not None for c in sim.clients) == 80
     assert sim.unconfirmed == 0
-    assert statistics.updates_sent >= 1.4 * statistics.update_frames_sent, (
+    assert statistics.updates_sent >= 4 * statistics.update_frames_sent, (
         statistics.updates_sent, statistics.update_frames_sent)
-    assert len(sim.ack_waits) >= 80 and max(sim.ack_waits) < 2.5e-3, max(sim.ack_waits)
+    assert len(sim.ack_waits) >= 80 and max(sim.ack_waits) < 2.0e-3 + FRAME_HOLD, \
+        max(sim.ack_waits)

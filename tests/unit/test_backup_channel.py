@@ -10,6 +10,8 @@ from nefeature.backup.channel import (
     BATCH_STEP_RECORDS,
     BATCH_WINDOW,
     COMPACT_FROM,
+    FRAME_HOLD,
+    HOLD_FROM_RATE,
     LIVE_WINDOW,
     RECORDS_PER_FRAME,
     Acked,
@@ -76,7 +78,9 @@ class Link:
         self.pump()
 
     def pump(self, rounds=20, applied=True):
-        """Move bytes both ways; the receiver 'commits' and acknowledges when ``applied``."""
+        """Move bytes both ways; the receiver 'commits' and acknowledges when ``applied``.
+        Each pump starts FRAME_HOLD after the last: a test's exchanges are not a load."""
+        self.now += FRAME_HOLD
         for _ in range(rounds):
             moved = False
             for sender, receiver in ((self.a, self.b), (self.b, self.a)):
@@ -88,7 +92,7 @@ class Link:
                     if applied:
                         sender.acknowledge(self.now)
                     moved = True
-                data = sender.data_to_send()
+                data = sender.data_to_send(self.now)
                 if data and self.connected:
                     moved = True
                     receiver.data_received(data, self.now)
@@ -171,26 +175,97 @@ def test_records_queued_while_a_frame_awaits_its_ack_leave_together_after_it():
     in_flight = b""
     for n in range(1, LIVE_WINDOW + 1):
         link.a.send_records([record(n)])
-        data = link.a.data_to_send()
+        data = link.a.data_to_send(link.now)
         assert data, "a frame goes out while the window has room"
         in_flight += data
     held = [record(n) for n in range(LIVE_WINDOW + 1, LIVE_WINDOW + 6)]
     for one in held:
         link.a.send_records([one])
-        assert link.a.data_to_send() == b"", "the window is full: the record waits"
+        assert link.a.data_to_send(link.now) == b"", "the window is full: the record waits"
     link.b.data_received(in_flight, link.now)
     link.b.acknowledge(link.now)
     link.b.events.clear()
-    link.a.data_received(link.b.data_to_send(), link.now)  # the ack
-    link.b.data_received(link.a.data_to_send(), link.now)
+    link.a.data_received(link.b.data_to_send(link.now), link.now)  # the ack
+    link.b.data_received(link.a.data_to_send(link.now), link.now)
     deliveries = [e.records for e in link.b.events if isinstance(e, RecordsReceived)]
     assert [[r.address for r in records] for records in deliveries] == [
         [r.address for r in held]], "the held records arrive in one frame"
     assert (link.a.statistics.updates_sent, link.a.statistics.update_frames_sent) == (
         LIVE_WINDOW + len(held), LIVE_WINDOW + 1), "the records a frame carries are counted"
     link.b.acknowledge(link.now)
-    link.a.data_received(link.b.data_to_send(), link.now)
+    link.a.data_received(link.b.data_to_send(link.now), link.now)
     assert link.a.pending == 0
+
+
+def deliver_and_ack(link) -> list[list[int]]:
+    """Carry a's bytes to b, b commits and acks, the ack back to a: the frames b read, as
+    the addresses each carried."""
+    link.b.events.clear()
+    link.b.data_received(link.a.data_to_send(link.now), link.now)
+    link.b.acknowledge(link.now)
+    link.a.data_received(link.b.data_to_send(link.now), link.now)
+    return [[r.address & 0xFF for r in e.records] for e in link.b.events
+            if isinstance(e, RecordsReceived)]
+
+
+def test_under_load_a_frame_waits_until_frame_hold_after_the_one_before():
+    """Records arriving at HOLD_FROM_RATE a second or more: once a frame shows it, the
+    next leaves FRAME_HOLD after it (not when the ack comes), with all that came
+    meanwhile; frame_deadline is that moment, so the device's timer sends it."""
+    link = Link()
+    link.connect()
+    frames_before = link.a.statistics.update_frames_sent
+    gap = 0.5 / HOLD_FROM_RATE  # records at twice the rate
+    start = link.now
+    link.a.send_records([record(1)])
+    assert deliver_and_ack(link) == [[1]], "an idle channel sends at once"
+    link.now += gap
+    link.a.send_records([record(2)])
+    link.now += gap
+    link.a.send_records([record(3)])
+    assert deliver_and_ack(link) == [[2, 3]], "the first fast frame is not held"
+    assert link.a.frame_deadline() is None, "nothing is held"
+    held_from = link.now
+    for n in range(4, 9):
+        link.now += gap
+        link.a.send_records([record(n)])
+        assert deliver_and_ack(link) == [], "held: the records wait for company"
+    assert link.a.frame_deadline() == pytest.approx(held_from + FRAME_HOLD)
+    link.now = held_from + FRAME_HOLD
+    assert deliver_and_ack(link) == [[4, 5, 6, 7, 8]]
+    assert link.a.pending == 0 and link.a.statistics.update_frames_sent == frames_before + 3
+    assert link.now - start < 2 * FRAME_HOLD
+
+
+def test_below_hold_from_rate_every_record_leaves_at_once():
+    """Records further apart than 1 / HOLD_FROM_RATE: none waits, and a frame held while
+    the load lasted gives way once it has passed."""
+    link = Link()
+    link.connect()
+    gap = 2.0 / HOLD_FROM_RATE
+    for n in range(1, 20):
+        link.now += gap
+        link.a.send_records([record(n)])
+        assert deliver_and_ack(link) == [[n]]
+        assert link.a.frame_deadline() is None
+    link.a.send_records([record(n) for n in range(20, 40)])  # a burst: 20 records at once
+    assert deliver_and_ack(link) == [list(range(20, 40))]
+    link.a.send_records([record(40)])
+    assert deliver_and_ack(link) == [], "right after the burst, the next record waits"
+    link.now += FRAME_HOLD
+    assert deliver_and_ack(link) == [[40]]
+    link.now += gap
+    link.a.send_records([record(41)])
+    assert deliver_and_ack(link) == [[41]], "one record in a hold's time: the load is over"
+
+
+def test_a_full_frame_leaves_without_waiting_for_the_hold():
+    link = Link()
+    link.connect()
+    link.a.send_records([record(1), record(2)])
+    assert deliver_and_ack(link) == [[1, 2]]
+    link.a.send_records([record(n % 250 + 1) for n in range(RECORDS_PER_FRAME)])
+    assert len(deliver_and_ack(link)) == 1, "a page's worth goes at once"
 
 
 def test_wrong_key_is_refused_and_nothing_is_delivered():
@@ -223,7 +298,7 @@ def test_loss_and_reconnect_deliver_everything_exactly_once():
     # the next updates are lost on a cut cable
     link.connected = False
     link.a.send_records([record(n) for n in range(6, 11)])
-    link.a.data_to_send()  # the bytes vanish
+    link.a.data_to_send(link.now)  # the bytes vanish
     link.cut()
     assert any(isinstance(e, ChannelDown) for e in link.a.events)
     link.a.send_records([record(n) for n in range(11, 13)])  # queued while down
@@ -250,14 +325,14 @@ def test_the_peers_backlog_is_in_once_its_first_heartbeat_is(key):
     link.b.connection_made(link.now)
     seen_up_without_backlog = False
     for _ in range(20):  # a's bytes reach b one at a time: every point of the stream
-        for byte in link.a.data_to_send():
+        for byte in link.a.data_to_send(link.now):
             link.b.data_received(bytes([byte]), link.now)
             if link.b.state is ChannelState.UP and not link.b.peer_backlog_received:
                 seen_up_without_backlog = True
             if link.b.peer_backlog_received:
                 assert len(received(link.b)) == 7
         link.b.acknowledge(link.now)
-        link.a.data_received(link.b.data_to_send(), link.now)
+        link.a.data_received(link.b.data_to_send(link.now), link.now)
     assert seen_up_without_backlog and link.b.peer_backlog_received
 
 
@@ -284,10 +359,10 @@ def test_resent_updates_already_applied_are_skipped():
     link.pump(applied=True)
     # the ack is lost: cut before A hears it, A resends on reconnect
     link.a.send_records([record(3)])
-    frames = link.a.data_to_send()
+    frames = link.a.data_to_send(link.now)
     link.b.data_received(frames, link.now)
     link.b.acknowledge(link.now)
-    link.b.data_to_send()  # ack lost
+    link.b.data_to_send(link.now)  # ack lost
     link.cut()
     link.connect()
     link.pump()
@@ -375,12 +450,12 @@ def test_a_real_time_update_is_not_acknowledged_later_for_the_batch_pages_read_w
     a.send_batch_page()
     a.send_batch_page()
     seq = a.send_records([record(251)])
-    b.data_received(a.data_to_send(), link.now)  # BATCH_BEGIN, two pages, the update
+    b.data_received(a.data_to_send(link.now), link.now)  # BATCH_BEGIN, two pages, the update
     assert [[r.address - 0x0A0A0A00 for r in e.records] for e in b.events
             if isinstance(e, (RecordsReceived, BatchStarted))] == [[251]]
     assert b.batch_received_pending
     b.acknowledge(link.now)
-    a.data_received(b.data_to_send(), link.now)
+    a.data_received(b.data_to_send(link.now), link.now)
     assert a.peer_acked == seq and not any(isinstance(e, BatchAcked) for e in a.events)
     b.events.clear()
     b.deliver_batch_records()  # BATCH_BEGIN and the first step of the first page
@@ -390,7 +465,7 @@ def test_a_real_time_update_is_not_acknowledged_later_for_the_batch_pages_read_w
     for _ in range(RECORDS_PER_FRAME // BATCH_STEP_RECORDS - 1):
         b.deliver_batch_records()
     b.acknowledge(link.now)
-    a.data_received(b.data_to_send(), link.now)
+    a.data_received(b.data_to_send(link.now), link.now)
     assert [(e.acked, e.complete) for e in a.events if isinstance(e, BatchAcked)] \
         == [(RECORDS_PER_FRAME, False)]
     link.pump()
@@ -409,7 +484,7 @@ def test_a_deletion_is_handed_over_after_the_batch_pages_read_before_it():
     a.send_batch(1, [record(n) for n in range(1, 11)], 10)
     a.send_batch_page()
     a.send_records([LeaseRecord(1, "pool1", 0x0A0A0A00 + 5, None)])
-    b.data_received(a.data_to_send(), link.now)
+    b.data_received(a.data_to_send(link.now), link.now)
     records = [(e.batch, r.lease is None) for e in b.events if isinstance(e, RecordsReceived)
                for r in e.records]
     assert records == [(True, False)] * 10 + [(False, True)]
@@ -424,14 +499,14 @@ def test_a_batch_page_out_of_its_numbering_or_an_ack_of_pages_never_sent_is_refu
     b.send_batch(1, [record(n) for n in range(1, 11)], 10)
     b.send_batch_page()  # batch records 1-10
     a._send(Frame(FrameType.BATCH_ACK, seq=11))  # one more than b sent
-    b.data_received(a.data_to_send(), link.now)
+    b.data_received(a.data_to_send(link.now), link.now)
     assert not any(isinstance(e, BatchAcked) for e in b.events) and b.close_reason is None
     a.send_batch(1, [record(n) for n in range(1, 11)], 10)
     a.send_batch_page()
     a.batch_sent_seq += 1  # numbering skips one
     a._send(Frame(FrameType.UPDATE, seq=a.batch_sent_seq + 3,
                   payload=encode_records([record(1), record(2), record(3)]), flags=0x01))
-    b.data_received(a.data_to_send(), link.now)
+    b.data_received(a.data_to_send(link.now), link.now)
     b.deliver_batch_records()  # the good page, its BATCH_END, then the next page refused
     assert b.batch_received == len(received(b)) == 10
     assert b.close_reason == "batch page out of sequence"
@@ -450,9 +525,9 @@ def test_a_peer_sending_batch_pages_beyond_the_window_is_refused():
         a._send(Frame(FrameType.UPDATE, seq=a.batch_sent_seq, payload=encode_records(records),
                       flags=0x01))
         if page == BATCH_WINDOW - 1:
-            b.data_received(a.data_to_send(), link.now)
+            b.data_received(a.data_to_send(link.now), link.now)
             assert b.close_reason is None  # the window full, within the rule
-    b.data_received(a.data_to_send(), link.now)
+    b.data_received(a.data_to_send(link.now), link.now)
     assert b.close_reason == f"more than {BATCH_WINDOW} batch pages unacknowledged"
 
 
@@ -490,7 +565,7 @@ def test_a_batch_cut_by_a_lost_connection_is_dropped_but_updates_between_its_pag
     link.a.send_records([record(251)])  # seq 1
     link.a.send_batch_page()  # batch records 501-1000
     link.a.send_records([record(252)])  # seq 2
-    link.b.data_received(link.a.data_to_send(), link.now)  # read, not yet applied
+    link.b.data_received(link.a.data_to_send(link.now), link.now)  # read, not yet applied
     assert link.b.receiving_batch
     link.cut()
     assert not link.b.receiving_batch and not link.b.batch_received_pending
@@ -527,7 +602,7 @@ def test_replayed_frame_fails_authentication():
     link = Link()
     link.connect()
     link.a.send_records([record(1)])
-    captured = link.a.data_to_send()
+    captured = link.a.data_to_send(link.now)
     link.b.data_received(captured, link.now)
     link.b.data_received(captured, link.now)  # replay
     assert link.b.close_reason == "frame authentication failed"
@@ -538,7 +613,7 @@ def test_tampered_frame_fails_authentication():
     link = Link()
     link.connect()
     link.a.send_records([record(1)])
-    captured = bytearray(link.a.data_to_send())
+    captured = bytearray(link.a.data_to_send(link.now))
     captured[40] ^= 0x01
     link.b.data_received(bytes(captured), link.now)
     assert link.b.close_reason == "frame authentication failed"
