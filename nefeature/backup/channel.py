@@ -30,8 +30,9 @@ an ack whatever it carries, and a round trip under load is shorter than the
 time that makes frames worth their cost.  A record then waits at most
 ``FRAME_HOLD`` more (``frame_deadline`` says when the owner must collect the
 held frame); below that rate nothing waits.  The receiver hands new records to
-its owner (``RecordsReceived``), skips any it has seen, and acknowledges only when the owner calls ``acknowledge()`` after
-committing them to its own journal, so an ack means "on the peer's disk".
+its owner (``RecordsReceived``), skips any it has seen, and acknowledges only
+when the owner calls ``acknowledge()`` after committing them to its own
+journal, so an ack means "on the peer's disk".
 Acks are cumulative.
 
 Batch backup: ``send_batch`` starts one from a lazy source of records and
