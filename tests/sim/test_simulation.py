@@ -267,3 +267,20 @@ def test_a_burst_of_clients_shares_frames_and_no_ack_waits_long_for_it(seed):
         statistics.updates_sent, statistics.update_frames_sent)
     assert len(sim.ack_waits) >= 80 and max(sim.ack_waits) < 2.0e-3 + FRAME_HOLD, \
         max(sim.ack_waits)
+
+
+def test_a_timer_that_is_not_for_a_held_frame_runs_every_channel_timer():
+    """A heartbeat whose time an input passed before the timer fired (the engine's next
+    deadline then leaves it out, and with it the dead interval behind it): the timer
+    still sends it, so the dead interval stays watched. Seen: a backup never noticed a
+    peer gone silent after a reset it did not receive."""
+    sim = Sim(2, clients=2, duration=10.0).run()
+    device = sim.devices["B"]
+    core, channel = device.core, device.core.channels["service1"]
+    now = sim.now
+    channel._next_heartbeat = now - 0.002  # due, and passed by an input meanwhile
+    core.backup._last_now = now - 0.001
+    sent = channel.statistics.heartbeats_sent
+    core.handle_timer(now, sim.wall(device))
+    assert channel.statistics.heartbeats_sent == sent + 1
+    assert channel.next_deadline() > now
