@@ -503,8 +503,9 @@ class DeviceCore:
 
     def handle_timer(self, now: float, wall: float) -> None:
         self._clocks(now, wall)
-        if self._only_a_held_frame_due(now):
-            self._channel_output(now)  # once a frame under load: nothing else to do
+        due = self.next_deadline(frames=False)
+        if due is None or due > now:
+            self._channel_output(now)  # a held update frame (once a frame under load)
             return
         lease_deadline = self.dhcp.next_deadline()
         if lease_deadline is not None and lease_deadline <= wall:
@@ -516,19 +517,6 @@ class DeviceCore:
                 router.handle_timer(now)
         self.backup.handle_timer(now)
         self._after_input(now)
-
-    def _only_a_held_frame_due(self, now: float) -> bool:
-        """The timer is for a held update frame, and nothing else is due: not a channel's
-        heartbeat or dead interval (asked of each channel: the engine's next deadline
-        leaves out those already past), nor any other deadline."""
-        channels = self.channels.values()
-        if not any((held := c.frame_deadline()) is not None and held <= now for c in channels):
-            return False
-        if any((deadline := c.next_deadline()) is not None and deadline <= now
-               for c in channels):
-            return False
-        due = self.next_deadline(frames=False)
-        return due is None or due > now
 
     # --- after every input ---
 

@@ -731,10 +731,13 @@ class HotBackup:
 
     def next_deadline(self, frames: bool = True) -> float | None:
         """The next deadline of the engine and its channels (with ``frames``, held update
-        frames' too, which need no ``handle_timer``: only the device's output)."""
-        deadlines = [c.next_deadline() for c in self.channels.values()]
-        if frames:
-            deadlines += [c.frame_deadline() for c in self.channels.values()]
+        frames' too, which need no ``handle_timer``: only the device's output).
+
+        The engine's own deadlines stay in the past once ``update`` has seen them (the
+        strict wait while it lasts, the start's grace), so only those after it count; a
+        channel's move on when its ``handle_timer`` runs, so each counts even when past
+        (an input after a heartbeat's time must not hide it, nor the dead interval)."""
+        deadlines = []
         for name, channel in self.channels.items():
             waiting = self._waiting_since[name]
             if waiting is not None and channel.peer_acked < channel.next_seq - 1:
@@ -745,9 +748,12 @@ class HotBackup:
             deadlines.append(self._next_balance)
         last_now, earliest = self._last_now, None
         for deadline in deadlines:  # asked after every input: a plain loop, not min()
-            if deadline is not None and deadline > last_now and (
-                    earliest is None or deadline < earliest):
+            if deadline > last_now and (earliest is None or deadline < earliest):
                 earliest = deadline
+        for channel in self.channels.values():
+            for deadline in (channel.next_deadline(), channel.frame_deadline() if frames else None):
+                if deadline is not None and (earliest is None or deadline < earliest):
+                    earliest = deadline
         return earliest
 
     _last_now = float("-inf")

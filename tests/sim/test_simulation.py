@@ -270,10 +270,11 @@ def test_a_burst_of_clients_shares_frames_and_no_ack_waits_long_for_it(seed):
 
 
 def test_a_timer_that_is_not_for_a_held_frame_runs_every_channel_timer():
-    """A heartbeat whose time an input passed before the timer fired (the engine's next
-    deadline then leaves it out, and with it the dead interval behind it): the timer
-    still sends it, so the dead interval stays watched. Seen: a backup never noticed a
-    peer gone silent after a reset it did not receive."""
+    """A heartbeat whose time an input passed before the timer fired: the engine's next
+    deadline still holds it (the engine leaves out only its own past deadlines), so the
+    timer runs the channels' timers and sends it, and the dead interval behind it stays
+    watched. Seen: a backup never noticed a peer gone silent after a reset it did not
+    receive, while the engine left out every past deadline."""
     sim = Sim(2, clients=2, duration=10.0).run()
     device = sim.devices["B"]
     core, channel = device.core, device.core.channels["service1"]
