@@ -12,6 +12,11 @@
  * ancillary list for each.  Both take the replies as they are (data, address, port,
  * source, ...): integers, so no string is made or parsed.
  *
+ * timer_open / timer_arm: a timerfd(2) for the socket's read hold under load
+ * (nefeature.dhcp.transport.ReadPacer): the event loops' own timers count in whole
+ * milliseconds (uvloop rounds a 0.5 ms delay to none), a timerfd in nanoseconds.  Arming
+ * first reads the descriptor, so an expiry that was not collected does not stay readable.
+ *
  * Called only from the event loop's thread, so the GIL is kept and the buffers can be
  * static.  Built by `python -m nefeature.tools.build_batchio` (make test, make demo) or
  * by pip as an optional extension; without it the transport uses socket.recvmsg and
@@ -24,6 +29,8 @@
 #include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
 
 #define MAX_DATAGRAMS 64
 #define DATAGRAM_SIZE 4096
@@ -184,7 +191,37 @@ static PyObject *send_batch(PyObject *self, PyObject *args) {
     return failed;
 }
 
+static PyObject *timer_open(PyObject *self, PyObject *unused) {
+    int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+    if (fd < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    return PyLong_FromLong(fd);
+}
+
+static PyObject *timer_arm(PyObject *self, PyObject *args) {
+    int fd;
+    double seconds;
+    if (!PyArg_ParseTuple(args, "id", &fd, &seconds))
+        return NULL;
+    uint64_t expirations;
+    if (read(fd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    struct itimerspec spec = {{0, 0}, {0, 0}};
+    if (seconds > 0) {
+        spec.it_value.tv_sec = (time_t)seconds;
+        spec.it_value.tv_nsec = (long)((seconds - (double)spec.it_value.tv_sec) * 1e9);
+        if (spec.it_value.tv_sec == 0 && spec.it_value.tv_nsec == 0)
+            spec.it_value.tv_nsec = 1;
+    }
+    if (timerfd_settime(fd, 0, &spec, NULL) < 0)
+        return PyErr_SetFromErrno(PyExc_OSError);
+    Py_RETURN_NONE;
+}
+
 static PyMethodDef methods[] = {
+    {"timer_open", timer_open, METH_NOARGS, "timer_open() -> a non-blocking timerfd"},
+    {"timer_arm", timer_arm, METH_VARARGS,
+     "timer_arm(fd, seconds): clear the timer, then arm it (0: disarm)"},
     {"receive_batch", receive_batch, METH_VARARGS,
      "receive_batch(fd, count) -> [(data, ifindex, destination)], at most count (<= 64)"},
     {"send_batch", send_batch, METH_VARARGS,
