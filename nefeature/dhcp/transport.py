@@ -20,12 +20,14 @@ sends, so group commit needs no timer.  Under load a socket is read at most
 once per ``READ_HOLD`` (``ReadPacer``: adaptive interrupt moderation, as a
 NIC's rx-usecs): each wake-up of the process, journal append and send call
 then serves what arrived in the meantime, not one or two datagrams.  A read
-that finds nothing, or a rate that falls, ends the hold.  Where the optional C helper is built
-(``nefeature/dhcp/_batchio.c``), the UDP socket is drained with recvmmsg(2), 64
-datagrams and their IP_PKTINFO a system call, and an empty queue costs no
-exception, a turn's replies leave with sendmmsg(2), and the hold is timed by a
-timerfd(2); otherwise with ``socket.recvmsg`` and ``socket.sendmsg``, one datagram
-a call, and the event loop's timer (whole milliseconds).
+that finds nothing, or a rate that falls, ends the hold.
+
+Where the optional C helper is built (``nefeature/dhcp/_batchio.c``), the UDP
+socket is drained with recvmmsg(2), 64 datagrams and their IP_PKTINFO a system
+call, and an empty queue costs no exception, a turn's replies leave with
+sendmmsg(2), and the hold is timed by a timerfd(2); otherwise with
+``socket.recvmsg`` and ``socket.sendmsg``, one datagram a call, and the event
+loop's timer (whole milliseconds).
 """
 
 from __future__ import annotations
@@ -80,10 +82,11 @@ BPF_DIRECT_DHCP = [
 
 
 #: Under load (HOLD_FROM_RATE datagrams a second or more on a socket, counted over
-#: RATE_WINDOW) the socket is read at most once per READ_HOLD.  nefeature alone under
-#: bench/ha at 9,000 DORA/s: 61 µs of CPU per DORA against 92 read at once, for a
-#: REQUEST->ACK about 0.9 ms longer (bench/README.md, "Reading a busy socket less often").
-#: 2,000 DORA/s (4,000 datagrams) is below the rate, so nothing waits there.
+#: RATE_WINDOW) the socket is read at most once per READ_HOLD, counted from the start of
+#: the read before.  nefeature alone under bench/ha at 9,000 DORA/s: 70 µs of CPU per DORA
+#: against 94 read at once, REQUEST->ACK 1.0 ms against 0.35 on average (bench/README.md,
+#: "Reading a busy socket less often").  2,000 DORA/s (4,000 datagrams) is below the rate,
+#: so nothing waits there.
 READ_HOLD = 0.0005
 HOLD_FROM_RATE = 6000
 RATE_WINDOW = 0.01
@@ -136,14 +139,25 @@ class PacedReader:
         self._hold_handle: asyncio.TimerHandle | None = None
         self._timer_fd: int | None = None
         if _batchio is not None and hasattr(_batchio, "timer_open"):
-            self._timer_fd = _batchio.timer_open()
-            loop.add_reader(self._timer_fd, self._on_readable)
+            try:
+                self._timer_fd = _batchio.timer_open()
+            except OSError as error:  # out of descriptors: the loop's timer will do
+                log.warning("no timerfd for a DHCP socket's read hold (%s)", error)
+            else:
+                loop.add_reader(self._timer_fd, self._on_readable)
         loop.add_reader(fd, self._on_readable)
 
     def _on_readable(self) -> None:
         self._hold_handle = None
         started = time.monotonic()  # not loop.time(): uvloop's is the turn's, in whole ms
-        resume_at = self.pacer.read(started, self._read())
+        count = 0
+        try:
+            count = self._read()
+        finally:  # an error in the batch's handling must not leave the socket unwatched
+            self._pace(started, count)
+
+    def _pace(self, started: float, count: int) -> None:
+        resume_at = self.pacer.read(started, count)
         wait = 0.0 if resume_at is None else resume_at - time.monotonic()
         if wait <= 0:
             if not self._watching:

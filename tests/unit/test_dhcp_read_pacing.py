@@ -77,15 +77,21 @@ def timer_kind(request, monkeypatch):
     return request.param
 
 
-def test_a_held_socket_is_read_once_after_the_hold_with_all_that_came_meanwhile(timer_kind, new_loop):
+def _holding_sockets(loop, on_batch, hold: float) -> tuple[DhcpSockets, PacedReader, int]:
+    """DHCP sockets on loopback whose UDP reader holds after every read that finds one."""
+    sockets = DhcpSockets(loop, on_batch, [], "127.0.0.1", port=0)
+    reader = sockets._readers[0]
+    reader.pacer = ReadPacer(hold=hold, from_rate=1, window=0.0)
+    return sockets, reader, sockets.udp.getsockname()[1]
+
+
+def test_a_held_socket_is_read_once_after_the_hold_with_all_that_came_meanwhile(timer_kind,
+                                                                               new_loop):
     """A long hold (0.2 s) makes the timing plain: two bursts sent during it come in one
     read at its end, and a read that then finds nothing puts the socket back on watch."""
     loop = new_loop()
     batches: list[list] = []
-    sockets = DhcpSockets(loop, batches.append, [], "127.0.0.1", port=0)
-    reader = sockets._readers[0]
-    reader.pacer = ReadPacer(hold=0.2, from_rate=1, window=0.0)  # every read holds
-    port = sockets.udp.getsockname()[1]
+    sockets, reader, port = _holding_sockets(loop, batches.append, hold=0.2)
 
     async def scenario():
         _send(port, 3)
@@ -158,4 +164,37 @@ def test_closing_a_held_reader_leaves_no_timer_behind(timer_kind, new_loop):
         assert reads == [1]  # the hold's end did not call read
     finally:
         sock.close()
+        loop.close()
+
+
+def test_an_error_in_a_held_read_leaves_the_socket_watched(timer_kind, new_loop):
+    """A batch whose handling raises must not stop the socket being read: the error goes
+    to the loop, as a reader callback's would, and the next datagram is read."""
+    loop = new_loop()
+    errors: list = []
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+    batches: list[list] = []
+
+    def on_batch(batch):
+        batches.append(batch)
+        if len(batches) == 2:
+            raise RuntimeError("a bug in the batch's handling")
+
+    sockets, reader, port = _holding_sockets(loop, on_batch, hold=0.05)
+
+    async def scenario():
+        _send(port, 1)
+        await _until(lambda: len(batches) == 1)
+        _send(port, 1)  # read when the hold ends; its handling raises
+        await _until(lambda: len(batches) == 2)
+        await _until(lambda: reader._watching)
+        _send(port, 1)
+        await _until(lambda: len(batches) == 3)
+
+    try:
+        loop.run_until_complete(scenario())
+        assert [len(batch) for batch in batches] == [1, 1, 1]
+        assert "a bug in the batch's handling" in str(errors[0].get("exception"))
+    finally:
+        sockets.close()
         loop.close()
