@@ -33,6 +33,7 @@ loop's timer (whole milliseconds).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import socket
@@ -111,7 +112,7 @@ class ReadPacer:
         self._window_start: float | None = None
         self._count = 0
 
-    def read(self, now: float, count: int) -> float | None:
+    def after_read(self, now: float, count: int) -> float | None:
         if self._window_start is None:
             self._window_start = now
         self._count += count
@@ -157,7 +158,7 @@ class PacedReader:
             self._pace(started, count)
 
     def _pace(self, started: float, count: int) -> None:
-        resume_at = self.pacer.read(started, count)
+        resume_at = self.pacer.after_read(started, count)
         wait = 0.0 if resume_at is None else resume_at - time.monotonic()
         if wait <= 0:
             if not self._watching:
@@ -226,8 +227,8 @@ class DhcpSockets:
                           " answer", name, error)
                 continue
             self._raw[name] = (raw, interface_mac(name))
-            self._readers.append(PacedReader(
-                loop, raw.fileno(), lambda name=name, raw=raw: self._read_raw(name, raw)))
+            self._readers.append(PacedReader(loop, raw.fileno(),
+                                             functools.partial(self._read_raw, name, raw)))
 
     @staticmethod
     def _open_udp(address: str, port: int) -> socket.socket:

@@ -20,35 +20,35 @@ def test_below_the_rate_every_read_is_as_soon_as_the_socket_is_readable():
     pacer = ReadPacer(hold=0.0005, from_rate=6000, window=0.01)
     now = 100.0
     for _ in range(50):  # 5,000 datagrams a second, one a read
-        assert pacer.read(now, 1) is None
+        assert pacer.after_read(now, 1) is None
         now += 0.0002
     assert not pacer.holding
 
 
 def test_a_window_at_the_rate_holds_the_next_reads():
     pacer = ReadPacer(hold=0.0005, from_rate=6000, window=0.01)
-    assert pacer.read(100.0, 30) is None  # the window starts
-    assert pacer.read(100.005, 40) is None  # not a whole window yet
-    assert pacer.read(100.010, 1) == pytest.approx(100.0105)  # 71 in 10 ms: 7,100 a second
+    assert pacer.after_read(100.0, 30) is None  # the window starts
+    assert pacer.after_read(100.005, 40) is None  # not a whole window yet
+    assert pacer.after_read(100.010, 1) == pytest.approx(100.0105)  # 71 in 10 ms: 7,100 a second
     assert pacer.holding
-    assert pacer.read(100.0105, 5) == pytest.approx(100.011)
+    assert pacer.after_read(100.0105, 5) == pytest.approx(100.011)
 
 
 def test_a_read_that_finds_nothing_ends_the_hold_at_once():
     pacer = ReadPacer(hold=0.0005, from_rate=6000, window=0.01)
-    pacer.read(100.0, 100)
-    assert pacer.read(100.01, 1) is not None
-    assert pacer.read(100.0105, 0) is None
+    pacer.after_read(100.0, 100)
+    assert pacer.after_read(100.01, 1) is not None
+    assert pacer.after_read(100.0105, 0) is None
     assert not pacer.holding
-    assert pacer.read(100.0106, 1) is None  # the next datagram is read when it comes
+    assert pacer.after_read(100.0106, 1) is None  # the next datagram is read when it comes
 
 
 def test_a_window_below_the_rate_ends_the_hold():
     pacer = ReadPacer(hold=0.0005, from_rate=6000, window=0.01)
-    pacer.read(100.0, 100)
-    assert pacer.read(100.01, 1) is not None
-    assert pacer.read(100.015, 20) is not None  # still holding within the window
-    assert pacer.read(100.021, 1) is None  # 21 in 11 ms: 1,900 a second
+    pacer.after_read(100.0, 100)
+    assert pacer.after_read(100.01, 1) is not None
+    assert pacer.after_read(100.015, 20) is not None  # still holding within the window
+    assert pacer.after_read(100.021, 1) is None  # 21 in 11 ms: 1,900 a second
     assert not pacer.holding
 
 
