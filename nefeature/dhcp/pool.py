@@ -189,7 +189,7 @@ class AddressPool:
             used[(address * _HASH_MULTIPLIER & 0xFFFFFFFF) % BUCKETS] += delta
 
     def _count_one(self, address: int, delta: int) -> None:
-        """``_count_used`` of one address (on every lease): no list, no Counter."""
+        """``_count_used`` of one address (on every lease): no list."""
         if self.is_dynamic(address):
             self._bucket_used[bucket_of(address)] += delta
 
