@@ -207,7 +207,6 @@ class DhcpSockets:
                  on_batch: Callable[[list[Received]], None],
                  direct_interfaces: list[str], listen_address: str = "0.0.0.0",
                  port: int = SERVER_PORT) -> None:
-        self._loop = loop
         self._on_batch = on_batch
         self._raw: dict[str, tuple[socket.socket, bytes]] = {}
         self._interface_names: dict[int, str] = {}
