@@ -134,7 +134,11 @@ class Driver:
                                           workdir / f"{name}.log", name)
 
     def do(self, *command: str) -> None:
-        (self.control / f"{self.step}.cmd").write_text(" ".join(command))
+        # written whole, then renamed: the driver polls for the file and must never read it
+        # between its creation and its write (an empty command)
+        pending = self.control / f"{self.step}.cmd.part"
+        pending.write_text(" ".join(command))
+        pending.replace(self.control / f"{self.step}.cmd")
         done = self.control / f"{self.step}.done"
         wait_for(lambda: done.exists() or not self.process.running(), 10,
                  f"{' '.join(command)} done", 0.01)
