@@ -323,12 +323,13 @@ class LeaseTable:
         return None
 
     def pop_expired(self, now: float) -> list[Lease]:
-        """Leases whose time is up, earliest first (their state is unchanged)."""
-        expired = []
+        """Leases whose time is up, earliest first, each once (their state is unchanged;
+        a lease put twice unchanged, as a peer's resent record is, has two entries)."""
+        expired: dict[int, Lease] = {}
         while (expiry := self.next_expiry()) is not None and expiry <= now:
             _, address = heapq.heappop(self._deadlines)
-            expired.append(self.by_address[address])
-        return expired
+            expired.setdefault(address, self.by_address[address])
+        return list(expired.values())
 
     def take_pending(self) -> dict[int, Lease | None]:
         pending, self.pending = self.pending, {}

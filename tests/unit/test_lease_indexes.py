@@ -1,4 +1,5 @@
-"""The lease table's secondary indexes and per-pool counts stay equal to a full recount."""
+"""The lease table's secondary indexes, per-pool counts and expiry schedule stay equal to a
+full recount."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from collections import Counter, defaultdict
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from nefeature.dhcp.leases import Lease, LeaseState, LeaseTable, indexed_addresses
+from nefeature.dhcp.leases import HOLDING, Lease, LeaseState, LeaseTable, indexed_addresses
 
 POOLS = ("p1", "p2")
 MACS = tuple(bytes([2, 0, 0, 0, 0, n]) for n in range(4))
@@ -96,3 +97,42 @@ def test_a_table_loaded_in_bulk_has_the_indexes_of_one_built_lease_by_lease(load
         (one_by_one.by_mac, one_by_one.by_client_id, one_by_one.by_circuit_id)
     assert {pool: dict(c) for pool, c in bulk.state_counts.items()} == \
         {pool: dict(c) for pool, c in one_by_one.state_counts.items()}
+
+
+timed_leases = st.builds(
+    lambda address, state, start, hold: Lease(
+        address=address, pool="p1", client=b"h" + MACS[address % 4], hardware_address=MACS[address % 4],
+        state=state, start=float(start), expiry=None if hold is None else float(start + hold)),
+    st.integers(1, 6), st.sampled_from(list(LeaseState)), st.integers(0, 20),
+    st.sampled_from([None, 0, 5, 30]))  # equal and out-of-order deadlines
+timed_steps = st.lists(st.one_of(st.tuples(st.just("put"), timed_leases),
+                                 st.tuples(st.just("remove"), st.integers(1, 6)),
+                                 st.tuples(st.just("pop_expired"), st.integers(0, 60))),
+                       max_size=40)
+
+
+@settings(max_examples=400, deadline=None)
+@given(timed_steps)
+def test_the_expiry_schedule_is_every_holding_lease_once(steps):
+    """next_expiry and pop_expired see exactly the leases that hold an address until a
+    time, each once (a lease put twice unchanged has two entries in the schedule)."""
+    table = LeaseTable()
+    scheduled: dict[int, Lease] = {}  # address -> lease still to come out of pop_expired
+    for kind, argument in steps:
+        if kind == "put":
+            table.put(argument)
+            if argument.state in HOLDING and argument.expiry is not None:
+                scheduled[argument.address] = argument
+        elif kind == "remove":
+            table.remove(argument)
+        else:
+            due = {a: lease.expiry for a, lease in scheduled.items() if lease.expiry <= argument}
+            popped = table.pop_expired(argument)
+            assert sorted(lease.address for lease in popped) == sorted(due)  # each once
+            assert [lease.expiry for lease in popped] == sorted(due.values())  # earliest first
+            for address in due:
+                del scheduled[address]
+        # a put replaces the lease at its address and moves its client off any other one
+        scheduled = {a: lease for a, lease in scheduled.items() if table.by_address.get(a) is lease}
+        assert table.next_expiry() == min((lease.expiry for lease in scheduled.values()),
+                                          default=None)

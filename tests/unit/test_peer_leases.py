@@ -1,4 +1,5 @@
-"""A frame of the peer's records applied in bulk ends as applying them one by one does."""
+"""The peer's records: a frame applied in bulk ends as applying them one by one does, and a
+record resent unchanged expires once."""
 
 from __future__ import annotations
 
@@ -57,3 +58,18 @@ def test_a_batch_into_an_empty_table_takes_every_address():
     assert set(server.table.pending) == {FIRST + n for n in range(10)}
     assert not any(server.pools["pool1"].addresses.is_free(FIRST + n) for n in range(10))
     assert server.table.next_expiry() == 700.0
+
+
+def test_a_lease_the_peer_sends_again_expires_once():
+    """A record resent unchanged (a batch backup after a reconnection resends the whole
+    table) puts the same lease again: at its expiry the device still records, journals
+    and syncs one expiry, not two."""
+    lease = Lease(FIRST, "pool1", b"h" + MACS[0], MACS[0], LeaseState.BOUND, 100.0, 700.0,
+                  origin="peer-sync")
+    server = DhcpServer(CONFIG)
+    for _ in range(2):
+        server.apply_peer_leases([LeaseRecord(1, "pool1", FIRST, lease)])
+    server.events.clear()
+    server.handle_timer(701.0)
+    assert [type(event).__name__ for event in server.events] == ["LeaseExpired"]
+    assert server.table.by_address.get(FIRST).state is LeaseState.EXPIRED
