@@ -3,7 +3,7 @@
 # Both create the virtualenv in .venv on first use.
 
 # The virtualenv's interpreter: Debian's python3.11 where it is, the one docs/operations.md
-# deploys on (Debian builds it with PGO and LTO; the DHCP path takes ~10 % less CPU on it than on
+# deploys on (Debian builds it with PGO and LTO; the DHCP path takes 3–9 % less CPU on it than on
 # a default source build such as pyenv's: bench/README.md, "The interpreter"); else python3.
 DEBIAN_PYTHON := /usr/bin/python3.11
 PYTHON ?= $(if $(wildcard $(DEBIAN_PYTHON)),$(DEBIAN_PYTHON),python3)
