@@ -101,8 +101,9 @@ def test_a_table_loaded_in_bulk_has_the_indexes_of_one_built_lease_by_lease(load
 
 timed_leases = st.builds(
     lambda address, state, start, hold: Lease(
-        address=address, pool="p1", client=b"h" + MACS[address % 4], hardware_address=MACS[address % 4],
-        state=state, start=float(start), expiry=None if hold is None else float(start + hold)),
+        address=address, pool="p1", client=b"h" + MACS[address % 4],
+        hardware_address=MACS[address % 4], state=state, start=float(start),
+        expiry=None if hold is None else float(start + hold)),
     st.integers(1, 6), st.sampled_from(list(LeaseState)), st.integers(0, 20),
     st.sampled_from([None, 0, 5, 30]))  # equal and out-of-order deadlines
 timed_steps = st.lists(st.one_of(st.tuples(st.just("put"), timed_leases),
