@@ -185,8 +185,8 @@ class AddressPool:
             dynamic = [a for a in addresses if low <= a <= high]
         else:
             dynamic = [a for a in addresses if self.is_dynamic(a)]
-        for address in dynamic:  # a plain loop beats a Counter at any size, 10 or 10**6
-            used[(address * _HASH_MULTIPLIER & 0xFFFFFFFF) % BUCKETS] += delta
+        for bucket in map(bucket_of, dynamic):  # a plain loop: a Counter costs more at any size
+            used[bucket] += delta
 
     def _count_one(self, address: int, delta: int) -> None:
         """``_count_used`` of one address (on every lease): no list."""
