@@ -9,7 +9,11 @@ static binds, which only their MAC may get.
 New addresses come from a cursor that walks the sections once; an address
 that becomes free again (released, expired, an offer not taken) goes to the
 back of a recycle queue, so the address a client just gave up is the last
-one handed to somebody else and the client can usually get it back.  Only
+one handed to somebody else and the client can usually get it back.  The
+queue is an ordered set: an address freed again moves to the back, so it
+holds each address once however often its client leaves and comes back
+(taking an address does not look for it there: ``allocate`` skips one in
+use).  Only
 addresses in use are stored (a sharded set, ``nefeature.dhcp.shards``: no
 growth copies a million of them at once), so a /15 pool costs nothing until
 clients come.
@@ -31,7 +35,7 @@ addresses of every bucket counted for it.
 
 from __future__ import annotations
 
-from collections import Counter, deque
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Iterator
 from enum import Enum
 from itertools import chain
@@ -122,7 +126,7 @@ class AddressPool:
         self._bucket_used = [0] * BUCKETS
         self._frontier = [-1] * BUCKETS
         sides = (own,) if split is None else (own, other_side(own))
-        self._recycled: dict[Side, deque[int]] = {side: deque() for side in sides}
+        self._recycled: dict[Side, OrderedDict[int, None]] = {side: OrderedDict() for side in sides}
         self._fresh: dict[Side, Iterator[int]] = {side: self._never_used(side) for side in sides}
 
     def _count_bucket_sizes(self) -> list[int]:
@@ -220,7 +224,7 @@ class AddressPool:
             else:
                 recycled = self._recycled[side]
                 while recycled:
-                    address = recycled.popleft()
+                    address = recycled.popitem(last=False)[0]
                     if address not in in_use.get(address >> SET_SHARD_BITS, NO_SHARD) \
                             and self.is_dynamic(address):
                         break
@@ -244,7 +248,9 @@ class AddressPool:
             self._used -= 1
             if self.split is not None:
                 self._count_one(address, -1)
-            self._recycled[self.side_of(address)].append(address)
+            recycled = self._recycled[self.side_of(address)]
+            recycled[address] = None
+            recycled.move_to_end(address)
 
     # --- the split between the two shares (backed-up pools) ---
 
@@ -283,8 +289,9 @@ class AddressPool:
         if self.split is None or split == self.split:
             return
         self.split = split
-        recycled: dict[Side, deque[int]] = {side: deque() for side in self._recycled}
+        recycled: dict[Side, OrderedDict[int, None]] = {
+            side: OrderedDict() for side in self._recycled}
         for address in chain(*self._recycled.values()):
-            recycled[self.side_of(address)].append(address)
+            recycled[self.side_of(address)][address] = None
         self._recycled = recycled
         self._fresh = {side: self._never_used(side) for side in self._fresh}

@@ -518,3 +518,17 @@ def test_journal_wal_is_started_over_under_steady_commits(tmp_path):
     assert journal.integrity_check() == "ok"
     assert len(journal.load()) == 40
     journal.close()
+
+
+def test_a_client_that_keeps_coming_back_leaves_one_address_in_the_recycle_queue(server):
+    """Each expiry frees the address and each return takes it back (the client's own,
+    not a new allocation): the queue of free addresses holds it once, however many
+    times (it grew by one entry a cycle, never read while never-used addresses last)."""
+    client, addresses = Client(server), server.pools["pool1"].addresses
+    first = client.dora(now=0)
+    for cycle in range(1, 201):
+        server.handle_timer(server.next_deadline())
+        assert addresses.is_free(first)
+        now = server.next_deadline() or cycle * 100000.0
+        assert client.dora(now=now) == first
+    assert sum(map(len, addresses._recycled.values())) <= 1
