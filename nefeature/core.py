@@ -180,6 +180,9 @@ class DeviceCore:
         self._splits_to_save: dict[str, int] = {}
         self._splits_in_write: dict[int, dict[str, int]] = {}
         self.backup = self._new_backup(now, dict(self._journaled_sync), self._journaled_splits)
+        # Before any input the DHCP engine takes the hot-backup engine's word (silent, its
+        # own share only, the split on disk), not what the configuration alone would say.
+        self._backup_commands(now)
         self.dhcp.handle_timer(wall)  # leases that ran out while the device was down
 
     def _new_backup(self, now: float, synced_until: dict[str, float],

@@ -204,6 +204,28 @@ def test_a_device_that_served_alone_and_crashed_sends_its_grants_when_it_returns
     assert knows_every_held_lease(sim, b)
 
 
+def test_a_device_frozen_as_it_restarts_allocates_by_its_saved_split():
+    """Found by a wider search of fault combinations: B crashes and freezes at the same
+    instant, so it boots with its inputs held, the first one (start) included.  From the
+    instant it is built its engine allocates as the journal says (the saved split, its
+    own share, silent until VRRP makes it master), not as the configuration does."""
+    Sim(0, [Fault(2.0, "crash", "A", 1.0), Fault(14.0, "crash", "B", 1.0),
+            Fault(14.0, "freeze", "B", 1.0)], clients=3, duration=50.0, pool_end=16).run()
+
+
+def test_a_core_built_from_its_journal_allocates_as_after_start():
+    """Before any input the DHCP engine holds the hot-backup engine's word: silent,
+    restricted to its share, at the split on disk."""
+    for name in ("A", "B"):
+        core = DeviceCore(device_config(name, "strict", pool_end=16), [], now=0.0,
+                          wall=1e9, splits={POOL: 48})
+        addresses = core.dhcp.pools[POOL].addresses
+        built = (addresses.split, addresses.restricted, POOL in core.dhcp.silent_pools)
+        core.start({LAN: True}, 0.0, 1e9)
+        assert built == (addresses.split, addresses.restricted,
+                         POOL in core.dhcp.silent_pools) == (48, True, True), name
+
+
 def test_a_restart_after_quiet_sync_queues_no_lease_the_peer_has():
     """The other side of the double-fault fix: each device journals how far its peer
     holds its changes, so restarting either device of a pair in sync sends again only
