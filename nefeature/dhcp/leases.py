@@ -68,6 +68,12 @@ OFFERED, BOUND, RELEASED, EXPIRED, DECLINED = (
 HOLDING = frozenset({OFFERED, BOUND, DECLINED})
 
 
+def holds_binding(lease: Lease, at: float) -> bool:
+    """The lease binds its address to its client at time ``at``: the client may be using
+    it (bound, and not expired by then)."""
+    return lease.state is BOUND and (lease.expiry is None or lease.expiry > at)
+
+
 def client_key(client_id: bytes | None, hardware_address: bytes) -> bytes:
     """How a client is identified: option 61, else chaddr (RFC 2131 section 4.2)."""
     return b"i" + client_id if client_id else b"h" + hardware_address
@@ -109,9 +115,17 @@ class LeaseTable:
     Invariants: ``by_pool[p]`` is exactly the set of addresses ``a`` with
     ``by_address[a].pool == p`` (a pool without leases has no entry); the
     same holds for ``by_mac`` (hardware address), ``by_client_id`` and
-    ``by_circuit_id``; ``by_client[(l.pool, l.client)] == l.address`` for
-    every lease ``l``; ``state_counts[p][s]`` is the number of leases of
+    ``by_circuit_id``; ``by_client[(p, c)]`` is the address of client ``c``'s
+    newest lease in pool ``p`` (the client's lease, ``for_client``), for every
+    client with a lease; ``state_counts[p][s]`` is the number of leases of
     pool ``p`` in state ``s``.
+
+    A client has one lease a pool, but for a moment two servers may both
+    bind it (a server that was frozen answers a REQUEST the client sent
+    before the other answered it).  The client uses one of the two addresses,
+    and nobody knows which: so a newer lease of a client never drops an older
+    binding that is still in force (``holds_binding``), which keeps its
+    address until it ends like any lease; an older record that has ended goes.
 
     The indexes that hold an entry a lease are sharded (``nefeature.dhcp.shards``):
     a batch backup of a million leases never copies a million-entry table in one
@@ -130,6 +144,7 @@ class LeaseTable:
         self.offers_in_flight: Counter[str] = Counter()  # per pool: offers awaiting a REQUEST
         self._deadlines: list[tuple[float, int]] = []  # (expiry, address); stale entries skipped
         self._count = 0  # leases in by_address
+        self._several = False  # a client has had two leases in a pool (see put) since made
 
     def __len__(self) -> int:
         return self._count
@@ -158,7 +173,7 @@ class LeaseTable:
         if previous is None:
             self._count += 1
         else:
-            if previous.client != client:
+            if not kept:  # another client's, or another pool's
                 self._forget_client(previous)
             if previous.pool != pool:
                 self._unindex(previous.pool, address)
@@ -167,14 +182,24 @@ class LeaseTable:
             self._count_state(previous.pool, previous.state, -1)
             if previous.state is OFFERED:
                 self.offers_in_flight[previous.pool] -= 1
-        if not kept:
+        if not kept or self._several:  # (kept, one lease a client: by_client has it)
             key = (pool, client)
             clients = self.by_client.shards[hash(key) >> HASH_SHIFT & HASH_MASK]
-            old_address = clients.get(key)
-            if old_address is not None and old_address != address:
-                self.remove(old_address)
-            clients[key] = address
-            self.by_pool[pool].add(address)
+            current = clients.get(key)
+            other = None if current is None or current == address else \
+                self.by_address.get(current)
+            if other is None:
+                clients[key] = address
+            elif lease.start >= other.start:  # the newer lease is the client's
+                if holds_binding(other, lease.start):
+                    self._several = True  # the other keeps its address until it ends
+                else:
+                    self.remove(other.address)  # the client moved on: its old record goes
+                clients[key] = address
+            else:  # an older lease of the client, kept at its address (a binding that
+                self._several = True  # may be in use keeps its address until it ends)
+            if not kept:
+                self.by_pool[pool].add(address)
         if lease.state is OFFERED:
             self.offers_in_flight[pool] += 1
         shard = leases.get(address >> MAP_SHARD_BITS)  # after remove(), which may drop a shard
@@ -271,10 +296,22 @@ class LeaseTable:
         return lease
 
     def _forget_client(self, lease: Lease) -> None:
+        """The lease is no longer its client's: another lease of the client, the newest, is
+        (``put`` keeps an older binding that may still be in use), or none."""
         key = (lease.pool, lease.client)
         clients = self.by_client.shards[hash(key) >> HASH_SHIFT & HASH_MASK]
-        if clients.get(key) == lease.address:
-            del clients[key]
+        if clients.get(key) != lease.address:
+            return
+        del clients[key]
+        if not self._several:
+            return
+        index, value = (self.by_client_id, lease.client_id) if lease.client_id else \
+            (self.by_mac, lease.hardware_address)
+        others = [other for other in map(self.by_address.get, indexed_addresses(index, value))
+                  if other is not None and other.address != lease.address
+                  and other.pool == lease.pool and other.client == lease.client]
+        if others:
+            clients[key] = max(others, key=lambda other: other.start).address
 
     def _unindex(self, pool: str, address: int) -> None:
         addresses = self.by_pool[pool]

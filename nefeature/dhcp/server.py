@@ -75,6 +75,7 @@ from nefeature.dhcp.leases import (
     LeaseState,
     LeaseTable,
     client_key,
+    holds_binding,
 )
 from nefeature.dhcp.pool import AddressPool, Side
 from nefeature.dhcp.ratelimit import KeyedRateLimiter
@@ -404,8 +405,9 @@ class DhcpServer:
             return True
         if same_client is not None and same_client.address != address \
                 and lease_version(same_client) > lease_version(lease) \
-                and same_client.state is not OFFERED:
-            return False  # the client has a newer binding here
+                and same_client.state is not OFFERED \
+                and not holds_binding(lease, same_client.start):
+            return False  # the client has a newer binding here, and this one had ended
         self._store(state, lease, self.table.for_client(lease.pool, lease.client))
         return True
 
@@ -553,8 +555,9 @@ class DhcpServer:
         """Put the lease (replacing a gone client's record at its address), ``previous``
         being the client's lease before (``for_client``), and keep the allocator in step."""
         self.table.put(lease)
-        if previous is not None and previous.address != lease.address and previous.state in HOLDING:
-            state.addresses.free(previous.address)
+        if previous is not None and previous.address != lease.address \
+                and previous.state in HOLDING and previous.address not in self.table.by_address:
+            state.addresses.free(previous.address)  # not while its binding may be in use
         if lease.state in HOLDING:
             state.addresses.take(lease.address)
         else:

@@ -213,6 +213,16 @@ def test_a_device_frozen_as_it_restarts_allocates_by_its_saved_split():
             Fault(14.0, "freeze", "B", 1.0)], clients=3, duration=50.0, pool_end=16).run()
 
 
+def test_a_request_held_through_a_freeze_never_frees_the_address_the_client_took():
+    """Found by a wider search: client3 asks A (frozen) for 10.10.10.4, gets 10.10.10.3
+    from B, which took over; A resumes, reads the old REQUEST and binds .4 too.  The
+    client holds .3.  The two bindings meet on both devices (each learns the other's),
+    and neither may forget .3 while the client may use it: a device that dropped it
+    would hand it to another client."""
+    Sim(34503295, [Fault(2.0, "uplink", "A", 1.0), Fault(5.0, "freeze", "A", 5.0),
+                   Fault(11.0, "crash", "A", 1.0)], clients=4, duration=50.0).run()
+
+
 def test_a_core_built_from_its_journal_allocates_as_after_start():
     """Before any input the DHCP engine holds the hot-backup engine's word: silent,
     restricted to its share, at the split on disk."""

@@ -16,12 +16,13 @@ CLIENT_IDS = (None, b"\x01a", b"\x01b")
 OPTION82 = (None, b"\x01\x03c-1\x02\x01r", b"\x01\x03c-2", b"\x02\x01r")
 
 leases = st.builds(
-    lambda address, pool, mac, client_id, state, option82: Lease(
+    lambda address, pool, mac, client_id, state, option82, start, length: Lease(
         address=address, pool=pool, client=b"i" + client_id if client_id else b"h" + mac,
-        hardware_address=mac, state=state, start=0.0, expiry=100.0, client_id=client_id,
-        option82=option82),
+        hardware_address=mac, state=state, start=start, expiry=start + length,
+        client_id=client_id, option82=option82),
     st.integers(1, 6), st.sampled_from(POOLS), st.sampled_from(MACS),
-    st.sampled_from(CLIENT_IDS), st.sampled_from(list(LeaseState)), st.sampled_from(OPTION82))
+    st.sampled_from(CLIENT_IDS), st.sampled_from(list(LeaseState)), st.sampled_from(OPTION82),
+    st.sampled_from([0.0, 10.0, 20.0]), st.sampled_from([5.0, 100.0]))
 operations = st.lists(st.one_of(st.tuples(st.just("put"), leases),
                                  st.tuples(st.just("remove"), st.integers(1, 6))), max_size=40)
 
@@ -57,8 +58,11 @@ def test_indexes_equal_a_recount_after_any_changes(steps):
         by_mac, by_client_id, by_circuit_id, counts = recount(table)
         leases = dict(table.by_address.items())
         assert len(table) == len(leases)
-        assert all(table.by_client.get((lease.pool, lease.client)) == address
-                   for address, lease in leases.items())  # what put relies on
+        keys = {(lease.pool, lease.client) for lease in leases.values()}
+        for key in keys:  # what put and for_client rely on: each client's lease is one of its
+            current = leases[table.by_client[key]]
+            assert (current.pool, current.client) == key
+        assert len(table.by_client) == len(keys)
         assert {pool: set(addresses) for pool, addresses in table.by_pool.items()} == \
             {pool: {a for a, lease in leases.items() if lease.pool == pool}
              for pool in {lease.pool for lease in leases.values()}}

@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 
 from nefeature.backup.frames import LeaseRecord
 from nefeature.datastore.validation import load_config_file
-from nefeature.dhcp.leases import Lease, LeaseState
+from nefeature.dhcp.leases import HOLDING, Lease, LeaseState
 from nefeature.dhcp.server import DhcpServer
 from tests.conftest import EXAMPLES
 
@@ -73,3 +73,45 @@ def test_a_lease_the_peer_sends_again_expires_once():
     server.handle_timer(701.0)
     assert [type(event).__name__ for event in server.events] == ["LeaseExpired"]
     assert server.table.by_address.get(FIRST).state is LeaseState.EXPIRED
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(leases, max_size=6), st.lists(records, max_size=25))
+def test_the_allocator_holds_exactly_the_addresses_the_table_holds(existing, frame):
+    """Whatever the peer sends, in whatever order (older and newer versions, the same
+    client at several addresses, deletions), an address is free for allocation exactly
+    when no lease in the table holds it."""
+    server = DhcpServer(CONFIG, existing)
+    pool = server.pools["pool1"].addresses
+    dynamic = [a for a in range(FIRST, FIRST + 12) if pool.is_dynamic(a)]
+    for _backup_id, pool_name, address, lease in frame:
+        server.apply_peer_lease(pool_name, address, lease)
+        held = {a for a, lease in server.table.by_address.items() if lease.state in HOLDING}
+        assert {a for a in dynamic if not pool.is_free(a)} == held & set(dynamic)
+
+
+def test_a_client_bound_by_both_devices_keeps_both_addresses_until_each_ends():
+    """A frozen device answers a REQUEST the client sent before the other device bound it
+    elsewhere: the client uses one of the two addresses, and nobody knows which.  Each
+    device keeps both taken, the newer being the client's lease, and each address is free
+    again only once its own binding ends."""
+    mac = MACS[1]
+    mine = Lease(FIRST + 3, "pool1", b"h" + mac, mac, LeaseState.BOUND, 100.0, 160.0)
+    theirs = Lease(FIRST + 4, "pool1", b"h" + mac, mac, LeaseState.BOUND, 101.0, 161.0,
+                   origin="peer-sync")
+    for order in ((mine, theirs), (theirs, mine)):  # the newer arriving second, or first
+        server = DhcpServer(CONFIG, [order[0]])
+        server.apply_peer_lease("pool1", order[1].address, order[1]._replace(
+            origin="peer-sync"))
+        pool = server.pools["pool1"].addresses
+        assert not pool.is_free(mine.address) and not pool.is_free(theirs.address)
+        assert server.table.for_client("pool1", b"h" + mac).address == theirs.address
+        server.handle_timer(160.5)
+        assert pool.is_free(mine.address) and not pool.is_free(theirs.address)
+        server.handle_timer(161.5)
+        assert pool.is_free(theirs.address)
+    # an older record of the client that had ended by the newer binding is not kept
+    server = DhcpServer(CONFIG, [theirs])
+    ended = mine._replace(state=LeaseState.RELEASED, expiry=100.0)
+    assert not server.apply_peer_lease("pool1", ended.address, ended)
+    assert ended.address not in server.table.by_address
