@@ -317,3 +317,12 @@ def test_a_timer_that_is_not_for_a_held_frame_runs_every_channel_timer():
     core.handle_timer(now, sim.wall(device))
     assert channel.statistics.heartbeats_sent == sent + 1
     assert channel.next_deadline() > now
+
+
+def test_the_wider_search_holds_on_a_fixed_few_schedules():
+    """``tests/sim/explore.py``, run by hand with new schedules each time, here on a fixed
+    few (slow disks and channels, bursts and lazy mode among them), so that it keeps
+    working."""
+    from tests.sim.explore import explore
+
+    explore(30, derandomize=True)
