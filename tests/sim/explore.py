@@ -21,17 +21,9 @@ import sys
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.sim.simulator import Fault, Sim
-from tests.sim.test_simulation import KINDS
+from tests.sim.simulator import Sim
+from tests.sim.test_simulation import fault
 
-fault = st.builds(
-    Fault,
-    at=st.floats(2.0, 40.0).map(lambda t: round(t, 3)),
-    kind=st.sampled_from(KINDS),
-    device=st.sampled_from(("A", "B")),
-    duration=st.floats(0.2, 15.0).map(lambda t: round(t, 3)),
-    clients_with_a=st.integers(0, 5),
-)
 schedules = st.fixed_dictionaries({
     "seed": st.integers(0, 2**32 - 1),
     "faults": st.lists(fault, max_size=5),
