@@ -182,7 +182,7 @@ class LeaseTable:
             self._count_state(previous.pool, previous.state, -1)
             if previous.state is OFFERED:
                 self.offers_in_flight[previous.pool] -= 1
-        if not kept or self._several:  # (kept, one lease a client: by_client has it)
+        if not kept or self._several:  # else by_client points here already
             key = (pool, client)
             clients = self.by_client.shards[hash(key) >> HASH_SHIFT & HASH_MASK]
             current = clients.get(key)
@@ -296,8 +296,8 @@ class LeaseTable:
         return lease
 
     def _forget_client(self, lease: Lease) -> None:
-        """The lease is no longer its client's: another lease of the client, the newest, is
-        (``put`` keeps an older binding that may still be in use), or none."""
+        """The lease is no longer its client's lease; the newest other lease of the client,
+        if any (``put`` keeps an older binding that may still be in use), becomes it."""
         key = (lease.pool, lease.client)
         clients = self.by_client.shards[hash(key) >> HASH_SHIFT & HASH_MASK]
         if clients.get(key) != lease.address:

@@ -12,8 +12,7 @@ back of a recycle queue, so the address a client just gave up is the last
 one handed to somebody else and the client can usually get it back.  The
 queue is an ordered set: an address freed again moves to the back, so it
 holds each address once however often its client leaves and comes back
-(taking an address does not look for it there: ``allocate`` skips one in
-use).  Only
+(taking an address leaves it there: ``allocate`` skips one in use).  Only
 addresses in use are stored (a sharded set, ``nefeature.dhcp.shards``: no
 growth copies a million of them at once), so a /15 pool costs nothing until
 clients come.
@@ -126,7 +125,8 @@ class AddressPool:
         self._bucket_used = [0] * BUCKETS
         self._frontier = [-1] * BUCKETS
         sides = (own,) if split is None else (own, other_side(own))
-        self._recycled: dict[Side, OrderedDict[int, None]] = {side: OrderedDict() for side in sides}
+        self._recycled: dict[Side, OrderedDict[int, None]] = {  # ordered sets
+            side: OrderedDict() for side in sides}
         self._fresh: dict[Side, Iterator[int]] = {side: self._never_used(side) for side in sides}
 
     def _count_bucket_sizes(self) -> list[int]:
