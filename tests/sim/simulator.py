@@ -571,7 +571,7 @@ class Sim:
         """A cut path: what is in flight is lost; the ends notice by silence, and drop
         the connection themselves (CloseChannel)."""
         if self.connection:
-            self.connection = -self.connection  # no more deliveries on it
+            self.connection = -abs(self.connection)  # no more deliveries on it (once cut)
 
     # --- DHCP on the LAN ---
 

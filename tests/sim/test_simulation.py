@@ -223,6 +223,15 @@ def test_a_request_held_through_a_freeze_never_frees_the_address_the_client_took
                    Fault(11.0, "crash", "A", 1.0)], clients=4, duration=50.0).run()
 
 
+def test_two_cuts_of_the_channel_at_once_leave_it_cut():
+    """The simulator's own bug, found by the wider search: two partitions starting at the
+    same instant each negated the connection's number, so the second brought a cut
+    connection back to life and B's grants never reached A."""
+    Sim(40, [Fault(2.0, "uplink", "A", 1.0), Fault(3.0, "partition", "A", 1.0),
+             Fault(3.0, "partition", "A", 1.0)], clients=10, duration=50.0,
+        pool_end=16).run()
+
+
 def test_a_core_built_from_its_journal_allocates_as_after_start():
     """Before any input the DHCP engine holds the hot-backup engine's word: silent,
     restricted to its share, at the split on disk."""
