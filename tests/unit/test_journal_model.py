@@ -5,13 +5,12 @@ commit that returned, and of the one cut short nothing."""
 
 from __future__ import annotations
 
-import os
-
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nefeature.dhcp.journal import LeaseJournal
 from nefeature.dhcp.leases import BOUND, DECLINED, EXPIRED, RELEASED, Lease
+from tests.unit.test_journal_writes import crash
 
 BASE = 0x0A000000
 
@@ -41,12 +40,6 @@ steps = st.lists(st.one_of(
     st.tuples(st.just("fold")),
     st.tuples(st.just("kill"), st.integers(0, 3)),  # bytes of the last write lost (0: none)
 ), max_size=25)
-
-
-def kill(journal: LeaseJournal) -> None:
-    """As a killed process leaves it: log files unfolded, the one being written open."""
-    os.close(journal._log)
-    journal._db.close()
 
 
 @settings(max_examples=150, deadline=None)
@@ -83,7 +76,7 @@ def test_the_journal_read_at_start_is_every_commit_that_returned(tmp_path_factor
             else:
                 cut = step[1]
                 log_file = journal._log_path(journal._generation)
-                kill(journal)
+                crash(journal)
                 if cut and before_last is not None:  # the last write cut short: lost
                     with open(log_file, "r+b") as torn:
                         torn.truncate(log_file.stat().st_size - cut)
@@ -91,7 +84,7 @@ def test_the_journal_read_at_start_is_every_commit_that_returned(tmp_path_factor
                 before_last = None
                 journal = LeaseJournal(path)
                 assert_reads(journal, model, synced, splits)
-        kill(journal)
+        crash(journal)
         journal = LeaseJournal(path)
         assert_reads(journal, model, synced, splits)
     finally:
