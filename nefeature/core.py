@@ -25,9 +25,11 @@ The path of one lease: a DHCPREQUEST goes through the DHCP engine, which
 changes its table and emits a lease event; the hot-backup engine turns the
 event into a record for the peer; the table's pending changes become one
 journal write (leader/follower group commit: one write in flight, the next
-collects everything that arrived meanwhile); the DHCPACK waits in the ACK
-gate (``_gate_release``) until its write is committed and, in strict mode,
-the peer has acknowledged the record.
+collects everything that arrived meanwhile); the record waits in its channel
+until that write is committed (``_hold_records``: a peer never holds a lease
+its grantor could lose in a crash); the DHCPACK waits in the ACK gate
+(``_gate_release``) until its write is committed and, in strict mode, the
+peer has acknowledged the record.
 """
 
 from __future__ import annotations
@@ -170,6 +172,9 @@ class DeviceCore:
         self._next_write_id = 1
         self._write_in_flight: int | None = None
         self.committed_write = 0  # every write up to this one is on disk
+        # Records queued for the peer, released once a write is on disk: (write id,
+        # [(channel, last record of that write's changes)]), in write order.
+        self._records_held: deque[tuple[int, list[tuple[BackupChannel, int]]]] = deque()
         # DHCPACKs held, per service they wait for (None: the local journal alone), in the
         # order they came: write ids never decrease, nor do one service's sequence numbers.
         self._gate: dict[str | None, deque[_Gated]] = {}
@@ -180,6 +185,7 @@ class DeviceCore:
         self._splits_to_save: dict[str, int] = {}
         self._splits_in_write: dict[int, dict[str, int]] = {}
         self.backup = self._new_backup(now, dict(self._journaled_sync), self._journaled_splits)
+        self._hold_records()  # what it queued is read from the journal: released at once
         # Before any input the DHCP engine takes the hot-backup engine's word (silent, its
         # own share only, the split on disk), not what the configuration alone would say.
         self._backup_commands(now)
@@ -293,6 +299,7 @@ class DeviceCore:
         self._notify_all(self.dhcp.events)
         self.dhcp.events.clear()
         write_id = self._journal_pending()
+        self._hold_records()
         for reply in replies:
             if reply.durable:
                 service, seq = waits.get(reply.pool, (None, 0))
@@ -325,6 +332,21 @@ class DeviceCore:
                                               self._sync_to_journal(), splits))
         return needed
 
+    def _hold_records(self) -> None:
+        """The records queued so far may go to the peer once the write that holds every
+        table change so far is on disk (at once if it is)."""
+        if not self.channels:
+            return
+        needed = self._next_write_id if self.dhcp.table.pending else self._next_write_id - 1
+        marks = [(channel, channel.next_seq - 1) for channel in self.channels.values()]
+        if needed <= self.committed_write:
+            for channel, seq in marks:
+                channel.release(seq)
+        elif self._records_held and self._records_held[-1][0] == needed:
+            self._records_held[-1] = (needed, marks)
+        else:
+            self._records_held.append((needed, marks))
+
     def _sync_to_journal(self) -> dict[str, float] | None:
         """``synced_until`` for this write when it moved by a second or more since the last
         one recorded (a stale value only means a few more leases sent after a restart)."""
@@ -341,6 +363,10 @@ class DeviceCore:
         self.committed_write = max(self.committed_write, write_id)
         if self._write_in_flight == write_id:
             self._write_in_flight = None
+        held = self._records_held
+        while held and held[0][0] <= self.committed_write:
+            for channel, seq in held.popleft()[1]:
+                channel.release(seq)
         for service, needed in list(self._acknowledge_after.items()):
             if needed <= self.committed_write:
                 del self._acknowledge_after[service]
@@ -651,6 +677,7 @@ class DeviceCore:
         dhcp.mclt.clear()
         self.backup = self._new_backup(now, self.backup.synced_until,
                                        {**self._journaled_splits, **self.backup.splits_in_use()})
+        self._hold_records()  # the table's changes after synced_until, some not yet on disk
         self._acknowledge_after.clear()
         # the old channels are gone: these wait for the disk only
         waiting = sorted((gated for queue in self._gate.values() for gated in queue),

@@ -17,7 +17,14 @@ follows that resend, so once it has arrived (``peer_backlog_received``)
 everything the peer queued while the two were apart is here.
 
 Updates: ``send_records`` numbers lease records 1, 2, 3... per incarnation;
-an UPDATE frame carries a run of consecutive ones.  Records are framed when
+an UPDATE frame carries a run of consecutive ones.  A record leaves only
+once the owner has ``release``d it: its lease is on the owner's own disk
+(as Kea HA and ISC failover send a lease update only after the local
+commit).  A peer holding a lease its grantor's journal never had would
+outlive a crash of the grantor, which could hand the address out again.
+Batch frames wait, in order, for the records queued before them to be
+released (a page read from the table holds those records' leases).
+Records are framed when
 the device collects the bytes (``data_to_send``, once per group commit),
 so the records of many DHCP exchanges share one frame, one MAC and one
 write; and while ``LIVE_WINDOW`` frames of them await the peer's ack, new
@@ -210,6 +217,7 @@ class BackupChannel:
         self.state = ChannelState.DOWN
         self.next_seq = 1
         self.unacked: deque[tuple[int, LeaseRecord]] = deque()  # real-time updates, by seq
+        self.released_seq = 0  # records up to this one are on the owner's disk: may leave
         self._compact_at = COMPACT_FROM
         self._batches: dict[int, _OutgoingBatch] = {}  # by backup-id
         self.peer_acked = 0
@@ -220,7 +228,9 @@ class BackupChannel:
         self.peer_profiles: tuple[ProfileInfo, ...] = ()
         self.close_reason: str | None = None
         self._out = bytearray()
-        self._unframed: list[LeaseRecord] = []  # sent while up, not yet in a frame
+        # Queued while up, not yet in a frame: the newest sequence numbers, the released
+        # ones first (``_ready`` of them).
+        self._unframed: list[LeaseRecord] = []
         self._encoded_profiles: tuple[tuple[ProfileInfo, ...] | None, bytes] = (None, b"")
         self._reset_connection()
 
@@ -234,6 +244,9 @@ class BackupChannel:
         self._next_heartbeat: float | None = None
         self._pending_receive_key: bytes | None = None
         self._live_in_flight: deque[int] = deque()  # last seq of each unacked UPDATE frame
+        # Batch frames, each after the records queued before it are released: (last such
+        # seq, frame).
+        self._after_records: deque[tuple[int, Frame]] = deque()
         self._last_live_frame = float("-inf")  # when data_to_send last framed records
         self._holding = False  # records arrive fast enough for frames to wait (FRAME_HOLD)
         # Batch records are numbered per connection, apart from the real-time updates.
@@ -292,19 +305,23 @@ class BackupChannel:
         self.close_reason = reason
 
     def data_to_send(self, now: float) -> bytes:
-        if self._unframed and len(self._live_in_flight) < LIVE_WINDOW \
-                and self._frame_due(now):
+        ready = self._ready()
+        if ready > 0 and len(self._live_in_flight) < LIVE_WINDOW and self._frame_due(now, ready):
             # the arrival rate over this frame decides whether the next one waits
-            self._holding = len(self._unframed) >= HOLD_FROM_RATE * (now - self._last_live_frame)
+            self._holding = ready >= HOLD_FROM_RATE * (now - self._last_live_frame)
             self._last_live_frame = now
             self._frame_unframed()
         data = bytes(self._out)
         self._out.clear()
         return data
 
-    def _frame_due(self, now: float) -> bool:
+    def _ready(self) -> int:
+        """How many of the unframed records are released (the first ones)."""
+        return len(self._unframed) - (self.next_seq - 1 - self.released_seq)
+
+    def _frame_due(self, now: float, ready: int) -> bool:
         return not self._holding or now >= self._last_live_frame + FRAME_HOLD \
-            or len(self._unframed) >= RECORDS_PER_FRAME
+            or ready >= RECORDS_PER_FRAME
 
     def next_deadline(self) -> float | None:
         """When ``handle_timer`` is due (a held frame's time is ``frame_deadline``)."""
@@ -315,7 +332,7 @@ class BackupChannel:
 
     def frame_deadline(self) -> float | None:
         """When held records are due to leave (``data_to_send``); None when none are held."""
-        if self._holding and self._unframed and len(self._live_in_flight) < LIVE_WINDOW \
+        if self._holding and self._ready() > 0 and len(self._live_in_flight) < LIVE_WINDOW \
                 and self.state is ChannelState.UP and not self.close_reason:
             return self._last_live_frame + FRAME_HOLD
         return None
@@ -344,7 +361,8 @@ class BackupChannel:
                 self._heartbeat(now)
 
     def send_records(self, records: list[LeaseRecord]) -> int:
-        """Queue records (sent now if up); returns the sequence number of the last."""
+        """Queue records (sent once released, if up); returns the sequence number of the
+        last."""
         for record in records:
             self.unacked.append((self.next_seq, record))
             self.next_seq += 1
@@ -354,16 +372,31 @@ class BackupChannel:
             self._compact_unacked()
         return self.next_seq - 1
 
+    def release(self, upto: int) -> None:
+        """The records up to ``upto`` are on the owner's disk: they may go to the peer
+        (with ``data_to_send``), and so may the batch frames that waited for them."""
+        if upto <= self.released_seq:
+            return
+        self.released_seq = min(upto, self.next_seq - 1)
+        waiting = self._after_records
+        while waiting and waiting[0][0] <= self.released_seq:
+            self._send(waiting.popleft()[1])
+
     def _compact_unacked(self) -> None:
-        """While the peer is away, keep only the newest update of each address.
+        """While the peer is away, keep only the newest released update of each address.
 
         An older update of an address says nothing the newer one does not, so
         the queue stays as small as the lease table however long the peer is
-        gone.  The peer sees gaps in the numbers, which acks cover.
+        gone.  The peer sees gaps in the numbers, which acks cover.  Records
+        not yet released stay, in consecutive numbers (``_unframed`` on the
+        next connection): they are the few of one or two journal writes.
         """
-        newest = {(record.backup_id, record.address): seq for seq, record in self.unacked}
+        released = self.released_seq
+        newest = {(record.backup_id, record.address): seq
+                  for seq, record in self.unacked if seq <= released}
         self.unacked = deque((seq, record) for seq, record in self.unacked
-                             if newest[(record.backup_id, record.address)] == seq)
+                             if seq > released
+                             or newest[(record.backup_id, record.address)] == seq)
         self._compact_at = max(COMPACT_FROM, 2 * len(self.unacked))
 
     def send_batch(self, backup_id: int, records: Iterable[LeaseRecord], total: int) -> bool:
@@ -375,8 +408,16 @@ class BackupChannel:
         if self.state is not ChannelState.UP:
             return False
         self._batches[backup_id] = _OutgoingBatch(backup_id, iter(records), total)
-        self._send(Frame(FrameType.BATCH_BEGIN, payload=_batch_payload(backup_id, total)))
+        self._send_after_records(Frame(FrameType.BATCH_BEGIN,
+                                       payload=_batch_payload(backup_id, total)))
         return True
+
+    def _send_after_records(self, frame: Frame) -> None:
+        """Send a batch frame once every record queued so far is released."""
+        if self._after_records or self.released_seq < self.next_seq - 1:
+            self._after_records.append((self.next_seq - 1, frame))
+        else:
+            self._send(frame)
 
     def _sendable_batch(self) -> _OutgoingBatch | None:
         if not self._batches:
@@ -397,15 +438,15 @@ class BackupChannel:
         page = list(islice(batch.records, RECORDS_PER_FRAME))
         if page:
             self.batch_sent_seq += len(page)
-            self._send(Frame(FrameType.UPDATE, seq=self.batch_sent_seq,
-                             payload=encode_records(page), flags=BATCH_FLAG))
+            self._send_after_records(Frame(FrameType.UPDATE, seq=self.batch_sent_seq,
+                                           payload=encode_records(page), flags=BATCH_FLAG))
             self.statistics.updates_sent += len(page)
             batch.sent += len(page)
             batch.pages.append((self.batch_sent_seq, batch.sent))
         if len(page) < RECORDS_PER_FRAME:
             batch.exhausted = True
-            self._send(Frame(FrameType.BATCH_END,
-                             payload=_batch_payload(batch.backup_id, batch.sent)))
+            self._send_after_records(Frame(FrameType.BATCH_END,
+                                           payload=_batch_payload(batch.backup_id, batch.sent)))
             if not batch.pages:
                 self._batch_acked(batch, 0)
         return self.batch_pending
@@ -468,11 +509,16 @@ class BackupChannel:
     # --- frames ---
 
     def _frame_unframed(self) -> None:
-        """Frame what ``send_records`` queued: always the newest sequence numbers, as
-        anything else that takes numbers or goes on the wire frames them first."""
-        if self._unframed:
-            records, self._unframed = self._unframed, []
-            self._send_run(self.next_seq - len(records), records)
+        """Frame the released records ``send_records`` queued (any other frame frames
+        them first, so the wire keeps the order they were released in)."""
+        ready = self._ready()
+        if ready > 0:
+            first, records = self.next_seq - len(self._unframed), self._unframed
+            if ready < len(records):
+                records, self._unframed = records[:ready], records[ready:]
+            else:
+                self._unframed = []
+            self._send_run(first, records)
 
     def _send(self, frame: Frame) -> None:
         if self.state is ChannelState.DOWN:
@@ -498,11 +544,14 @@ class BackupChannel:
             self._live_in_flight.append(last)
 
     def _resend_unacked(self) -> None:
-        """Everything not acknowledged, in runs of consecutive numbers (compaction leaves
-        gaps)."""
+        """Everything released and not acknowledged, in runs of consecutive numbers
+        (compaction leaves gaps); the records not yet released wait unframed."""
         run: list[LeaseRecord] = []
         first = 0
+        held = self.next_seq - 1 - self.released_seq
         for seq, record in self.unacked:
+            if seq > self.released_seq:
+                break
             if run and seq != first + len(run):
                 self._send_run(first, run)
                 run = []
@@ -511,6 +560,9 @@ class BackupChannel:
             run.append(record)
         if run:
             self._send_run(first, run)
+        if held:
+            self._unframed = [record for _seq, record in islice(
+                self.unacked, len(self.unacked) - held, None)]
 
     def _heartbeat(self, now: float) -> None:
         self._send(Frame(FrameType.HEARTBEAT, ack=self.acked_seq,
@@ -598,7 +650,7 @@ class BackupChannel:
         self._heartbeat(now)
 
     def _on_ack(self, upto: int) -> None:
-        if upto >= self.next_seq:
+        if upto > self.released_seq:
             return  # acknowledges what we never sent: ignore
         advanced = False
         while self.unacked and self.unacked[0][0] <= upto:

@@ -28,6 +28,9 @@ trace of the run):
   another address (it renews its own address after any switchover);
 * no DHCPACK leaves before its lease is on the sending device's disk, and
   in strict mode on the peer's disk unless the core marked it unconfirmed;
+* no lease goes to the peer on the channel before it is on a disk: the
+  sender's, or the peer's that granted it (else a crash of the sender
+  leaves the peer with a lease its grantor never had);
 * a device that starts serving holds every valid lease its peer granted
   with confirmation (strict mode);
 * a serving device holds every valid lease a client holds in its own share
@@ -48,6 +51,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from ipaddress import IPv4Address
 
+from nefeature.backup.frames import FrameReader, FrameType, decode_records
 from nefeature.datastore.validation import load_config
 from nefeature.core import (
     CloseChannel,
@@ -125,6 +129,11 @@ class Fault:
                        if self.kind == "partition" else "")
 
 
+def lease_version(lease) -> tuple:
+    """What identifies one version of a lease across the channel's encoding."""
+    return lease.address, lease.client, lease.state, lease.start, lease.expiry
+
+
 @dataclass
 class SimDevice:
     name: str
@@ -133,6 +142,7 @@ class SimDevice:
     disk: dict = field(default_factory=dict)
     disk_synced_until: dict = field(default_factory=dict)  # the journal's record of it
     disk_splits: dict = field(default_factory=dict)  # pool -> split, as journaled
+    ever_on_disk: set = field(default_factory=set)  # lease_version() of every lease written
     core: DeviceCore | None = None
     incarnation: int = 0
     frozen: bool = False
@@ -443,6 +453,7 @@ class Sim:
                 device.disk.pop(address, None)
             else:
                 device.disk[address] = lease
+                device.ever_on_disk.add(lease_version(lease))
         device.disk_synced_until.update(write.synced_until or {})
         device.disk_splits.update(write.splits or {})
         self.deliver(device, "journal_committed", write.write_id)
@@ -544,6 +555,7 @@ class Sim:
             self.at(self.now + RECONNECT, self.try_connect)
 
     def channel_send(self, device: SimDevice, data: bytes) -> None:
+        self.check_sent_leases_on_disk(device, data)
         if self.connection <= 0 or not self.channel_path_up:
             return  # none, or cut: nothing more is delivered on it (TCP has no holes)
         peer = self.devices["B" if device.name == "A" else "A"]
@@ -625,6 +637,22 @@ class Sim:
         self.trace.append(f"{self.now:.3f} VIOLATION {text}")
         raise Violation(f"{text}\n--- replay: Sim(seed={self.seed}, faults={self.faults!r}, "
                         f"mode={self.mode!r}) ---\n" + "\n".join(self.trace[-60:]))
+
+    def check_sent_leases_on_disk(self, device: SimDevice, data: bytes) -> None:
+        """Every lease in an update (real-time or batch) is on the sender's disk, or on
+        the peer's, which granted it: a lease the peer holds and the sender may lose in
+        a crash is one the sender can hand out again from its share."""
+        peer = self.devices["B" if device.name == "A" else "A"]
+        for frame in FrameReader().feed(data):  # the simulated pair has no shared key
+            if frame.type is not FrameType.UPDATE:
+                continue
+            for record in decode_records(frame.payload):
+                lease = record.lease
+                if lease is not None and lease_version(lease) not in device.ever_on_disk \
+                        and lease_version(lease) not in peer.ever_on_disk:
+                    self.violation(f"{device.name} sends {IPv4Address(record.address)} "
+                                   f"({lease.state.name}, from {lease.start:.3f}) to "
+                                   f"{peer.name} before it is on a disk")
 
     def check_ack_gate(self, device: SimDevice, message: DhcpMessage, unconfirmed: bool) -> None:
         """No DHCPACK before its lease is on the device's disk (and the peer's, strict)."""

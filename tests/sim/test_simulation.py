@@ -232,6 +232,17 @@ def test_two_cuts_of_the_channel_at_once_leave_it_cut():
         pool_end=16).run()
 
 
+def test_no_lease_reaches_the_peer_before_it_is_on_its_grantors_disk():
+    """Found by the wider search with slow disks: A granted 10.10.10.5 from its share and
+    its record reached B while A's own write (0.3 s) was still running; A crashed and lost
+    it, B renewed the lease to client4 as master and crashed too, and A came back able to
+    hand .5 out again.  A record now leaves only once its lease is on the grantor's disk
+    (the simulator checks every lease on the channel against the two disks)."""
+    Sim(659, [Fault(2.0, "crash", "A", 0.5), Fault(13.0, "crash", "A", 5.0),
+              Fault(18.0, "crash", "B", 4.0)], clients=5, pool_end=16, duration=50.0,
+        journal_delays=(0.0001, 0.3)).run()
+
+
 def test_a_core_built_from_its_journal_allocates_as_after_start():
     """Before any input the DHCP engine holds the hot-backup engine's word: silent,
     restricted to its share, at the split on disk."""

@@ -62,6 +62,13 @@ def record(n: int, **changes) -> LeaseRecord:
     return LeaseRecord(1, "pool1", 0x0A0A0A00 + n, lease(n, **changes))
 
 
+def send_committed(channel: BackupChannel, records: list[LeaseRecord]) -> int:
+    """Queue records and release them, as the device does once its journal holds them."""
+    seq = channel.send_records(records)
+    channel.release(seq)
+    return seq
+
+
 class Link:
     """Two channels joined by a fake TCP connection that can be cut."""
 
@@ -148,7 +155,7 @@ def test_handshake_with_key_then_updates_are_acknowledged():
     assert link.a.state is ChannelState.UP and link.b.state is ChannelState.UP
     assert any(isinstance(e, ChannelUp) for e in link.b.events)
     assert link.b.peer_profiles == PROFILE
-    last = link.a.send_records([record(1), record(2), record(3)])
+    last = send_committed(link.a, [record(1), record(2), record(3)])
     link.pump()
     assert [r.address for r in received(link.b)] == [0x0A0A0A01, 0x0A0A0A02, 0x0A0A0A03]
     assert received(link.b)[0].lease.option82 == b"\x01\x04eth1\x02\x02r1"
@@ -159,7 +166,7 @@ def test_handshake_with_key_then_updates_are_acknowledged():
 def test_no_ack_before_the_receiver_commits():
     link = Link()
     link.connect()
-    link.a.send_records([record(1)])
+    send_committed(link.a, [record(1)])
     link.pump(applied=False)
     assert received(link.b) and link.a.pending == 1
     link.b.acknowledge(link.now)
@@ -174,13 +181,13 @@ def test_records_queued_while_a_frame_awaits_its_ack_leave_together_after_it():
     link.connect()
     in_flight = b""
     for n in range(1, LIVE_WINDOW + 1):
-        link.a.send_records([record(n)])
+        send_committed(link.a, [record(n)])
         data = link.a.data_to_send(link.now)
         assert data, "a frame goes out while the window has room"
         in_flight += data
     held = [record(n) for n in range(LIVE_WINDOW + 1, LIVE_WINDOW + 6)]
     for one in held:
-        link.a.send_records([one])
+        send_committed(link.a, [one])
         assert link.a.data_to_send(link.now) == b"", "the window is full: the record waits"
     link.b.data_received(in_flight, link.now)
     link.b.acknowledge(link.now)
@@ -217,18 +224,18 @@ def test_under_load_a_frame_waits_until_frame_hold_after_the_one_before():
     frames_before = link.a.statistics.update_frames_sent
     gap = 0.5 / HOLD_FROM_RATE  # records at twice the rate
     start = link.now
-    link.a.send_records([record(1)])
+    send_committed(link.a, [record(1)])
     assert deliver_and_ack(link) == [[1]], "an idle channel sends at once"
     link.now += gap
-    link.a.send_records([record(2)])
+    send_committed(link.a, [record(2)])
     link.now += gap
-    link.a.send_records([record(3)])
+    send_committed(link.a, [record(3)])
     assert deliver_and_ack(link) == [[2, 3]], "the first fast frame is not held"
     assert link.a.frame_deadline() is None, "nothing is held"
     held_from = link.now
     for n in range(4, 9):
         link.now += gap
-        link.a.send_records([record(n)])
+        send_committed(link.a, [record(n)])
         assert deliver_and_ack(link) == [], "held: the records wait for company"
     assert link.a.frame_deadline() == pytest.approx(held_from + FRAME_HOLD)
     link.now = held_from + FRAME_HOLD
@@ -245,32 +252,32 @@ def test_below_hold_from_rate_every_record_leaves_at_once():
     gap = 2.0 / HOLD_FROM_RATE
     for n in range(1, 20):
         link.now += gap
-        link.a.send_records([record(n)])
+        send_committed(link.a, [record(n)])
         assert deliver_and_ack(link) == [[n]]
         assert link.a.frame_deadline() is None
-    link.a.send_records([record(n) for n in range(20, 40)])  # a burst: 20 records at once
+    send_committed(link.a, [record(n) for n in range(20, 40)])  # a burst: 20 records at once
     assert deliver_and_ack(link) == [list(range(20, 40))]
-    link.a.send_records([record(40)])
+    send_committed(link.a, [record(40)])
     assert deliver_and_ack(link) == [], "right after the burst, the next record waits"
     link.now += FRAME_HOLD
     assert deliver_and_ack(link) == [[40]]
     link.now += gap
-    link.a.send_records([record(41)])
+    send_committed(link.a, [record(41)])
     assert deliver_and_ack(link) == [[41]], "one record in a hold's time: the load is over"
 
 
 def test_a_full_frame_leaves_without_waiting_for_the_hold():
     link = Link()
     link.connect()
-    link.a.send_records([record(1), record(2)])
+    send_committed(link.a, [record(1), record(2)])
     assert deliver_and_ack(link) == [[1, 2]]
-    link.a.send_records([record(n % 250 + 1) for n in range(RECORDS_PER_FRAME)])
+    send_committed(link.a, [record(n % 250 + 1) for n in range(RECORDS_PER_FRAME)])
     assert len(deliver_and_ack(link)) == 1, "a page's worth goes at once"
 
 
 def test_wrong_key_is_refused_and_nothing_is_delivered():
     link = Link(key_b=b"another key entirely")
-    link.a.send_records([record(1)])
+    send_committed(link.a, [record(1)])
     link.connect()
     assert link.a.state is ChannelState.DOWN and link.b.state is ChannelState.DOWN
     assert received(link.b) == []
@@ -293,15 +300,15 @@ def test_no_common_backup_id_is_refused():
 def test_loss_and_reconnect_deliver_everything_exactly_once():
     link = Link()
     link.connect()
-    link.a.send_records([record(n) for n in range(1, 6)])
+    send_committed(link.a, [record(n) for n in range(1, 6)])
     link.pump()
     # the next updates are lost on a cut cable
     link.connected = False
-    link.a.send_records([record(n) for n in range(6, 11)])
+    send_committed(link.a, [record(n) for n in range(6, 11)])
     link.a.data_to_send(link.now)  # the bytes vanish
     link.cut()
     assert any(isinstance(e, ChannelDown) for e in link.a.events)
-    link.a.send_records([record(n) for n in range(11, 13)])  # queued while down
+    send_committed(link.a, [record(n) for n in range(11, 13)])  # queued while down
     link.connect()
     link.pump()
     addresses = [r.address - 0x0A0A0A00 for r in received(link.b)]
@@ -319,7 +326,7 @@ def test_the_peers_backlog_is_in_once_its_first_heartbeat_is(key):
     assert link.b.peer_backlog_received
     link.cut()
     assert not link.b.peer_backlog_received
-    link.a.send_records([record(n) for n in range(1, 8)])  # granted alone meanwhile
+    send_committed(link.a, [record(n) for n in range(1, 8)])  # granted alone meanwhile
     link.connected = True
     link.a.connection_made(link.now)
     link.b.connection_made(link.now)
@@ -341,7 +348,7 @@ def test_a_long_outage_keeps_only_the_newest_update_per_address():
     link.connect()
     link.cut()
     for round_ in range(40):  # 40 renewals of 250 leases while the peer is away
-        link.a.send_records([record(n, start=float(round_)) for n in range(1, 251)])
+        send_committed(link.a, [record(n, start=float(round_)) for n in range(1, 251)])
     assert link.a.pending < COMPACT_FROM + 250 * 2
     link.connect()
     link.pump()
@@ -355,10 +362,10 @@ def test_a_long_outage_keeps_only_the_newest_update_per_address():
 def test_resent_updates_already_applied_are_skipped():
     link = Link()
     link.connect()
-    link.a.send_records([record(1), record(2)])
+    send_committed(link.a, [record(1), record(2)])
     link.pump(applied=True)
     # the ack is lost: cut before A hears it, A resends on reconnect
-    link.a.send_records([record(3)])
+    send_committed(link.a, [record(3)])
     frames = link.a.data_to_send(link.now)
     link.b.data_received(frames, link.now)
     link.b.acknowledge(link.now)
@@ -373,7 +380,7 @@ def test_resent_updates_already_applied_are_skipped():
 def test_restarted_peer_gets_the_queue_again():
     link = Link()
     link.connect()
-    link.a.send_records([record(1)])
+    send_committed(link.a, [record(1)])
     link.pump(applied=False)  # B got it but never committed: it dies
     link.cut()
     link.b = BackupChannel("s1", KEY, random_bytes=counter_bytes(), profiles=PEER_PROFILE)
@@ -429,7 +436,7 @@ def test_a_batch_waits_for_acks_beyond_its_window_so_updates_do_not_queue_behind
         link.a.send_batch_page()
     assert link.a.statistics.updates_sent == BATCH_WINDOW * RECORDS_PER_FRAME
     assert not link.a.batch_pending
-    seq = link.a.send_records([record(251)])  # behind BATCH_WINDOW pages at most
+    seq = send_committed(link.a, [record(251)])  # behind BATCH_WINDOW pages at most
     link.pump(rounds=1)  # B applies the update and acknowledges it, and a step of a page
     assert link.a.peer_acked == seq and not link.a.batch_pending
     link.pump(rounds=RECORDS_PER_FRAME // BATCH_STEP_RECORDS)  # a page applied: the window opens
@@ -449,7 +456,7 @@ def test_a_real_time_update_is_not_acknowledged_later_for_the_batch_pages_read_w
                  3 * RECORDS_PER_FRAME)
     a.send_batch_page()
     a.send_batch_page()
-    seq = a.send_records([record(251)])
+    seq = send_committed(a, [record(251)])
     b.data_received(a.data_to_send(link.now), link.now)  # BATCH_BEGIN, two pages, the update
     assert [[r.address - 0x0A0A0A00 for r in e.records] for e in b.events
             if isinstance(e, (RecordsReceived, BatchStarted))] == [[251]]
@@ -483,7 +490,7 @@ def test_a_deletion_is_handed_over_after_the_batch_pages_read_before_it():
     a, b = link.a, link.b
     a.send_batch(1, [record(n) for n in range(1, 11)], 10)
     a.send_batch_page()
-    a.send_records([LeaseRecord(1, "pool1", 0x0A0A0A00 + 5, None)])
+    send_committed(a, [LeaseRecord(1, "pool1", 0x0A0A0A00 + 5, None)])
     b.data_received(a.data_to_send(link.now), link.now)
     records = [(e.batch, r.lease is None) for e in b.events if isinstance(e, RecordsReceived)
                for r in e.records]
@@ -535,10 +542,10 @@ def test_updates_queued_between_two_collections_share_one_frame_in_sequence_orde
     link = Link()
     link.connect()
     for n in (1, 2, 3):
-        link.a.send_records([record(n)])  # three DHCP exchanges within one group commit
+        send_committed(link.a, [record(n)])  # three DHCP exchanges within one group commit
     link.a.send_batch(1, [record(10), record(11)], 2)
     link.a.send_batch_page()
-    link.a.send_records([record(4)])
+    send_committed(link.a, [record(4)])
     link.pump()
     batches = [[r.address - 0x0A0A0A00 for r in e.records] for e in link.b.events
                if isinstance(e, RecordsReceived)]
@@ -562,9 +569,9 @@ def test_a_batch_cut_by_a_lost_connection_is_dropped_but_updates_between_its_pag
     link.connect()
     link.a.send_batch(1, [record(n % 250 + 1) for n in range(1200)], 1200)
     link.a.send_batch_page()  # batch records 1-500
-    link.a.send_records([record(251)])  # seq 1
+    send_committed(link.a, [record(251)])  # seq 1
     link.a.send_batch_page()  # batch records 501-1000
-    link.a.send_records([record(252)])  # seq 2
+    send_committed(link.a, [record(252)])  # seq 2
     link.b.data_received(link.a.data_to_send(link.now), link.now)  # read, not yet applied
     assert link.b.receiving_batch
     link.cut()
@@ -601,7 +608,7 @@ def test_heartbeats_carry_role_changes_and_silence_kills_the_channel():
 def test_replayed_frame_fails_authentication():
     link = Link()
     link.connect()
-    link.a.send_records([record(1)])
+    send_committed(link.a, [record(1)])
     captured = link.a.data_to_send(link.now)
     link.b.data_received(captured, link.now)
     link.b.data_received(captured, link.now)  # replay
@@ -612,7 +619,7 @@ def test_replayed_frame_fails_authentication():
 def test_tampered_frame_fails_authentication():
     link = Link()
     link.connect()
-    link.a.send_records([record(1)])
+    send_committed(link.a, [record(1)])
     captured = bytearray(link.a.data_to_send(link.now))
     captured[40] ^= 0x01
     link.b.data_received(bytes(captured), link.now)
@@ -647,7 +654,7 @@ def test_frames_before_the_handshake_are_refused():
 def test_without_keys_the_channel_still_works():
     link = Link(key_a=None, key_b=None)
     link.connect()
-    link.a.send_records([record(4)])
+    send_committed(link.a, [record(4)])
     link.pump()
     assert [r.address for r in received(link.b)] == [0x0A0A0A04]
 
@@ -657,15 +664,96 @@ def test_acks_repeat_the_peers_roles_and_only_a_change_is_reported():
     link.connect()
     link.a.events.clear()
     for n in range(1, 4):  # each ack is a heartbeat carrying the same roles
-        link.a.send_records([record(n)])
+        send_committed(link.a, [record(n)])
         link.pump()
     assert link.a.peer_acked == 3
     assert not any(isinstance(e, PeerProfiles) for e in link.a.events)
     link.b.set_profiles((ProfileInfo(1, "service1", "master"),), link.now)
-    link.a.send_records([record(4)])
+    send_committed(link.a, [record(4)])
     link.pump()
     link.b.set_profiles(PEER_PROFILE, link.now)
     link.pump()
     assert [e.profiles[0].state for e in link.a.events
             if isinstance(e, PeerProfiles)] == ["master", "slave"]
     assert link.a.peer_profiles == PEER_PROFILE
+
+
+def updates_on_the_wire(data: bytes) -> list[int]:
+    """The addresses (last octet) of the real-time records in a stream without a key."""
+    return [r.address - 0x0A0A0A00 for frame in FrameReader().feed(data)
+            if frame.type is FrameType.UPDATE and not frame.flags
+            for r in decode_records(frame.payload)]
+
+
+def test_a_record_leaves_only_once_released_and_in_order():
+    """A record waits until the owner says its lease is on its own disk; the released
+    ones leave first, the rest stay queued for their own release."""
+    link = Link(None, None)
+    link.connect()
+    first = link.a.send_records([record(1), record(2)])
+    link.now += FRAME_HOLD
+    assert updates_on_the_wire(link.a.data_to_send(link.now)) == []
+    link.a.send_records([record(3)])
+    link.a.release(first)
+    link.now += FRAME_HOLD
+    assert updates_on_the_wire(link.a.data_to_send(link.now)) == [1, 2]
+    link.a._live_in_flight.clear()  # as if acknowledged (the ack itself is not released)
+    link.now += FRAME_HOLD
+    assert updates_on_the_wire(link.a.data_to_send(link.now)) == []
+    link.a.release(first + 1)
+    link.now += FRAME_HOLD
+    assert updates_on_the_wire(link.a.data_to_send(link.now)) == [3]
+
+
+def test_a_peer_that_acknowledges_an_unreleased_record_is_ignored():
+    link = Link(None, None)
+    link.connect()
+    send_committed(link.a, [record(1)])
+    held = link.a.send_records([record(2)])
+    link.b.received_seq = held  # a hostile or broken peer claims record 2, never sent
+    link.b.acknowledge(link.now)
+    link.a.data_received(link.b.data_to_send(link.now), link.now)
+    assert link.a.peer_acked == 0 and [seq for seq, _ in link.a.unacked] == [1, 2]
+
+
+def test_across_a_reconnection_the_unreleased_records_wait_for_their_release():
+    """Queued while down, some released and some not: the new connection resends the
+    released ones (compacted), and the others when released, in sequence order."""
+    link = Link()
+    link.connect()
+    link.cut()
+    for round_ in range(COMPACT_FROM // 100 + 1):  # renewals enough to compact the queue
+        send_committed(link.a, [record(n, start=float(round_)) for n in range(1, 101)])
+    held = [record(n, start=1000.0) for n in range(1, 4)]
+    last = link.a.send_records(held)
+    for round_ in range(COMPACT_FROM // 100 + 1):  # more, released, after the held ones:
+        link.a.send_records([record(n, start=2000.0 + round_) for n in range(4, 6)])
+    assert link.a.released_seq < last  # ... stay unreleased too, behind them
+    link.connect()
+    link.pump()
+    newest = {r.address - 0x0A0A0A00: r.lease.start for r in received(link.b)}
+    assert newest == {n: float(COMPACT_FROM // 100) for n in range(1, 101)}
+    link.a.release(link.a.next_seq - 1)
+    link.pump()
+    newest = {r.address - 0x0A0A0A00: r.lease.start for r in received(link.b)}
+    assert [newest[n] for n in range(1, 6)] == [1000.0] * 3 + [2000.0 + COMPACT_FROM // 100] * 2
+    assert link.a.pending == 0
+
+
+def test_a_batch_page_waits_for_the_records_queued_before_it():
+    """A page read from the table may hold the lease of a record not yet released: the
+    batch's frames follow, in order, once the records before them are released."""
+    link = Link(None, None)
+    link.connect()
+    seq = link.a.send_records([record(1, start=500.0)])
+    link.a.send_batch(1, iter([record(1, start=500.0), record(2)]), 2)
+    link.a.send_batch_page()
+    assert not link.a.batch_pending  # the batch is read: it is the release that waits
+    link.b.data_received(link.a.data_to_send(link.now), link.now)
+    assert not any(isinstance(e, (BatchStarted, RecordsReceived)) for e in link.b.events)
+    link.a.release(seq)
+    link.pump()
+    assert [type(e) for e in link.b.events if isinstance(
+        e, (BatchStarted, RecordsReceived, BatchFinished))] == [
+        RecordsReceived, BatchStarted, RecordsReceived, BatchFinished]
+    assert link.a.pending == 0
