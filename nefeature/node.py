@@ -21,6 +21,7 @@ import gc
 import logging
 import signal
 import socket
+import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -60,6 +61,8 @@ from nefeature.vrrp.transport import (
 log = logging.getLogger("nefeature")
 
 GC_FREEZE_INTERVAL = 10.0  # seconds between moving survivors out of the collector's way
+JOURNAL_RETRY = 0.1  # seconds before a failed journal write is tried again, doubling...
+JOURNAL_RETRY_MAX = 5.0  # ... up to this
 #: Leases the table may gain from the peer before they are moved out of the collector's way
 #: too: fewer than make a young pass (50,000 new objects, about 20,000 leases), so none runs
 #: during a batch backup (each took 4-16 ms, for nothing: the leases live on).
@@ -118,6 +121,10 @@ class Device:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at: float | None = None
         self._freeze_timer: asyncio.TimerHandle | None = None
+        self._failed_write: WriteJournal | None = None  # tried again by _write_retry
+        self._write_retry: asyncio.TimerHandle | None = None
+        self._write_failures = 0  # in a row
+        self._write_failing_since = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = asyncio.Event()
         self._frozen_table_size = len(self.core.dhcp.table)  # at the last gc.freeze()
@@ -264,12 +271,45 @@ class Device:
     def _write(self, output: WriteJournal) -> None:
         """Run a journal write in line: one append to the log, a few microseconds, so the
         ACKs waiting for it leave in this same turn of the loop.  What arrives while it
-        runs gathers in the core for the next (group commit)."""
+        runs gathers in the core for the next (group commit).
+
+        A write that fails (a full disk, an I/O error) is tried again, after
+        ``JOURNAL_RETRY`` doubling up to ``JOURNAL_RETRY_MAX``, for as long as it
+        fails: meanwhile the core holds its DHCPACKs and its leases' updates for the
+        peer, and gathers the changes that follow for the next write.  Nothing is
+        acknowledged that is not on disk, and nothing is lost once there is room."""
         started = time.perf_counter() if self._trace is not None else 0.0
-        self.journal.commit(output.changes, output.synced_until, output.splits)
+        try:
+            self.journal.commit(output.changes, output.synced_until, output.splits)
+        except OSError as error:
+            self._write_failed(output, error)
+            return
         if self._trace is not None:
             self._trace.journal_s += time.perf_counter() - started
+        if self._write_failures:
+            log.warning("lease journal: written again after %.1f s and %d failed attempts",
+                        time.monotonic() - self._write_failing_since, self._write_failures)
+            self._write_failures = 0
         self.core.journal_committed(output.write_id, time.monotonic(), time.time())
+
+    def _write_failed(self, output: WriteJournal, error: OSError) -> None:
+        if not self._write_failures:
+            self._write_failing_since = time.monotonic()
+            log.error("lease journal: write failed (%s); the DHCPACKs and peer updates of "
+                      "its %d lease change(s) wait, and the write is tried again until it "
+                      "succeeds", error, len(output.changes))
+        self._write_failures += 1
+        self._failed_write = output
+        if self._loop is not None:
+            delay = min(JOURNAL_RETRY * 2 ** (self._write_failures - 1), JOURNAL_RETRY_MAX)
+            self._write_retry = self._loop.call_later(delay, self._retry_write)
+
+    def _retry_write(self) -> None:
+        self._write_retry = None
+        output, self._failed_write = self._failed_write, None
+        if output is not None:
+            self._write(output)
+            self._drain()
 
     def _set_virtual(self, output: VirtualAddressesChanged) -> None:
         virtual = self._virtual.get(output.key)
@@ -420,11 +460,12 @@ class Device:
         journal gets what is pending, then the replies waiting for it leave, and the journal
         is folded and checkpointed."""
         service.notify("STOPPING=1")
-        for timer in (self._timer, self._freeze_timer):
+        for timer in (self._timer, self._freeze_timer, self._write_retry):
             if timer is not None:
                 timer.cancel()
         self._closed = True
         self._loop = None
+        self._retry_write()  # a write still failing: one last try
         self.core.stop(time.monotonic(), time.time())
         self._drain()
         for connector in self.connectors.values():
@@ -442,7 +483,10 @@ class Device:
         if self.sockets is not None:
             self.sockets.close()
             self.sockets = None
-        self.journal.close()
+        try:
+            self.journal.close()
+        except (OSError, sqlite3.Error) as error:  # a full disk: the log keeps every lease
+            log.error("lease journal: not folded at stop (%s); the next start folds it", error)
         log.info("stopped")
 
     # --- management: what nefeature.netconf.device.ManagedDevice asks of a device ---

@@ -55,6 +55,7 @@ release.  Every layout change adds one step to ``MIGRATIONS``.
 
 from __future__ import annotations
 
+import errno
 import logging
 import marshal
 import os
@@ -166,7 +167,9 @@ class LeaseJournal:
             raise
         self._lock = threading.Lock()  # the log file being written, and the folder's pipe
         self._generation = folded + 1
-        self._log = self._create_log()
+        self._log = self._create_log(self._generation)
+        self._log_end = len(LOG_FORMAT)  # where the log's whole records end
+        self._log_torn = False  # a failed write left bytes past _log_end
         self._log_rows = 0
         self._log_started = time.monotonic()
         self._folded = threading.Condition()  # notified as the folder reports progress
@@ -181,10 +184,16 @@ class LeaseJournal:
     def _log_path(self, generation: int) -> Path:
         return self.path.with_name(f"{self.path.name}{LOG_SUFFIX}{generation}")
 
-    def _create_log(self) -> int:
-        log_file = os.open(self._log_path(self._generation),
-                           os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
-        os.write(log_file, LOG_FORMAT)
+    def _create_log(self, generation: int) -> int:
+        path = self._log_path(generation)
+        log_file = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
+        try:
+            if os.write(log_file, LOG_FORMAT) != len(LOG_FORMAT):
+                raise OSError(errno.ENOSPC, "short write of the log's first line")
+        except OSError:
+            os.close(log_file)
+            path.unlink(missing_ok=True)
+            raise
         return log_file
 
     def _open_layout(self) -> int | None:
@@ -266,7 +275,7 @@ class LeaseJournal:
             if not readable:
                 with self._lock:
                     if time.monotonic() - self._log_started >= FOLD_INTERVAL:
-                        self._start_next_log()
+                        self._start_next_log_or_say_why()
                     self._fold_held()
                 continue
             report = os.read(folder.stdout.fileno(), 4096)  # whole lines: one write() each
@@ -352,26 +361,66 @@ class LeaseJournal:
         data = RECORD_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
         finished = None
         with self._lock:
-            written = os.write(self._log, data)
-            while written < len(data):  # a short write (a full disk raises instead)
-                written += os.write(self._log, data[written:])
+            self._append(data)
             self._log_rows += len(changes) or 1  # a record of journal_info alone counts too
             if self._log_rows >= FOLD_ROWS:
-                finished = self._start_next_log()
+                finished = self._start_next_log_or_say_why()
         if finished is not None and self._folder is None:  # no folder (tools, tests)
             self._fold_in_line(finished)
+
+    def _append(self, data: bytes) -> None:
+        """Write one record at the end of the log's whole records (holding the lock).
+
+        A write that fails (a full disk, an I/O error) may have written part of the
+        record: the part is cut off again before this raises, or before the next record
+        if cutting failed too, so no record ever follows a torn one (reading stops at
+        the first torn record: every commit after it would be lost)."""
+        if self._log_torn:
+            self._cut_torn_record()
+        try:
+            written = os.write(self._log, data)
+            while written < len(data):  # a short write: the next one raises if the disk is full
+                written += os.write(self._log, data[written:])
+        except OSError:
+            self._log_torn = True
+            try:
+                self._cut_torn_record()
+            except OSError:
+                pass  # tried again before the next record
+            raise
+        self._log_end += len(data)
+
+    def _cut_torn_record(self) -> None:
+        os.ftruncate(self._log, self._log_end)
+        os.lseek(self._log, self._log_end, os.SEEK_SET)
+        self._log_torn = False
+
+    def _start_next_log_or_say_why(self) -> int | None:
+        """``_start_next_log``, where a failure only delays folding: the log file being
+        written stays in use, and the next call tries again."""
+        try:
+            return self._start_next_log()
+        except OSError as error:
+            log.error("lease journal: cannot start log file %d: %s (still writing %d)",
+                      self._generation + 1, error, self._generation)
+            return None
 
     def _start_next_log(self) -> int | None:
         """Close the log file being written and start the next (holding the lock); the
         folder is asked to fold the closed one.  Its number, or None when it was empty
-        (then nothing changes)."""
+        (then nothing changes).  Raises OSError, nothing changed, when the next cannot
+        be created (a full disk)."""
         self._log_started = time.monotonic()
         if not self._log_rows:
             return None
+        if self._log_torn:
+            self._cut_torn_record()
+        next_log = self._create_log(self._generation + 1)
         os.close(self._log)
         finished = self._generation
         self._generation += 1
-        self._log = self._create_log()
+        self._log = next_log
+        self._log_end = len(LOG_FORMAT)
         self._log_rows = 0
         if self._folder is not None and not self._fold_held():
             self._request_fold(finished)

@@ -5,6 +5,7 @@ write."""
 from __future__ import annotations
 
 import asyncio
+import errno
 import os
 import signal
 import sqlite3
@@ -343,3 +344,129 @@ def test_a_large_commit_writes_every_row_as_it_reads_back(tmp_path):
     expected[ADDRESS + 149] = first[148]._replace(address=ADDRESS + 149)
     assert {each.address: each for each in journal.load()} == expected
     journal.close()
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 512 KiB tmpfs: a disk that can be filled for real (ENOSPC), then given room."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs (a full disk) needs root")
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=512k", "tmpfs", str(disk)], check=True)
+    try:
+        yield disk
+    finally:
+        subprocess.run(["umount", "-l", str(disk)], check=True)
+
+
+def fill(disk, room: int) -> None:
+    """Fill the disk but for ``room`` bytes (whole pages)."""
+    with open(disk / "filler", "wb", buffering=0) as filler:
+        try:
+            while True:
+                filler.write(bytes(4096))
+        except OSError:
+            pass
+    os.truncate(disk / "filler", (disk / "filler").stat().st_size - room)
+
+
+def test_a_write_that_fills_the_disk_leaves_no_torn_record_in_front_of_the_next(small_disk):
+    """A full disk cuts a commit short (part of its record written, then ENOSPC): the part
+    is cut off before the commit raises, so the commits after it, once there is room, are
+    read back.  Left in place, it hid every later commit from the next start."""
+    journal = LeaseJournal(small_disk / "leases.sqlite")
+    journal.commit({ADDRESS: lease()})
+    log_file = journal._log_path(journal._generation)
+    whole = log_file.stat().st_size
+    fill(small_disk, 4096)
+    big = {ADDRESS + n: lease(ADDRESS + n) for n in range(1, 400)}  # ~40 KB: over the room
+    with pytest.raises(OSError) as failed:
+        journal.commit(big)
+    assert failed.value.errno == errno.ENOSPC
+    assert log_file.stat().st_size == whole, "the part written is cut off again"
+    os.unlink(small_disk / "filler")
+    journal.commit({ADDRESS + 500: lease(ADDRESS + 500)})
+    crash(journal)
+    reopened = LeaseJournal(small_disk / "leases.sqlite")
+    assert sorted(each.address for each in reopened.load()) == [ADDRESS, ADDRESS + 500]
+    reopened.close()
+
+
+def test_a_log_file_that_cannot_be_started_leaves_the_journal_writing_the_one_it_has(
+        small_disk):
+    journal = LeaseJournal(small_disk / "leases.sqlite")
+    journal.commit({ADDRESS: lease()})
+    fill(small_disk, 0)
+    with journal._lock:
+        assert journal._start_next_log_or_say_why() is None  # no room for the next file
+    os.unlink(small_disk / "filler")
+    journal.commit({ADDRESS + 1: lease(ADDRESS + 1)})
+    crash(journal)
+    reopened = LeaseJournal(small_disk / "leases.sqlite")
+    assert sorted(each.address for each in reopened.load()) == [ADDRESS, ADDRESS + 1]
+    reopened.close()
+
+
+def test_a_device_whose_disk_is_full_holds_its_acks_and_sends_them_once_there_is_room(
+        small_disk, caplog):
+    """The write of a lease fails (ENOSPC): no DHCPACK for it, and the device does not
+    stop writing; it tries again, and once there is room the lease is on disk and its
+    ACK leaves, and the exchanges that came meanwhile are written after it."""
+    validated = validate_config_text((EXAMPLES / "single" / "server.xml").read_text())
+    device = Device(validated, small_disk)
+    wire = device.sockets = Wire()
+    path = device.journal.path
+
+    async def scenario() -> None:
+        device._loop = asyncio.get_running_loop()
+        fill(small_disk, 0)
+        offered = []
+        for mac in range(1, 100):  # until the log's last page is full too
+            offered.append(dora(device, wire, mac))
+            if len(wire.of_type(MessageType.ACK)) < len(offered):
+                break
+        acked = [m.yiaddr for m in wire.of_type(MessageType.ACK)]
+        assert acked == offered[:-1], "no ACK for the lease whose write failed"
+        offered.append(dora(device, wire, 100))  # gathers behind the failed write
+        await asyncio.sleep(0.5)  # a few tries, all failing
+        assert [m.yiaddr for m in wire.of_type(MessageType.ACK)] == acked
+        os.unlink(small_disk / "filler")
+        await wait_for_async(lambda: len(wire.of_type(MessageType.ACK)) == len(offered), 10.0)
+        assert [m.yiaddr for m in wire.of_type(MessageType.ACK)] == offered
+        assert journaled(path) >= set(offered)
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        device.sockets = None
+        device.close()
+    assert "lease journal: write failed" in caplog.text
+    assert "lease journal: written again" in caplog.text
+
+
+async def wait_for_async(condition, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.02)
+
+
+def test_a_device_stopped_on_a_full_disk_keeps_its_leases_in_the_log(small_disk, caplog):
+    validated = validate_config_text((EXAMPLES / "single" / "server.xml").read_text())
+    device = Device(validated, small_disk)
+    wire = device.sockets = Wire()
+
+    async def scenario() -> None:
+        device._loop = asyncio.get_running_loop()
+        dora(device, wire, 1)
+
+    asyncio.run(scenario())
+    acked = [m.yiaddr for m in wire.of_type(MessageType.ACK)]
+    fill(small_disk, 0)
+    device.sockets = None
+    device.close()  # no room to fold: said, not raised
+    assert "not folded at stop" in caplog.text
+    os.unlink(small_disk / "filler")
+    assert {lease.address for lease in LeaseJournal(small_disk / "leases.sqlite").load()} \
+        == set(acked)
