@@ -280,6 +280,14 @@ def relayed(kind: int, mac: int, options: dict[int, bytes] | None = None) -> Rec
     return Received(encode(message))
 
 
+def single_device(state_dir) -> tuple[Device, Wire]:
+    """The single-server example's device, its replies caught on a Wire."""
+    device = Device(validate_config_text((EXAMPLES / "single" / "server.xml").read_text()),
+                    state_dir)
+    wire = device.sockets = Wire()
+    return device, wire
+
+
 def dora(device: Device, wire: Wire, mac: int) -> int:
     """DISCOVER, then REQUEST of the offer; the offered address."""
     device.on_dhcp_batch([relayed(MessageType.DISCOVER, mac)])
@@ -292,9 +300,7 @@ def dora(device: Device, wire: Wire, mac: int) -> int:
 
 def test_an_ack_leaves_in_line_with_its_lease_in_the_log_even_while_sqlite_is_locked(
         tmp_path):
-    validated = validate_config_text((EXAMPLES / "single" / "server.xml").read_text())
-    device = Device(validated, tmp_path)
-    wire = device.sockets = Wire()
+    device, wire = single_device(tmp_path)
     path = device.journal.path
 
     async def scenario() -> None:
@@ -371,6 +377,16 @@ def fill(disk, room: int) -> None:
     os.truncate(disk / "filler", (disk / "filler").stat().st_size - room)
 
 
+def read_back_after_a_crash(journal: LeaseJournal) -> list[int]:
+    """The addresses a start reads from the journal a killed process left."""
+    crash(journal)
+    reopened = LeaseJournal(journal.path)
+    try:
+        return sorted(each.address for each in reopened.load())
+    finally:
+        reopened.close()
+
+
 def test_a_write_that_fills_the_disk_leaves_no_torn_record_in_front_of_the_next(small_disk):
     """A full disk cuts a commit short (part of its record written, then ENOSPC): the part
     is cut off before the commit raises, so the commits after it, once there is room, are
@@ -387,10 +403,7 @@ def test_a_write_that_fills_the_disk_leaves_no_torn_record_in_front_of_the_next(
     assert log_file.stat().st_size == whole, "the part written is cut off again"
     os.unlink(small_disk / "filler")
     journal.commit({ADDRESS + 500: lease(ADDRESS + 500)})
-    crash(journal)
-    reopened = LeaseJournal(small_disk / "leases.sqlite")
-    assert sorted(each.address for each in reopened.load()) == [ADDRESS, ADDRESS + 500]
-    reopened.close()
+    assert read_back_after_a_crash(journal) == [ADDRESS, ADDRESS + 500]
 
 
 def test_a_log_file_that_cannot_be_started_leaves_the_journal_writing_the_one_it_has(
@@ -402,10 +415,7 @@ def test_a_log_file_that_cannot_be_started_leaves_the_journal_writing_the_one_it
         assert journal._start_next_log_or_say_why() is None  # no room for the next file
     os.unlink(small_disk / "filler")
     journal.commit({ADDRESS + 1: lease(ADDRESS + 1)})
-    crash(journal)
-    reopened = LeaseJournal(small_disk / "leases.sqlite")
-    assert sorted(each.address for each in reopened.load()) == [ADDRESS, ADDRESS + 1]
-    reopened.close()
+    assert read_back_after_a_crash(journal) == [ADDRESS, ADDRESS + 1]
 
 
 def test_a_device_whose_disk_is_full_holds_its_acks_and_sends_them_once_there_is_room(
@@ -413,9 +423,7 @@ def test_a_device_whose_disk_is_full_holds_its_acks_and_sends_them_once_there_is
     """The write of a lease fails (ENOSPC): no DHCPACK for it, and the device does not
     stop writing; it tries again, and once there is room the lease is on disk and its
     ACK leaves, and the exchanges that came meanwhile are written after it."""
-    validated = validate_config_text((EXAMPLES / "single" / "server.xml").read_text())
-    device = Device(validated, small_disk)
-    wire = device.sockets = Wire()
+    device, wire = single_device(small_disk)
     path = device.journal.path
 
     async def scenario() -> None:
@@ -453,9 +461,7 @@ async def wait_for_async(condition, timeout: float) -> None:
 
 
 def test_a_device_stopped_on_a_full_disk_keeps_its_leases_in_the_log(small_disk, caplog):
-    validated = validate_config_text((EXAMPLES / "single" / "server.xml").read_text())
-    device = Device(validated, small_disk)
-    wire = device.sockets = Wire()
+    device, wire = single_device(small_disk)
 
     async def scenario() -> None:
         device._loop = asyncio.get_running_loop()
