@@ -15,6 +15,9 @@ then deletes the file.  Replaying a log is idempotent (every record sets rows
 to a value), so a crash anywhere in that sequence loses nothing: opening a
 journal folds whatever files are left, in order, and ignores a torn last
 record, one whose write the crash cut short (it was never acknowledged).
+A write that fails while the process lives (a full disk) raises, and what it
+wrote of its record is cut off again first, so no record follows a torn one;
+the device tries the write again until it succeeds (``nefeature.node``).
 This is Kea's memfile (an appended lease file, compacted later) with SQLite
 as the compacted form: a commit costs one system call instead of SQLite's
 locking, page writes and WAL index update, a tenth of the CPU for one lease.
