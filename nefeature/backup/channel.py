@@ -380,6 +380,9 @@ class BackupChannel:
         self.released_seq = min(upto, self.next_seq - 1)
         waiting = self._after_records
         while waiting and waiting[0][0] <= self.released_seq:
+            # the records released with it first: a page read before the write may hold a
+            # version of a lease that one of them replaced in that same write
+            self._frame_unframed()
             self._send(waiting.popleft()[1])
 
     def _compact_unacked(self) -> None:

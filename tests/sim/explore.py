@@ -2,8 +2,8 @@
 
 The suite's ``test_combined_faults`` replays the same 500 schedules every run, so that CI
 is deterministic.  This draws new ones every run, and more widely: up to five faults,
-3 to 10 clients, strict and lazy mode, slow and jittery channels, slow disks, and clients
-that all start at once.  Every invariant of ``tests/sim/simulator.py`` is checked after
+3 to 10 clients, strict and lazy mode, slow and jittery channels, slow and stalling disks,
+and clients that all start at once.  Every invariant of ``tests/sim/simulator.py`` is checked after
 every event; a failure prints the violated invariant, a ``Sim(...)`` call that replays it
 and the end of its trace (hypothesis shrinks it first).  A schedule it finds belongs in
 ``tests/sim/test_simulation.py`` as a test of its own, with the fix.
@@ -21,7 +21,7 @@ import sys
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.sim.simulator import Sim
+from tests.sim.simulator import STALLING_DISK, Sim
 from tests.sim.test_simulation import fault
 
 schedules = st.fixed_dictionaries({
@@ -32,7 +32,7 @@ schedules = st.fixed_dictionaries({
     "pool_end": st.sampled_from([16, 100]),  # 16: eight clients nearly fill it
     "channel_delay": st.sampled_from([(0.0002, 0.002), (0.005, 0.05), (0.0001, 0.2)]),
     "journal_delays": st.sampled_from([(0.0001, 0.0005, 0.002, 0.004), (0.02, 0.1),
-                                       (0.0001, 0.3)]),
+                                       (0.0001, 0.3), STALLING_DISK]),
     "burst_at": st.none() | st.floats(1.0, 30.0),
 })
 

@@ -15,7 +15,8 @@ from nefeature.backup.channel import FRAME_HOLD
 from nefeature.backup.hotbackup import FailoverState
 from nefeature.core import SYNC_RECORD_STEP, DeviceCore
 from nefeature.dhcp.pool import Side
-from tests.sim.simulator import ADDRESSES, LAN, POOL, Fault, Sim, device_config
+from tests.sim.simulator import (ADDRESSES, LAN, POOL, STALLING_DISK, Fault, Sim,
+                                 device_config)
 
 KINDS = ("crash", "freeze", "uplink", "partition", "channel-cut", "garbage", "lan-loss")
 
@@ -241,6 +242,18 @@ def test_no_lease_reaches_the_peer_before_it_is_on_its_grantors_disk():
     Sim(659, [Fault(2.0, "crash", "A", 0.5), Fault(13.0, "crash", "A", 5.0),
               Fault(18.0, "crash", "B", 4.0)], clients=5, pool_end=16, duration=50.0,
         journal_delays=(0.0001, 0.3)).run()
+
+
+def test_a_batch_page_read_before_a_stalled_write_never_outruns_what_replaced_it():
+    """Found by the wider search with a disk that stalls 2 s: A, back from a freeze, read
+    a batch page holding client3's lease of 10.10.10.8 while its write was stalled, and
+    renewed that lease in the next write.  The page and the renewal's record are released
+    by the same commit; the renewal goes on the wire first, so the peer never holds only
+    the version A's disk never had."""
+    Sim(1, [Fault(2.0, "crash", "A", 5.0), Fault(2.0, "crash", "A", 5.0),
+            Fault(2.0, "crash", "A", 0.5), Fault(11.0, "garbage", "A", 1.0),
+            Fault(30.0, "freeze", "A", 12.0)], clients=7, pool_end=16, duration=50.0,
+        journal_delays=STALLING_DISK).run()
 
 
 def test_a_core_built_from_its_journal_allocates_as_after_start():

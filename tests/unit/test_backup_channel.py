@@ -7,6 +7,7 @@ import itertools
 import pytest
 
 from nefeature.backup.channel import (
+    BATCH_FLAG,
     BATCH_STEP_RECORDS,
     BATCH_WINDOW,
     COMPACT_FROM,
@@ -757,3 +758,24 @@ def test_a_batch_page_waits_for_the_records_queued_before_it():
         e, (BatchStarted, RecordsReceived, BatchFinished))] == [
         RecordsReceived, BatchStarted, RecordsReceived, BatchFinished]
     assert link.a.pending == 0
+
+
+def test_records_released_with_a_held_page_go_before_it_even_behind_an_unacked_frame():
+    """A page read before a journal write may hold a version of a lease that a record of
+    the same write replaces: released together, the record goes first, whatever the
+    live window says, so the peer never holds the older version alone."""
+    link = Link(None, None)
+    link.connect()
+    send_committed(link.a, [record(9)])
+    link.now += FRAME_HOLD
+    assert updates_on_the_wire(link.a.data_to_send(link.now)) == [9]  # awaits its ack
+    link.a.send_batch(1, iter([record(1, start=500.0), record(2)]), 2)  # BATCH_BEGIN leaves
+    older = link.a.send_records([record(1, start=500.0)])
+    link.a.send_batch_page()  # read now: holds the older version, waits for its release
+    newer = link.a.send_records([record(1, start=501.0)])  # replaced in the same write
+    link.a.release(newer)
+    frames = [(frame.flags, [r.lease.start for r in decode_records(frame.payload)])
+              for frame in FrameReader().feed(link.a.data_to_send(link.now))
+              if frame.type is FrameType.UPDATE]
+    assert frames == [(0, [500.0, 501.0]), (BATCH_FLAG, [500.0, 102.0])]
+    assert older < newer
