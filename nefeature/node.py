@@ -124,6 +124,7 @@ class Device:
         self._failed_write: WriteJournal | None = None  # tried again by _write_retry
         self._write_retry: asyncio.TimerHandle | None = None
         self._write_failures = 0  # in a row
+        self._dropped_while_failing = 0  # DHCP datagrams not taken meanwhile
         self._write_failing_since = 0.0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stopped = asyncio.Event()
@@ -158,6 +159,11 @@ class Device:
         trace.input_done(method.__name__, started, cpu, before, len(self.core.dhcp.table))
 
     def on_dhcp_batch(self, batch: list[Received]) -> None:
+        if self._failed_write is not None:
+            # The journal cannot be written: as a process blocked on its disk, the device
+            # takes no DHCP, so nothing gathers that could not be acknowledged anyway.
+            self._dropped_while_failing += len(batch)
+            return
         if self._trace is not None:
             self._trace.received(batch)
         self._input(self.core.dhcp_received, batch)
@@ -276,8 +282,9 @@ class Device:
         A write that fails (a full disk, an I/O error) is tried again, after
         ``JOURNAL_RETRY`` doubling up to ``JOURNAL_RETRY_MAX``, for as long as it
         fails: meanwhile the core holds its DHCPACKs and its leases' updates for the
-        peer, and gathers the changes that follow for the next write.  Nothing is
-        acknowledged that is not on disk, and nothing is lost once there is room."""
+        peer, and the device takes no DHCP (``on_dhcp_batch``), as a process blocked on
+        its disk would not.  Nothing is acknowledged that is not on disk, and nothing is
+        lost once there is room."""
         started = time.perf_counter() if self._trace is not None else 0.0
         try:
             self.journal.commit(output.changes, output.synced_until, output.splits)
@@ -287,17 +294,19 @@ class Device:
         if self._trace is not None:
             self._trace.journal_s += time.perf_counter() - started
         if self._write_failures:
-            log.warning("lease journal: written again after %.1f s and %d failed attempts",
-                        time.monotonic() - self._write_failing_since, self._write_failures)
-            self._write_failures = 0
+            log.warning("lease journal: written again after %.1f s and %d failed attempts; "
+                        "%d DHCP datagrams were not taken meanwhile",
+                        time.monotonic() - self._write_failing_since, self._write_failures,
+                        self._dropped_while_failing)
+            self._write_failures = self._dropped_while_failing = 0
         self.core.journal_committed(output.write_id, time.monotonic(), time.time())
 
     def _write_failed(self, output: WriteJournal, error: OSError) -> None:
         if not self._write_failures:
             self._write_failing_since = time.monotonic()
             log.error("lease journal: write failed (%s); the DHCPACKs and peer updates of "
-                      "its %d lease change(s) wait, and the write is tried again until it "
-                      "succeeds", error, len(output.changes))
+                      "its %d lease change(s) wait, no DHCP is taken, and the write is tried "
+                      "again until it succeeds", error, len(output.changes))
         self._write_failures += 1
         self._failed_write = output
         if self._loop is not None:

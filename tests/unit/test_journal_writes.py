@@ -421,8 +421,9 @@ def test_a_log_file_that_cannot_be_started_leaves_the_journal_writing_the_one_it
 def test_a_device_whose_disk_is_full_holds_its_acks_and_sends_them_once_there_is_room(
         small_disk, caplog):
     """The write of a lease fails (ENOSPC): no DHCPACK for it, and the device does not
-    stop writing; it tries again, and once there is room the lease is on disk and its
-    ACK leaves, and the exchanges that came meanwhile are written after it."""
+    stop writing; it tries again, and takes no DHCP meanwhile (nothing could be
+    acknowledged).  Once there is room the lease is on disk, its ACK leaves, and new
+    clients are served."""
     device, wire = single_device(small_disk)
     path = device.journal.path
 
@@ -436,11 +437,15 @@ def test_a_device_whose_disk_is_full_holds_its_acks_and_sends_them_once_there_is
                 break
         acked = [m.yiaddr for m in wire.of_type(MessageType.ACK)]
         assert acked == offered[:-1], "no ACK for the lease whose write failed"
-        offered.append(dora(device, wire, 100))  # gathers behind the failed write
+        offers = len(wire.of_type(MessageType.OFFER))
+        device.on_dhcp_batch([relayed(MessageType.DISCOVER, 100)])
         await asyncio.sleep(0.5)  # a few tries, all failing
+        assert len(wire.of_type(MessageType.OFFER)) == offers, "no DHCP taken meanwhile"
         assert [m.yiaddr for m in wire.of_type(MessageType.ACK)] == acked
         os.unlink(small_disk / "filler")
         await wait_for_async(lambda: len(wire.of_type(MessageType.ACK)) == len(offered), 10.0)
+        assert [m.yiaddr for m in wire.of_type(MessageType.ACK)] == offered
+        offered.append(dora(device, wire, 100))
         assert [m.yiaddr for m in wire.of_type(MessageType.ACK)] == offered
         assert journaled(path) >= set(offered)
 
