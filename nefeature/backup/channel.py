@@ -228,9 +228,6 @@ class BackupChannel:
         self.peer_profiles: tuple[ProfileInfo, ...] = ()
         self.close_reason: str | None = None
         self._out = bytearray()
-        # Queued while up, not yet in a frame: the newest sequence numbers, the released
-        # ones first (``_ready`` of them).
-        self._unframed: list[LeaseRecord] = []
         self._encoded_profiles: tuple[tuple[ProfileInfo, ...] | None, bytes] = (None, b"")
         self._reset_connection()
 
@@ -244,6 +241,9 @@ class BackupChannel:
         self._next_heartbeat: float | None = None
         self._pending_receive_key: bytes | None = None
         self._live_in_flight: deque[int] = deque()  # last seq of each unacked UPDATE frame
+        # On this connection every record up to this one is framed (sent or resent); the
+        # released ones after it are framed next.
+        self._framed_through = 0
         # Batch frames, each after the records queued before it are released: (last such
         # seq, frame).
         self._after_records: deque[tuple[int, Frame]] = deque()
@@ -268,7 +268,6 @@ class BackupChannel:
     def connection_made(self, now: float) -> None:
         self._reset_connection()
         self._out.clear()
-        self._unframed.clear()
         self.close_reason = None
         self.state = ChannelState.HELLO
         self._nonce = self.random_bytes(16)
@@ -283,7 +282,6 @@ class BackupChannel:
         self.close_reason = None  # closed: nothing more to ask of the shell
         self._reset_connection()
         self._out.clear()
-        self._unframed.clear()
         self._batches.clear()
         if was_up:
             self.events.append(ChannelDown(reason))
@@ -316,8 +314,11 @@ class BackupChannel:
         return data
 
     def _ready(self) -> int:
-        """How many of the unframed records are released (the first ones)."""
-        return len(self._unframed) - (self.next_seq - 1 - self.released_seq)
+        """How many released records wait to be framed on this connection (at most: a
+        compaction may have dropped some of them)."""
+        if self.state is not ChannelState.UP:
+            return 0
+        return self.released_seq - self._framed_through
 
     def _frame_due(self, now: float, ready: int) -> bool:
         return not self._holding or now >= self._last_live_frame + FRAME_HOLD \
@@ -366,9 +367,7 @@ class BackupChannel:
         for record in records:
             self.unacked.append((self.next_seq, record))
             self.next_seq += 1
-        if self.state is ChannelState.UP:
-            self._unframed += records
-        elif len(self.unacked) >= self._compact_at:
+        if len(self.unacked) >= self._compact_at:
             self._compact_unacked()
         return self.next_seq - 1
 
@@ -386,13 +385,14 @@ class BackupChannel:
             self._send(waiting.popleft()[1])
 
     def _compact_unacked(self) -> None:
-        """While the peer is away, keep only the newest released update of each address.
+        """While the peer is away, or alive and acknowledging nothing (its disk is full),
+        keep only the newest update of each address among those sent or to be resent.
 
         An older update of an address says nothing the newer one does not, so
         the queue stays as small as the lease table however long the peer is
         gone.  The peer sees gaps in the numbers, which acks cover.  Records
-        not yet released stay, in consecutive numbers (``_unframed`` on the
-        next connection): they are the few of one or two journal writes.
+        not yet released all stay (a newer one of an address may not reach the
+        disk before a crash): the few of one or two journal writes.
         """
         released = self.released_seq
         newest = {(record.backup_id, record.address): seq
@@ -512,21 +512,25 @@ class BackupChannel:
     # --- frames ---
 
     def _frame_unframed(self) -> None:
-        """Frame the released records ``send_records`` queued (any other frame frames
-        them first, so the wire keeps the order they were released in)."""
-        ready = self._ready()
-        if ready > 0:
-            first, records = self.next_seq - len(self._unframed), self._unframed
-            if ready < len(records):
-                records, self._unframed = records[:ready], records[ready:]
-            else:
-                self._unframed = []
-            self._send_run(first, records)
+        """Frame the released records not yet framed on this connection (any other frame
+        frames them first, so the wire keeps the order they were released in)."""
+        if self._ready() <= 0:
+            return
+        framed, upto = self._framed_through, self.released_seq
+        waiting = []
+        for seq, record in reversed(self.unacked):  # the newest few
+            if seq <= framed:
+                break
+            if seq <= upto:
+                waiting.append((seq, record))
+        waiting.reverse()
+        self._framed_through = upto
+        self._send_runs(waiting)
 
     def _send(self, frame: Frame) -> None:
         if self.state is ChannelState.DOWN:
             return
-        if self._unframed and frame.type is not FrameType.UPDATE:
+        if frame.type is not FrameType.UPDATE and self._ready() > 0:
             self._frame_unframed()  # keep the wire in sequence order
         if frame.ack == 0 and frame.type is not FrameType.HELLO:
             frame = Frame(frame.type, frame.seq, self.acked_seq, frame.payload, frame.flags)
@@ -547,14 +551,17 @@ class BackupChannel:
             self._live_in_flight.append(last)
 
     def _resend_unacked(self) -> None:
-        """Everything released and not acknowledged, in runs of consecutive numbers
-        (compaction leaves gaps); the records not yet released wait unframed."""
+        """Everything released and not acknowledged (the records not yet released are
+        framed once they are)."""
+        self._framed_through = 0
+        self._frame_unframed()
+
+    def _send_runs(self, records: list[tuple[int, LeaseRecord]]) -> None:
+        """(seq, record) pairs in order, as runs of consecutive numbers (compaction leaves
+        gaps)."""
         run: list[LeaseRecord] = []
         first = 0
-        held = self.next_seq - 1 - self.released_seq
-        for seq, record in self.unacked:
-            if seq > self.released_seq:
-                break
+        for seq, record in records:
             if run and seq != first + len(run):
                 self._send_run(first, run)
                 run = []
@@ -563,9 +570,6 @@ class BackupChannel:
             run.append(record)
         if run:
             self._send_run(first, run)
-        if held:
-            self._unframed = [record for _seq, record in islice(
-                self.unacked, len(self.unacked) - held, None)]
 
     def _heartbeat(self, now: float) -> None:
         self._send(Frame(FrameType.HEARTBEAT, ack=self.acked_seq,

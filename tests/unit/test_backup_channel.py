@@ -779,3 +779,24 @@ def test_records_released_with_a_held_page_go_before_it_even_behind_an_unacked_f
               if frame.type is FrameType.UPDATE]
     assert frames == [(0, [500.0, 501.0]), (BATCH_FLAG, [500.0, 102.0])]
     assert older < newer
+
+
+def test_a_peer_that_stays_up_and_acknowledges_nothing_keeps_the_queue_bounded():
+    """A peer alive (heartbeats) whose disk is full acknowledges nothing: the updates it
+    has not acknowledged keep only the newest of each address, as for a peer away, and
+    once it acknowledges again it has the newest of every one."""
+    link = Link()
+    link.connect()
+    rounds = COMPACT_FROM // 100 * 3
+    for round_ in range(rounds):  # renewals of 100 leases, none acknowledged
+        send_committed(link.a, [record(n, start=float(round_)) for n in range(1, 101)])
+        link.pump(applied=False)
+    assert link.a.state is ChannelState.UP
+    assert link.a.pending < COMPACT_FROM + 2 * 100
+    link.b.acknowledge(link.now)  # its disk has room again: it commits, then acknowledges
+    link.pump(applied=True)
+    newest = {}
+    for r in received(link.b):
+        newest[r.address] = r.lease.start
+    assert len(newest) == 100 and set(newest.values()) == {float(rounds - 1)}
+    assert link.a.pending == 0
