@@ -646,10 +646,11 @@ class Sim:
 
     def check_sent_leases_on_disk(self, device: SimDevice, data: bytes) -> None:
         """The newest version of each lease in the bytes sent (real-time updates and batch
-        pages) is on the sender's disk, or on the peer's, which granted it: a lease the
-        peer holds and the sender may lose in a crash is one the sender can hand out
-        again from its share.  (An older version that one journal write replaced before
-        writing it travels with the version that replaced it; the peer keeps the newer.)"""
+        pages) is on a disk: the sender's, or the peer's, which granted it; or the sender's
+        disk holds a newer one at that address.  A lease the peer holds and the sender may
+        lose in a crash is one the sender can hand out again from its share.  (A version
+        that one journal write replaced before writing it, by one of the sender's or one
+        of the peer's, is harmless: the newer one is on the sender's disk.)"""
         peer = self.devices["B" if device.name == "A" else "A"]
         newest: dict[int, object] = {}
         for frame in FrameReader().feed(data):  # the simulated pair has no shared key
@@ -661,8 +662,10 @@ class Sim:
                                           or lease_version(lease) > lease_version(known)):
                     newest[record.address] = lease
         for address, lease in newest.items():
+            on_disk = device.disk.get(address)
             if lease_identity(lease) not in device.ever_on_disk \
-                    and lease_identity(lease) not in peer.ever_on_disk:
+                    and lease_identity(lease) not in peer.ever_on_disk \
+                    and (on_disk is None or lease_version(on_disk) < lease_version(lease)):
                 self.violation(f"{device.name} sends {IPv4Address(address)} "
                                f"({lease.state.name}, from {lease.start:.3f}) to "
                                f"{peer.name} before it is on a disk")

@@ -256,6 +256,18 @@ def test_a_batch_page_read_before_a_stalled_write_never_outruns_what_replaced_it
         journal_delays=STALLING_DISK).run()
 
 
+def test_a_version_the_peers_replaced_before_the_write_is_sent_harmlessly():
+    """Found by the wider search: B granted client0 10.10.10.5 while A was frozen and its
+    write stalled; A, resumed, bound client0 to .5 again and B took A's newer version into
+    the same write.  B's record of its own version leaves once that write is done: the
+    version is on no disk, but a newer one of the address is on B's (the simulator's
+    channel check allows that, and only that)."""
+    Sim(8646874, [Fault(2.0, "crash", "A", 1.0), Fault(2.0, "crash", "A", 1.0),
+                  Fault(2.0, "crash", "A", 3.0), Fault(2.0, "crash", "B", 4.0),
+                  Fault(34.0, "freeze", "A", 8.0)], clients=7, pool_end=16, duration=50.0,
+        journal_delays=STALLING_DISK).run()
+
+
 def test_a_core_built_from_its_journal_allocates_as_after_start():
     """Before any input the DHCP engine holds the hot-backup engine's word: silent,
     restricted to its share, at the split on disk."""
