@@ -28,9 +28,10 @@ trace of the run):
   another address (it renews its own address after any switchover);
 * no DHCPACK leaves before its lease is on the sending device's disk, and
   in strict mode on the peer's disk unless the core marked it unconfirmed;
-* no lease goes to the peer on the channel before it is on a disk: the
-  sender's, or the peer's that granted it (else a crash of the sender
-  leaves the peer with a lease its grantor never had);
+* no lease goes to the peer on the channel before it is on a disk (the
+  sender's, or the peer's that granted it), or a newer version of its
+  address is on the sender's (else a crash of the sender leaves the peer
+  with a lease its grantor never had);
 * a device that starts serving holds every valid lease its peer granted
   with confirmation (strict mode);
 * a serving device holds every valid lease a client holds in its own share
