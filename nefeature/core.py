@@ -185,7 +185,8 @@ class DeviceCore:
         self._splits_to_save: dict[str, int] = {}
         self._splits_in_write: dict[int, dict[str, int]] = {}
         self.backup = self._new_backup(now, dict(self._journaled_sync), self._journaled_splits)
-        self._hold_records()  # what it queued is read from the journal: released at once
+        # what it queued is read from the journal: released at once
+        self._hold_records(self._journal_pending())
         # Before any input the DHCP engine takes the hot-backup engine's word (silent, its
         # own share only, the split on disk), not what the configuration alone would say.
         self._backup_commands(now)
@@ -299,7 +300,7 @@ class DeviceCore:
         self._notify_all(self.dhcp.events)
         self.dhcp.events.clear()
         write_id = self._journal_pending()
-        self._hold_records()
+        self._hold_records(write_id)
         for reply in replies:
             if reply.durable:
                 service, seq = waits.get(reply.pool, (None, 0))
@@ -332,12 +333,12 @@ class DeviceCore:
                                               self._sync_to_journal(), splits))
         return needed
 
-    def _hold_records(self) -> None:
-        """The records queued so far may go to the peer once the write that holds every
-        table change so far is on disk (at once if it is)."""
+    def _hold_records(self, needed: int) -> None:
+        """The records queued so far may go to the peer once write ``needed``, the one
+        that holds every table change so far (``_journal_pending``), is on disk (at once
+        if it is)."""
         if not self.channels:
             return
-        needed = self._next_write_id if self.dhcp.table.pending else self._next_write_id - 1
         marks = [(channel, channel.next_seq - 1) for channel in self.channels.values()]
         if needed <= self.committed_write:
             for channel, seq in marks:
@@ -677,7 +678,8 @@ class DeviceCore:
         dhcp.mclt.clear()
         self.backup = self._new_backup(now, self.backup.synced_until,
                                        {**self._journaled_splits, **self.backup.splits_in_use()})
-        self._hold_records()  # the table's changes after synced_until, some not yet on disk
+        # the table's changes after synced_until, some not yet on disk
+        self._hold_records(self._journal_pending())
         self._acknowledge_after.clear()
         # the old channels are gone: these wait for the disk only
         waiting = sorted((gated for queue in self._gate.values() for gated in queue),

@@ -679,11 +679,16 @@ def test_acks_repeat_the_peers_roles_and_only_a_change_is_reported():
     assert link.a.peer_profiles == PEER_PROFILE
 
 
+def update_frames(data: bytes) -> list[tuple[int, list[LeaseRecord]]]:
+    """The UPDATE frames (flags, records) in a stream without a key."""
+    return [(frame.flags, decode_records(frame.payload)) for frame in FrameReader().feed(data)
+            if frame.type is FrameType.UPDATE]
+
+
 def updates_on_the_wire(data: bytes) -> list[int]:
     """The addresses (last octet) of the real-time records in a stream without a key."""
-    return [r.address - 0x0A0A0A00 for frame in FrameReader().feed(data)
-            if frame.type is FrameType.UPDATE and not frame.flags
-            for r in decode_records(frame.payload)]
+    return [r.address - 0x0A0A0A00 for flags, records in update_frames(data) if not flags
+            for r in records]
 
 
 def test_a_record_leaves_only_once_released_and_in_order():
@@ -774,9 +779,8 @@ def test_records_released_with_a_held_page_go_before_it_even_behind_an_unacked_f
     link.a.send_batch_page()  # read now: holds the older version, waits for its release
     newer = link.a.send_records([record(1, start=501.0)])  # replaced in the same write
     link.a.release(newer)
-    frames = [(frame.flags, [r.lease.start for r in decode_records(frame.payload)])
-              for frame in FrameReader().feed(link.a.data_to_send(link.now))
-              if frame.type is FrameType.UPDATE]
+    frames = [(flags, [r.lease.start for r in records])
+              for flags, records in update_frames(link.a.data_to_send(link.now))]
     assert frames == [(0, [500.0, 501.0]), (BATCH_FLAG, [500.0, 102.0])]
     assert older < newer
 
