@@ -95,8 +95,11 @@ WAL_SIZE_LIMIT = f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * (4096 + 24)
 LOG_SUFFIX = ".log-"
 LOG_FORMAT = b"nefeature lease log 1\n"
 RECORD_HEADER = struct.Struct("!II")
-#: A log file is folded into SQLite once it holds this many rows, or is this old.
-FOLD_ROWS = 4096
+#: A log file is folded into SQLite once it holds this many rows, or is this old.  Under
+#: load a fold's rows share the table's pages (a row costs its page's write to the WAL
+#: when it is the only one on it): at 13,000 rows a second over 60,000 leases a fold costs
+#: 5.7 us a row at 4,096 rows a file, 3.0 at a second's worth (sorted, below).
+FOLD_ROWS = 16384
 FOLD_INTERVAL = 1.0
 #: Checkpoints run after a fold at most this often.
 CHECKPOINT_INTERVAL = 2.0
@@ -639,7 +642,9 @@ def _write_records(db: sqlite3.Connection, generation: int | None, records: list
     deletes = [(address,) for address, row in rows.items() if row is None]
     if deletes:
         db.executemany("DELETE FROM leases WHERE address = ?", deletes)
-    upserts = [row for row in rows.values() if row is not None]
+    # In the table's order: each B-tree page is found, changed and left once, not once per
+    # row on it (a fifth less CPU a row for a second's renewals in random order).
+    upserts = [row for _address, row in sorted(rows.items()) if row is not None]
     bulk = len(upserts) - len(upserts) % ROWS_PER_UPSERT
     for start in range(0, bulk, ROWS_PER_UPSERT):
         db.execute(UPSERT_MANY, tuple(chain.from_iterable(
