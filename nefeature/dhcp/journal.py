@@ -95,11 +95,13 @@ WAL_SIZE_LIMIT = f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * (4096 + 24)
 LOG_SUFFIX = ".log-"
 LOG_FORMAT = b"nefeature lease log 1\n"
 RECORD_HEADER = struct.Struct("!II")
-#: A log file is folded into SQLite once it holds this many rows, or is this old.  Under
-#: load a fold's rows share the table's pages (a row costs its page's write to the WAL
-#: when it is the only one on it): at 13,000 rows a second over 60,000 leases a fold costs
-#: 5.7 us a row at 4,096 rows a file, 3.0 at a second's worth (sorted, below).
-FOLD_ROWS = 16384
+#: A log file is folded into SQLite once it holds this many rows, or is this old.  The
+#: more rows a fold has, the more share a page of the table (a row alone on its page costs
+#: the page's write to the WAL): at 13,000 renewals a second over 60,000 leases, 4.0 us a
+#: row at 4,096 rows a file and 3.2 at 8,192 (in address order, ``_write_records``; 5.9
+#: at 4,096 before it), and no less at 13,000 (``bench/journal_fold``).  A fold holds its
+#: file's rows in memory: 8.5 MB at 8,192 rows, 4.3 at 4,096, 14 at 16,384.
+FOLD_ROWS = 8192
 FOLD_INTERVAL = 1.0
 #: Checkpoints run after a fold at most this often.
 CHECKPOINT_INTERVAL = 2.0
@@ -642,8 +644,9 @@ def _write_records(db: sqlite3.Connection, generation: int | None, records: list
     deletes = [(address,) for address, row in rows.items() if row is None]
     if deletes:
         db.executemany("DELETE FROM leases WHERE address = ?", deletes)
-    # In the table's order: each B-tree page is found, changed and left once, not once per
-    # row on it (a fifth less CPU a row for a second's renewals in random order).
+    # In the table's order, each page of the table is changed once per fold; in the order
+    # the clients came, a page left SQLite's cache (2 MB) and was written to the WAL again
+    # for its next row (renewals at random addresses: 5.9 -> 4.0 us a row, 4,096 a fold).
     upserts = [row for _address, row in sorted(rows.items()) if row is not None]
     bulk = len(upserts) - len(upserts) % ROWS_PER_UPSERT
     for start in range(0, bulk, ROWS_PER_UPSERT):
