@@ -95,12 +95,11 @@ WAL_SIZE_LIMIT = f"PRAGMA journal_size_limit = {WAL_RESTART_FRAMES * (4096 + 24)
 LOG_SUFFIX = ".log-"
 LOG_FORMAT = b"nefeature lease log 1\n"
 RECORD_HEADER = struct.Struct("!II")
-#: A log file is folded into SQLite once it holds this many rows, or is this old.  The
-#: more rows a fold has, the more share a page of the table (a row alone on its page costs
-#: the page's write to the WAL): at 13,000 renewals a second over 60,000 leases, 4.0 us a
-#: row at 4,096 rows a file and 3.2 at 8,192 (in address order, ``_write_records``; 5.9
-#: at 4,096 before it), and no less at 13,000 (``bench/journal_fold``).  A fold holds its
-#: file's rows in memory: 8.5 MB at 8,192 rows, 4.3 at 4,096, 14 at 16,384.
+#: A log file is folded into SQLite once it holds this many rows, or is this old.  A fold
+#: writes each page of the table it changes once, so the more rows a fold has, the less a
+#: row costs: at 13,000 renewals a second over 60,000 leases, 4.0 us a row at 4,096 rows a
+#: file, 3.2 at 8,192, and no less at 13,000 (``bench/journal_fold``).  A fold holds its
+#: file's rows in memory: 8.5 MB at 8,192 rows (4.3 at 4,096, 14 at 16,384).
 FOLD_ROWS = 8192
 FOLD_INTERVAL = 1.0
 #: Checkpoints run after a fold at most this often.
