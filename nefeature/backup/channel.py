@@ -530,7 +530,7 @@ class BackupChannel:
     def _send(self, frame: Frame) -> None:
         if self.state is ChannelState.DOWN:
             return
-        if frame.type is not FrameType.UPDATE and self._ready() > 0:
+        if frame.type is not FrameType.UPDATE:
             self._frame_unframed()  # keep the wire in sequence order
         if frame.ack == 0 and frame.type is not FrameType.HELLO:
             frame = Frame(frame.type, frame.seq, self.acked_seq, frame.payload, frame.flags)

@@ -3,10 +3,10 @@
 The suite's ``test_combined_faults`` replays the same 500 schedules every run, so that CI
 is deterministic.  This draws new ones every run, and more widely: up to five faults,
 3 to 10 clients, strict and lazy mode, slow and jittery channels, slow and stalling disks,
-and clients that all start at once.  Every invariant of ``tests/sim/simulator.py`` is checked after
-every event; a failure prints the violated invariant, a ``Sim(...)`` call that replays it
-and the end of its trace (hypothesis shrinks it first).  A schedule it finds belongs in
-``tests/sim/test_simulation.py`` as a test of its own, with the fix.
+and clients that all start at once.  Every invariant of ``tests/sim/simulator.py`` is
+checked after every event; a failure prints the violated invariant, a ``Sim(...)`` call
+that replays it and the end of its trace (hypothesis shrinks it first).  A schedule it
+finds belongs in ``tests/sim/test_simulation.py`` as a test of its own, with the fix.
 
 Usage:
     .venv/bin/python -m tests.sim.explore                 # 2,000 schedules, a few minutes
