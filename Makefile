@@ -17,7 +17,7 @@ APT_PACKAGES := kea-dhcp4-server kea-admin keepalived isc-dhcp-client udhcpc bus
                 dhcpcd5 libyang-tools iproute2 strace \
                 libyang2-dev gcc python3-dev libffi-dev
 
-.PHONY: test demo venv system-packages libyang-binding fast-loop batch-io yang-tree clean
+.PHONY: test demo venv system-packages libyang-binding fast-loop c-helpers yang-tree clean
 
 # The system tests (network namespaces, real peers, real timers) mostly wait, so the rest of the
 # suite runs beside them in a second pytest; its report follows theirs.  The system tests go in
@@ -27,7 +27,7 @@ SYSTEM_FIRST := tests/system/test_crash_consistency.py tests/system/test_pair_cr
                 tests/system/test_lab.py tests/system/test_service_unit.py
 SYSTEM_TESTS := $(SYSTEM_FIRST) $(filter-out $(SYSTEM_FIRST),$(sort $(wildcard tests/system/test_*.py)))
 
-test: venv system-packages libyang-binding fast-loop batch-io
+test: venv system-packages libyang-binding fast-loop c-helpers
 	@$(PY) -m pytest -q -p no:cacheprovider --ignore=tests/system > $(VENV)/other-tests.log 2>&1 & \
 	other=$$!; \
 	$(PY) -m pytest -q $(SYSTEM_TESTS); system=$$?; \
@@ -35,7 +35,7 @@ test: venv system-packages libyang-binding fast-loop batch-io
 	echo "--- the tests outside tests/system (run beside them):"; cat $(VENV)/other-tests.log; \
 	[ $$system -eq 0 ] && [ $$others -eq 0 ]
 
-demo: venv batch-io
+demo: venv c-helpers
 	$(PY) -m nefeature demo $(DEMO_ARGS)
 
 venv: $(STAMP)
@@ -78,11 +78,12 @@ fast-loop: venv
 	  $(VENV)/bin/pip install --quiet --disable-pip-version-check -e '.[fast]' || \
 	  echo "uvloop not installed: nefeature runs on asyncio's own event loop"
 
-# The optional C helper of the DHCP UDP socket (nefeature/dhcp/_batchio.c): recvmmsg and
-# sendmmsg, up to 64 datagrams a system call.  Without gcc or the Python headers the socket
-# uses socket.recvmsg and socket.sendmsg, the same datagrams one call each.
-batch-io: venv
-	@$(PY) -m nefeature.tools.build_batchio
+# The optional C helpers: the DHCP UDP socket's recvmmsg and sendmmsg, up to 64 datagrams a
+# system call (nefeature/dhcp/_batchio.c), and the decoder's fast path for the usual message
+# (nefeature/dhcp/_codec.c).  Without gcc or the Python headers the pure-Python paths run:
+# the same datagrams, one system call each, and the same decoded messages.
+c-helpers: venv
+	@$(PY) -m nefeature.tools.build_helpers
 
 # Regenerate nefeature/yang/README.md (the pyang trees); tests fail when it is stale.
 yang-tree: venv

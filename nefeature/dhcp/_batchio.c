@@ -18,7 +18,7 @@
  * first reads the descriptor, so an expiry that was not collected does not stay readable.
  *
  * Called only from the event loop's thread, so the GIL is kept and the buffers can be
- * static.  Built by `python -m nefeature.tools.build_batchio` (make test, make demo) or
+ * static.  Built by `python -m nefeature.tools.build_helpers` (make test, make demo) or
  * by pip as an optional extension; without it the transport uses socket.recvmsg and
  * socket.sendmsg. */
 #define _GNU_SOURCE

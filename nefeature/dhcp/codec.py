@@ -26,6 +26,11 @@ import struct
 from dataclasses import dataclass, field
 from typing import Final
 
+try:  # the optional C fast path for the usual message (nefeature/dhcp/_codec.c)
+    from nefeature.dhcp._codec import decode_common
+except ImportError:
+    decode_common = None
+
 BOOTREQUEST = 1
 BOOTREPLY = 2
 MAGIC_COOKIE = b"\x63\x82\x53\x63"
@@ -153,6 +158,15 @@ def _parse_options(data: bytes, into: dict[int, bytes], position: int = 0,
 
 def decode(data: bytes) -> DhcpMessage:
     """Parse a BOOTP/DHCP message (RFC 2131 section 2, RFC 3396)."""
+    if decode_common is not None:
+        fields = decode_common(data)
+        if fields is not None:
+            return DhcpMessage(*fields)
+    return decode_in_python(data)
+
+
+def decode_in_python(data: bytes) -> DhcpMessage:
+    """``decode`` without the C fast path: every message, and every error's reason."""
     if len(data) < OPTIONS_OFFSET:
         raise MalformedMessage(f"{len(data)} bytes is shorter than a BOOTP header and cookie")
     (op, htype, hlen, hops, xid, secs, flags, ciaddr, yiaddr, siaddr, giaddr,

@@ -47,7 +47,7 @@ from nefeature.vrrp.transport import lan_interface_of
 
 log = logging.getLogger(__name__)
 
-try:  # the optional C helper (nefeature.tools.build_batchio)
+try:  # the optional C helper (nefeature.tools.build_helpers)
     from nefeature.dhcp import _batchio
 except ImportError:
     _batchio = None

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from nefeature.datastore.schema import OWN_MODULES
-from nefeature.tools.build_batchio import compiler_available
+from nefeature.tools.build_helpers import compiler_available
 from tests.conftest import EXAMPLES, ROOT
 from tests.conformance.conftest import device_config, free_port
 
@@ -63,13 +63,15 @@ def installed(tmp_path_factory) -> tuple[Path, Path]:
     return bin_dir, work
 
 
-def test_the_wheel_carries_the_socket_helper_where_it_compiles(installed):
+def test_the_wheel_carries_the_c_helpers_where_they_compile(installed):
     bin_dir, work = installed
     if not compiler_available():
-        pytest.skip("no gcc or no Python headers: the wheel holds the pure-Python transport")
-    located = run([bin_dir / "python", "-c", "from nefeature.dhcp import transport; "
-                   "print(transport._batchio.__file__)"], cwd=work).stdout.strip()
-    assert located.startswith(str(work / "venv")), located
+        pytest.skip("no gcc or no Python headers: the wheel holds the pure-Python paths")
+    located = run([bin_dir / "python", "-c", "from nefeature.dhcp import transport, codec; "
+                   "print(transport._batchio.__file__); "
+                   "print(codec.decode_common.__module__)"], cwd=work).stdout.split()
+    assert located[0].startswith(str(work / "venv")), located
+    assert located[1] == "nefeature.dhcp._codec", located
 
 
 def test_validate_the_examples(installed):

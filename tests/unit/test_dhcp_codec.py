@@ -5,7 +5,7 @@ from __future__ import annotations
 import struct
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import event, given, settings
 from hypothesis import strategies as st
 from scapy.layers.dhcp import BOOTP, DHCP
 
@@ -212,3 +212,115 @@ def test_decode_keeps_sname_and_file():
     message.sname, message.file = b"server", b"boot/pxelinux.0"
     again = decode(encode(message))
     assert (again.sname, again.file) == (b"server", b"boot/pxelinux.0")
+
+
+# --- the C fast path of decode (nefeature/dhcp/_codec.c) agrees with Python's ---
+
+@pytest.fixture(scope="module")
+def decode_common():
+    from nefeature.tools import build_helpers
+
+    if not build_helpers.build_one(build_helpers.DHCP / "_codec.c"):
+        if build_helpers.compiler_available():
+            pytest.fail("gcc and the Python headers are here, yet the C decoder did not build")
+        pytest.skip("no gcc or no Python headers: every message is decoded in Python")
+    from nefeature.dhcp._codec import decode_common
+    return decode_common
+
+
+def _fields(message: DhcpMessage) -> tuple:
+    """Every field, the options in their order (two dicts are equal in any order)."""
+    return (message.op, message.htype, message.hlen, message.hops, message.xid, message.secs,
+            message.flags, message.ciaddr, message.yiaddr, message.siaddr, message.giaddr,
+            message.chaddr, message.sname, message.file, list(message.options.items()))
+
+
+def _c_agrees(decode_common, data: bytes) -> bool:
+    """The fast path gives Python's message or leaves the bytes to it (None), and leaves
+    every malformed message to it; True if it took the message."""
+    from nefeature.dhcp.codec import decode_in_python
+
+    fields = decode_common(data)
+    try:
+        expected = decode_in_python(data)
+    except MalformedMessage:
+        assert fields is None
+        return False
+    if fields is not None:
+        assert _fields(DhcpMessage(*fields)) == _fields(expected)
+    return fields is not None
+
+
+def _raw_message(header: bytes, options: list[tuple[int, bytes]], pads: int, end: bool,
+                 tail: bytes) -> bytes:
+    body = b"".join(bytes((code, len(value))) + value for code, value in options)
+    return header + MAGIC + b"\x00" * pads + body + (b"\xff" if end else b"") + tail
+
+
+MAGIC = b"\x63\x82\x53\x63"
+raw_options = st.lists(st.tuples(st.integers(1, 254), st.binary(max_size=255)), max_size=10)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(op=st.sampled_from([1, 2, 1, 2, 0, 3]), hlen=st.sampled_from([6, 6, 0, 16, 17]),
+       numbers=st.tuples(*[st.integers(0, 2**32 - 1)] * 5), chaddr=st.binary(min_size=16,
+                                                                           max_size=16),
+       sname_or_file=st.sampled_from([b"", b"", b"", b"server", b"\x00" * 63 + b"x"]),
+       options=raw_options, pads=st.integers(0, 3), end=st.sampled_from([True, True, False]),
+       tail=st.binary(max_size=8), cut=st.sampled_from([0, 0, 0, 1, 2, 37]))
+def test_the_c_decoder_gives_pythons_message_or_leaves_it_to_python(
+        decode_common, op, hlen, numbers, chaddr, sname_or_file, options, pads, end, tail, cut):
+    xid, ciaddr, yiaddr, siaddr, giaddr = numbers
+    header = struct.pack("!BBBBIHHIIII16s64s128s", op, 1, hlen, 0, xid, xid & 0xFFFF,
+                         xid >> 16, ciaddr, yiaddr, siaddr, giaddr, chaddr,
+                         sname_or_file, b"")
+    data = _raw_message(header, options, pads, end, tail)
+    event(f"taken: {_c_agrees(decode_common, data[:len(data) - cut] if cut < len(data) - 200 else data)}")
+
+
+@settings(max_examples=1500, deadline=None)
+@given(position=st.integers(0, 330), byte=st.integers(0, 255),
+       cut=st.one_of(st.none(), st.integers(200, 340)))
+def test_the_c_decoder_agrees_on_mutated_messages(decode_common, position, byte, cut):
+    data = bytearray(encode(discover(o12=b"client", o55=bytes([1, 3, 6, 15]),
+                                     o61=b"\x01" + MAC, o82=b"\x01\x04port\x02\x03abc")))
+    data[position % len(data)] = byte
+    event(f"taken: {_c_agrees(decode_common, bytes(data[:cut]))}")
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=400))
+def test_the_c_decoder_agrees_on_random_bytes(decode_common, data):
+    _c_agrees(decode_common, MAGIC.join([data[:236].ljust(236, b"\x00"), data[236:]]))
+
+
+def test_the_c_decoder_takes_the_usual_messages_and_leaves_the_rest(decode_common):
+    usual = [
+        discover(o55=bytes([1, 28, 2, 3, 15, 6, 12])),  # perfdhcp's DISCOVER
+        discover(o53=b"\x03", o54=b"\x0a\x00\x00\x01", o50=b"\x0a\x00\x00\x05"),
+        discover(o12=b"pc1", o61=b"\x01" + MAC, o57=b"\x05\xdc", o60=b"dhcpcd-9",
+                 o82=b"\x01\x02p1"),
+        discover(o43=bytes(600)),  # split on the wire, joined in the message (RFC 3396)
+    ]
+    for message in usual:
+        assert _c_agrees(decode_common, encode(message)), message
+    repeated = encode(DhcpMessage(chaddr=MAC))[:240] + b"\x35\x01\x01\x0c\x02ab\x00\x0c\x02cd"
+    assert _c_agrees(decode_common, repeated)  # no END: the options end with the message
+    assert decode_common(repeated)[14] == {53: b"\x01", 12: b"abcd"}
+    with_sname = discover()
+    with_sname.sname = b"server"
+    overloaded = encode(discover(o52=b"\x03"))
+    for left in (encode(with_sname), overloaded, bytearray(encode(discover())),
+                 encode(discover())[:239]):
+        assert decode_common(left) is None
+    assert decode(bytearray(encode(discover()))) == discover()  # Python reads it
+
+
+def test_decode_without_the_c_decoder(monkeypatch):
+    from nefeature.dhcp import codec
+
+    monkeypatch.setattr(codec, "decode_common", None)
+    message = discover(o12=b"host", o55=bytes([1, 3, 6]))
+    assert decode(encode(message)) == message
+    with pytest.raises(MalformedMessage, match="past the end"):
+        decode(encode(DhcpMessage())[:240] + b"\x0c\x05ab")
