@@ -84,11 +84,13 @@ BPF_DIRECT_DHCP = [
 
 #: Under load (HOLD_FROM_RATE datagrams a second or more on a socket, counted over
 #: RATE_WINDOW) the socket is read at most once per READ_HOLD, counted from the start of
-#: the read before.  nefeature alone under bench/ha at 9,000 DORA/s: 70 µs of CPU per DORA
-#: against 94 read at once, REQUEST->ACK 1.0 ms against 0.35 on average (bench/README.md,
-#: "Reading a busy socket less often").  2,000 DORA/s (4,000 datagrams) is below the rate,
-#: so nothing waits there.
-READ_HOLD = 0.0005
+#: the read before.  Each wake-up costs far more than a datagram's DHCP work (cold caches
+#: after perfdhcp, the scheduler), so fewer of them is most of what a busy server can save:
+#: at its best rate under bench/dhcp_throughput, 32.3 µs of CPU per DORA with 0.75 ms
+#: against 36.1 with 0.5, for a REQUEST->ACK p50 of 0.85 ms against 0.58 (bench/README.md,
+#: "Reading a busy socket less often" and "A longer hold at the knee").  2,000 DORA/s (4,000
+#: datagrams) is below the rate, so nothing waits there.
+READ_HOLD = 0.00075
 HOLD_FROM_RATE = 6000
 RATE_WINDOW = 0.01
 
