@@ -15,6 +15,21 @@ MODULE_FILES = [YANG / f"{name}.yang" for name in (
     "nefeature-interfaces", "nefeature-vrrp", "nefeature-rbs", "nefeature-dhcp-server")]
 
 
+def c_helper(source: str, without: str):
+    """The optional C helper built from ``nefeature/dhcp/<source>.c``, imported; a test that
+    needs it fails where gcc and the Python headers are and it does not build, and is
+    skipped where they are not (``without``: what runs there instead)."""
+    import importlib
+
+    from nefeature.tools import build_helpers
+
+    if not build_helpers.build_one(build_helpers.DHCP / f"{source}.c"):
+        if build_helpers.compiler_available():
+            pytest.fail(f"gcc and the Python headers are here, yet {source}.c did not build")
+        pytest.skip(f"no gcc or no Python headers: {without}")
+    return importlib.import_module(f"nefeature.dhcp.{source}")
+
+
 def validator_environment(name: str) -> dict[str, str]:
     """The environment that puts one validator in charge: 'libyang' (skipped where its
     binding is not installed) or 'yangson' alone (nefeature.datastore.libyang_validator)."""

@@ -14,17 +14,12 @@ import pytest
 
 from nefeature.dhcp.server import Reply
 from nefeature.dhcp.transport import IP_PKTINFO, DhcpSockets
-from nefeature.tools import build_helpers
+from tests.conftest import c_helper
 
 
 @pytest.fixture(scope="module")
 def batchio():
-    if not build_helpers.build_one(build_helpers.DHCP / "_batchio.c"):
-        if build_helpers.compiler_available():
-            pytest.fail("gcc and the Python headers are here, yet the C helper did not build")
-        pytest.skip("no gcc or no Python headers: the transport uses socket.recvmsg and sendmsg")
-    from nefeature.dhcp import _batchio
-    return _batchio
+    return c_helper("_batchio", "the transport uses socket.recvmsg and sendmsg")
 
 
 def _send(port: int, payloads: list[bytes]) -> None:

@@ -19,6 +19,7 @@ from nefeature.dhcp.codec import (
     encode,
     relay_agent_suboptions,
 )
+from tests.conftest import c_helper
 
 MAC = bytes.fromhex("02aabbccddee")
 
@@ -218,14 +219,7 @@ def test_decode_keeps_sname_and_file():
 
 @pytest.fixture(scope="module")
 def decode_common():
-    from nefeature.tools import build_helpers
-
-    if not build_helpers.build_one(build_helpers.DHCP / "_codec.c"):
-        if build_helpers.compiler_available():
-            pytest.fail("gcc and the Python headers are here, yet the C decoder did not build")
-        pytest.skip("no gcc or no Python headers: every message is decoded in Python")
-    from nefeature.dhcp._codec import decode_common
-    return decode_common
+    return c_helper("_codec", "every message is decoded in Python").decode_common
 
 
 def _fields(message: DhcpMessage) -> tuple:
