@@ -88,8 +88,8 @@ BPF_DIRECT_DHCP = [
 #: after perfdhcp, the scheduler), so fewer of them is most of what a busy server can save:
 #: at its best rate under bench/dhcp_throughput, 32.3 µs of CPU per DORA with 0.75 ms
 #: against 36.1 with 0.5, for a REQUEST->ACK p50 of 0.85 ms against 0.58 (bench/README.md,
-#: "Reading a busy socket less often" and "A longer hold at the knee").  2,000 DORA/s (4,000
-#: datagrams) is below the rate, so nothing waits there.
+#: "Reading a busy socket less often" and "A C decoder, and a longer hold at the knee").
+#: 2,000 DORA/s (4,000 datagrams) is below the rate, so nothing waits there.
 READ_HOLD = 0.00075
 HOLD_FROM_RATE = 6000
 RATE_WINDOW = 0.01
