@@ -6,5 +6,6 @@ the pure-Python paths run."""
 
 from setuptools import Extension, setup
 
-setup(ext_modules=[Extension(f"nefeature.dhcp.{name}", [f"nefeature/dhcp/{name}.c"], optional=True)
-                   for name in ("_batchio", "_codec")])
+setup(ext_modules=[
+    Extension(f"nefeature.dhcp.{name}", [f"nefeature/dhcp/{name}.c"], optional=True)
+    for name in ("_batchio", "_codec")])
