@@ -106,10 +106,13 @@ RECORDS_PER_FRAME = 500
 #: both devices a wake-up, a read, a journal commit and an ack, whatever it carries).
 LIVE_WINDOW = 1
 #: Under load (records arriving at HOLD_FROM_RATE a second or more, measured over the
-#: last frame) a real-time frame leaves at most once per FRAME_HOLD: in bench/ha's strict
-#: pair at 8,000 DORA/s the backup's CPU per DORA fell from 35.5 to 27.6 µs, for a strict
-#: DHCPACK at most FRAME_HOLD later (bench/README.md, "Holding frames for company").
-FRAME_HOLD = 0.001
+#: last frame) a real-time frame leaves at most once per FRAME_HOLD, for a strict DHCPACK
+#: at most FRAME_HOLD later.  Each frame costs both devices a wake-up whatever it carries:
+#: in bench/ha's strict pair at 10,000 DORA/s, 4 ms (about 40 records a frame) against
+#: 1 ms (13) took the pair from 78-80 to 67-69 µs of CPU per DORA, the backup's share from
+#: 22 to 15, for a REQUEST->ACK average of 5.0-5.3 ms against 3.2 (bench/README.md,
+#: "Holding frames for company" and "Frames of 4 ms").  At 2,000 DORA/s nothing waits.
+FRAME_HOLD = 0.004
 HOLD_FROM_RATE = 4000
 BATCH_WINDOW = 4  # pages of a batch sent and not yet acknowledged, at most
 #: The peer's batch records handed to the owner per step (``deliver_batch_records``, one
