@@ -30,11 +30,11 @@ so the records of many DHCP exchanges share one frame, one MAC and one
 write; and while ``LIVE_WINDOW`` frames of them await the peer's ack, new
 records wait for it (Nagle's rule, RFC 896, with the ack as the clock), so
 under load a frame carries what arrived during one round trip.  Once records
-arrive faster than ``HOLD_FROM_RATE`` a second, a frame also waits until
-``FRAME_HOLD`` after the one before it (adaptive interrupt moderation, as a
-NIC's): each frame costs both devices a wake-up, a read, a journal commit and
-an ack whatever it carries, and a round trip under load is shorter than the
-time that makes frames worth their cost.  A record then waits at most
+arrive at ``HOLD_FROM_RATE`` a second or more (counted over ``RATE_WINDOW``),
+a frame also waits until ``FRAME_HOLD`` after the one before it (adaptive
+interrupt moderation, as a NIC's): each frame costs both devices a wake-up, a
+read, a journal commit and an ack whatever it carries, and a round trip under
+load is shorter than the time that makes frames worth their cost.  A record then waits at most
 ``FRAME_HOLD`` more (``frame_deadline`` says when the owner must collect the
 held frame); below that rate nothing waits.  The receiver hands new records to
 its owner (``RecordsReceived``), skips any it has seen, and acknowledges only
@@ -114,6 +114,9 @@ LIVE_WINDOW = 1
 #: "Holding frames for company" and "Frames of 4 ms").  At 2,000 DORA/s nothing waits.
 FRAME_HOLD = 0.004
 HOLD_FROM_RATE = 4000
+#: The rate is counted over the frames of this long: over one frame, two records that
+#: happen to come together at 2,000 a second would look like a load and hold the next.
+RATE_WINDOW = 0.01
 BATCH_WINDOW = 4  # pages of a batch sent and not yet acknowledged, at most
 #: The peer's batch records handed to the owner per step (``deliver_batch_records``, one
 #: step per loop turn): a real-time update read meanwhile waits for at most these.
@@ -252,6 +255,8 @@ class BackupChannel:
         self._after_records: deque[tuple[int, Frame]] = deque()
         self._last_live_frame = float("-inf")  # when data_to_send last framed records
         self._holding = False  # records arrive fast enough for frames to wait (FRAME_HOLD)
+        self._recent_frames: deque[tuple[float, int]] = deque()  # (time, records) framed
+        self._recent_records = 0
         # Batch records are numbered per connection, apart from the real-time updates.
         self.batch_sent_seq = 0  # batch records we sent on this connection
         self.batch_received = 0  # the peer's batch records handed to the owner
@@ -308,13 +313,22 @@ class BackupChannel:
     def data_to_send(self, now: float) -> bytes:
         ready = self._ready()
         if ready > 0 and len(self._live_in_flight) < LIVE_WINDOW and self._frame_due(now, ready):
-            # the arrival rate over this frame decides whether the next one waits
-            self._holding = ready >= HOLD_FROM_RATE * (now - self._last_live_frame)
+            self._count_framed(now, ready)
             self._last_live_frame = now
             self._frame_unframed()
         data = bytes(self._out)
         self._out.clear()
         return data
+
+    def _count_framed(self, now: float, records: int) -> None:
+        """The records framed over the last RATE_WINDOW decide whether the next frame waits:
+        HOLD_FROM_RATE a second or more."""
+        recent = self._recent_frames
+        recent.append((now, records))
+        self._recent_records += records
+        while recent[0][0] <= now - RATE_WINDOW:
+            self._recent_records -= recent.popleft()[1]
+        self._holding = self._recent_records >= HOLD_FROM_RATE * RATE_WINDOW
 
     def _ready(self) -> int:
         """How many released records wait to be framed on this connection (at most: a

@@ -14,6 +14,7 @@ from nefeature.backup.channel import (
     FRAME_HOLD,
     HOLD_FROM_RATE,
     LIVE_WINDOW,
+    RATE_WINDOW,
     RECORDS_PER_FRAME,
     Acked,
     BackupChannel,
@@ -217,54 +218,56 @@ def deliver_and_ack(link) -> list[list[int]]:
 
 
 def test_under_load_a_frame_waits_until_frame_hold_after_the_one_before():
-    """Records arriving at HOLD_FROM_RATE a second or more: once a frame shows it, the
-    next leaves FRAME_HOLD after it (not when the ack comes), with all that came
-    meanwhile; frame_deadline is that moment, so the device's timer sends it."""
+    """Records arriving at HOLD_FROM_RATE a second or more: once the frames of the last
+    RATE_WINDOW show it, the next leaves FRAME_HOLD after the one before (not when the
+    ack comes), with all that came meanwhile; frame_deadline is that moment, so the
+    device's timer sends it."""
     link = Link()
     link.connect()
-    frames_before = link.a.statistics.update_frames_sent
     gap = 0.5 / HOLD_FROM_RATE  # records at twice the rate
+    load = round(HOLD_FROM_RATE * RATE_WINDOW)  # a window's records at the rate
     start = link.now
-    send_committed(link.a, [record(1)])
-    assert deliver_and_ack(link) == [[1]], "an idle channel sends at once"
-    link.now += gap
-    send_committed(link.a, [record(2)])
-    link.now += gap
-    send_committed(link.a, [record(3)])
-    assert deliver_and_ack(link) == [[2, 3]], "the first fast frame is not held"
+    for n in range(1, load + 1):
+        link.now += gap
+        send_committed(link.a, [record(n)])
+        assert deliver_and_ack(link) == [[n]], "each leaves at once until a window shows the load"
+    assert link.now - start < RATE_WINDOW
     assert link.a.frame_deadline() is None, "nothing is held"
+    frames_before = link.a.statistics.update_frames_sent
     held_from = link.now
-    for n in range(4, 9):
+    for n in range(load + 1, load + 6):
         link.now += gap
         send_committed(link.a, [record(n)])
         assert deliver_and_ack(link) == [], "held: the records wait for company"
     assert link.a.frame_deadline() == pytest.approx(held_from + FRAME_HOLD)
     link.now = held_from + FRAME_HOLD
-    assert deliver_and_ack(link) == [[4, 5, 6, 7, 8]]
-    assert link.a.pending == 0 and link.a.statistics.update_frames_sent == frames_before + 3
-    assert link.now - start < 2 * FRAME_HOLD
+    assert deliver_and_ack(link) == [list(range(load + 1, load + 6))]
+    assert link.a.pending == 0 and link.a.statistics.update_frames_sent == frames_before + 1
 
 
 def test_below_hold_from_rate_every_record_leaves_at_once():
-    """Records further apart than 1 / HOLD_FROM_RATE: none waits, and a frame held while
-    the load lasted gives way once it has passed."""
+    """Records below HOLD_FROM_RATE, every third right after the one before (as DHCP
+    exchanges come): none waits, though one frame's rate alone would say load.  A burst
+    of a window's load holds the next record, and the hold gives way once a window has
+    passed without the load."""
     link = Link()
     link.connect()
     gap = 2.0 / HOLD_FROM_RATE
-    for n in range(1, 20):
-        link.now += gap
+    for n in range(1, 60):
+        link.now += gap if n % 3 else gap / 20
         send_committed(link.a, [record(n)])
         assert deliver_and_ack(link) == [[n]]
         assert link.a.frame_deadline() is None
-    send_committed(link.a, [record(n) for n in range(20, 40)])  # a burst: 20 records at once
-    assert deliver_and_ack(link) == [list(range(20, 40))]
-    send_committed(link.a, [record(40)])
+    burst = round(HOLD_FROM_RATE * RATE_WINDOW)
+    send_committed(link.a, [record(n) for n in range(100, 100 + burst)])  # all at once
+    assert deliver_and_ack(link) == [list(range(100, 100 + burst))]
+    send_committed(link.a, [record(200)])
     assert deliver_and_ack(link) == [], "right after the burst, the next record waits"
     link.now += FRAME_HOLD
-    assert deliver_and_ack(link) == [[40]]
-    link.now += gap
-    send_committed(link.a, [record(41)])
-    assert deliver_and_ack(link) == [[41]], "one record in a hold's time: the load is over"
+    assert deliver_and_ack(link) == [[200]]
+    link.now += RATE_WINDOW
+    send_committed(link.a, [record(201)])
+    assert deliver_and_ack(link) == [[201]], "a window without the load: it is over"
 
 
 def test_a_full_frame_leaves_without_waiting_for_the_hold():
