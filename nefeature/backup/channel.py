@@ -34,9 +34,9 @@ arrive at ``HOLD_FROM_RATE`` a second or more (counted over ``RATE_WINDOW``),
 a frame also waits until ``FRAME_HOLD`` after the one before it (adaptive
 interrupt moderation, as a NIC's): each frame costs both devices a wake-up, a
 read, a journal commit and an ack whatever it carries, and a round trip under
-load is shorter than the time that makes frames worth their cost.  A record then waits at most
-``FRAME_HOLD`` more (``frame_deadline`` says when the owner must collect the
-held frame); below that rate nothing waits.  The receiver hands new records to
+load is shorter than the time that makes frames worth their cost.  A record
+then waits at most ``FRAME_HOLD`` more (``frame_deadline`` says when the owner
+must collect the held frame); below that rate nothing waits.  The receiver hands new records to
 its owner (``RecordsReceived``), skips any it has seen, and acknowledges only
 when the owner calls ``acknowledge()`` after committing them to its own
 journal, so an ack means "on the peer's disk".
@@ -105,8 +105,8 @@ RECORDS_PER_FRAME = 500
 #: channel sends each at once, a busy one sends fewer, fuller frames (each frame costs
 #: both devices a wake-up, a read, a journal commit and an ack, whatever it carries).
 LIVE_WINDOW = 1
-#: Under load (records arriving at HOLD_FROM_RATE a second or more, measured over the
-#: last frame) a real-time frame leaves at most once per FRAME_HOLD, for a strict DHCPACK
+#: Under load (records arriving at HOLD_FROM_RATE a second or more, counted over
+#: RATE_WINDOW) a real-time frame leaves at most once per FRAME_HOLD, for a strict DHCPACK
 #: at most FRAME_HOLD later.  Each frame costs both devices a wake-up whatever it carries:
 #: in bench/ha's strict pair at 10,000 DORA/s, 4 ms (about 40 records a frame) against
 #: 1 ms (13) took the pair from 78-80 to 67-69 µs of CPU per DORA, the backup's share from
