@@ -569,6 +569,12 @@ class Nefeature:
     def transitions(self) -> list[tuple[str, str, str]]:
         return re.findall(r"VRRP Vlanif100 vrid 1: (\w+) -> (\w+) \(([\w-]+)\)", self.output())
 
+    def wait_transition(self, old: str, new: str, reason: str, timeout: float = 5.0) -> None:
+        """The VRRP transition is in the log.  A device adds or drops the virtual address
+        a moment before it logs the transition, so a test that has just seen the address
+        move waits for the line instead of reading the log at once."""
+        self.wait_log(f"VRRP Vlanif100 vrid 1: {old} -> {new} ({reason})", timeout)
+
     def problems(self, levels: Sequence[str] = ("ERROR", "CRITICAL", "WARNING")) -> list[str]:
         """Lines of any run's log with a traceback or a record of one of ``levels``."""
         return [line for process in self.runs for line in process.output().splitlines()
