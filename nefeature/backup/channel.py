@@ -36,10 +36,10 @@ interrupt moderation, as a NIC's): each frame costs both devices a wake-up, a
 read, a journal commit and an ack whatever it carries, and a round trip under
 load is shorter than the time that makes frames worth their cost.  A record
 then waits at most ``FRAME_HOLD`` more (``frame_deadline`` says when the owner
-must collect the held frame); below that rate nothing waits.  The receiver hands new records to
-its owner (``RecordsReceived``), skips any it has seen, and acknowledges only
-when the owner calls ``acknowledge()`` after committing them to its own
-journal, so an ack means "on the peer's disk".
+must collect the held frame); below that rate nothing waits.  The receiver
+hands new records to its owner (``RecordsReceived``), skips any it has seen,
+and acknowledges only when the owner calls ``acknowledge()`` after committing
+them to its own journal, so an ack means "on the peer's disk".
 Acks are cumulative.
 
 Batch backup: ``send_batch`` starts one from a lazy source of records and
@@ -254,9 +254,8 @@ class BackupChannel:
         # seq, frame).
         self._after_records: deque[tuple[int, Frame]] = deque()
         self._last_live_frame = float("-inf")  # when data_to_send last framed records
-        self._holding = False  # records arrive fast enough for frames to wait (FRAME_HOLD)
         self._recent_frames: deque[tuple[float, int]] = deque()  # (time, records) framed
-        self._recent_records = 0
+        self._recent_records = 0  # records framed over the last RATE_WINDOW
         # Batch records are numbered per connection, apart from the real-time updates.
         self.batch_sent_seq = 0  # batch records we sent on this connection
         self.batch_received = 0  # the peer's batch records handed to the owner
@@ -321,14 +320,18 @@ class BackupChannel:
         return data
 
     def _count_framed(self, now: float, records: int) -> None:
-        """The records framed over the last RATE_WINDOW decide whether the next frame waits:
-        HOLD_FROM_RATE a second or more."""
+        """Count a frame's records in the last RATE_WINDOW, and forget older frames."""
         recent = self._recent_frames
         recent.append((now, records))
         self._recent_records += records
         while recent[0][0] <= now - RATE_WINDOW:
             self._recent_records -= recent.popleft()[1]
-        self._holding = self._recent_records >= HOLD_FROM_RATE * RATE_WINDOW
+
+    @property
+    def _holding(self) -> bool:
+        """Records arrive fast enough for frames to wait (FRAME_HOLD): HOLD_FROM_RATE a
+        second or more over the last RATE_WINDOW of frames."""
+        return self._recent_records >= HOLD_FROM_RATE * RATE_WINDOW
 
     def _ready(self) -> int:
         """How many released records wait to be framed on this connection (at most: a
