@@ -107,11 +107,11 @@ RECORDS_PER_FRAME = 500
 LIVE_WINDOW = 1
 #: Under load (records arriving at HOLD_FROM_RATE a second or more, counted over
 #: RATE_WINDOW) a real-time frame leaves at most once per FRAME_HOLD, for a strict DHCPACK
-#: at most FRAME_HOLD later.  Each frame costs both devices a wake-up whatever it carries:
-#: in bench/ha's strict pair at 10,000 DORA/s, 4 ms (about 40 records a frame) against
-#: 1 ms (13) took the pair from 78-80 to 67-69 µs of CPU per DORA, the backup's share from
-#: 22 to 15, for a REQUEST->ACK average of 5.0-5.3 ms against 3.2 (bench/README.md,
-#: "Holding frames for company" and "Frames of 4 ms").  At 2,000 DORA/s nothing waits.
+#: at most FRAME_HOLD later.  In bench/ha's strict pair at 10,000 DORA/s, 4 ms (about 40
+#: records a frame) against 1 ms (13) took the pair from 78-80 to 67-69 µs of CPU per
+#: DORA, the backup's share from 22 to 15, for a REQUEST->ACK average of 5.0-5.3 ms
+#: against 3.2 (bench/README.md, "Holding frames for company" and "Frames of 4 ms").  At
+#: 2,000 DORA/s nothing waits.
 FRAME_HOLD = 0.004
 HOLD_FROM_RATE = 4000
 #: The rate is counted over the frames of this long: over one frame, two records that
@@ -253,7 +253,6 @@ class BackupChannel:
         # Batch frames, each after the records queued before it are released: (last such
         # seq, frame).
         self._after_records: deque[tuple[int, Frame]] = deque()
-        self._last_live_frame = float("-inf")  # when data_to_send last framed records
         self._recent_frames: deque[tuple[float, int]] = deque()  # (time, records) framed
         self._recent_records = 0  # records framed over the last RATE_WINDOW
         # Batch records are numbered per connection, apart from the real-time updates.
@@ -313,7 +312,6 @@ class BackupChannel:
         ready = self._ready()
         if ready > 0 and len(self._live_in_flight) < LIVE_WINDOW and self._frame_due(now, ready):
             self._count_framed(now, ready)
-            self._last_live_frame = now
             self._frame_unframed()
         data = bytes(self._out)
         self._out.clear()
@@ -326,6 +324,11 @@ class BackupChannel:
         self._recent_records += records
         while recent[0][0] <= now - RATE_WINDOW:
             self._recent_records -= recent.popleft()[1]
+
+    @property
+    def _last_live_frame(self) -> float:
+        """When data_to_send last framed records (the newest frame is never forgotten)."""
+        return self._recent_frames[-1][0] if self._recent_frames else float("-inf")
 
     @property
     def _holding(self) -> bool:
