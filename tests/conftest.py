@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,18 @@ YANG = ROOT / "nefeature" / "yang"
 EXAMPLES = ROOT / "examples"
 MODULE_FILES = [YANG / f"{name}.yang" for name in (
     "nefeature-interfaces", "nefeature-vrrp", "nefeature-rbs", "nefeature-dhcp-server")]
+
+
+@pytest.fixture(scope="module")
+def bench_ha():
+    """bench/ha (a script, not a module) imported, for tests of its accounting."""
+    loader = importlib.machinery.SourceFileLoader("bench_ha", str(ROOT / "bench" / "ha"))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[loader.name] = module  # its dataclasses look their module up
+    loader.exec_module(module)
+    yield module
+    del sys.modules[loader.name]
 
 
 def c_helper(source: str, without: str):

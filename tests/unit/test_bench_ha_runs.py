@@ -4,30 +4,13 @@ on its own, without the other phases."""
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import os
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 
-BENCH_HA = Path(__file__).resolve().parents[2] / "bench" / "ha"
-
 SLEEPS = 50
-
-
-@pytest.fixture(scope="module")
-def ha():
-    loader = importlib.machinery.SourceFileLoader("bench_ha_runs", str(BENCH_HA))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[loader.name] = module
-    loader.exec_module(module)
-    yield module
-    del sys.modules[loader.name]
-
 
 CHILD = """
 import os, sys, time
@@ -41,7 +24,7 @@ os.read(go, 1)  # until the test closes its end
 """.replace("SLEEPS", str(SLEEPS))
 
 
-def test_wakeups_count_a_child_process_sleeping(ha):
+def test_wakeups_count_a_child_process_sleeping(bench_ha):
     """A parent waiting on a child that sleeps SLEEPS times: the parent's count takes in
     the child's SLEEPS wake-ups, as a device's takes in its journal folder's."""
     go_read, go_write = os.pipe()
@@ -58,23 +41,23 @@ def test_wakeups_count_a_child_process_sleeping(ha):
     try:
         with os.fdopen(done_read) as done:
             child_pid = int(done.readline())
-            assert child_pid in ha.descendants(parent.pid)
-            before = ha.safe_wakeups(parent.pid)
+            assert child_pid in bench_ha.descendants(parent.pid)
+            before = bench_ha.safe_wakeups(parent.pid)
             os.write(go_write, b"x")
             assert done.readline() == "slept\n"
-            during = ha.safe_wakeups(parent.pid)
+            during = bench_ha.safe_wakeups(parent.pid)
     finally:
         os.close(go_write)
         parent.wait(timeout=30)
     assert before is not None and during is not None
     assert during - before >= SLEEPS
-    assert ha.safe_wakeups(parent.pid) is None  # gone: nothing to count
+    assert bench_ha.safe_wakeups(parent.pid) is None  # gone: nothing to count
 
 
-def test_paired_runs_alone_but_no_phases_without_it(ha):
-    args = ha.parse_args(["--phases", "", "--paired", "6000,8000", "--systems", "alone,strict"])
+def test_paired_runs_alone_but_no_phases_without_it(bench_ha):
+    args = bench_ha.parse_args(["--phases", "", "--paired", "6000,8000", "--systems", "alone,strict"])
     assert args.phase_list == [] and args.paired == [6000, 8000]
     with pytest.raises(SystemExit):
-        ha.parse_args(["--phases", ""])
+        bench_ha.parse_args(["--phases", ""])
     with pytest.raises(SystemExit):
-        ha.parse_args(["--phases", "throughput,nonsense"])
+        bench_ha.parse_args(["--phases", "throughput,nonsense"])

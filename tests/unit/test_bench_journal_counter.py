@@ -3,31 +3,13 @@ record read once, counted as a whole read of the journal (``snapshot``) counts t
 
 from __future__ import annotations
 
-import importlib.machinery
-import importlib.util
 import marshal
-import sys
 import zlib
 from pathlib import Path
-
-import pytest
 
 from nefeature.dhcp import journal as journal_module
 from nefeature.dhcp.journal import LOG_FORMAT, LOG_SUFFIX, RECORD_HEADER, LeaseJournal, snapshot
 from nefeature.dhcp.leases import BOUND, RELEASED, Lease
-
-BENCH_HA = Path(__file__).resolve().parents[2] / "bench" / "ha"
-
-
-@pytest.fixture(scope="module")
-def ha():
-    loader = importlib.machinery.SourceFileLoader("bench_ha", str(BENCH_HA))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[loader.name] = module
-    loader.exec_module(module)
-    yield module
-    del sys.modules[loader.name]
 
 
 def lease(address: int, pool: str = "bulk", state=BOUND) -> Lease:
@@ -46,11 +28,11 @@ def truth(path: Path, pool: str | None) -> int:
         copy.close()
 
 
-def test_the_count_follows_a_journal_being_written_and_folded(ha, tmp_path, monkeypatch):
+def test_the_count_follows_a_journal_being_written_and_folded(bench_ha, tmp_path, monkeypatch):
     monkeypatch.setattr(journal_module, "FOLD_ROWS", 10)  # log files start over, and fold
     path = tmp_path / "leases.sqlite"
     journal = LeaseJournal(path)
-    counter, bulk_counter = ha.JournalCounter(path), ha.JournalCounter(path)
+    counter, bulk_counter = bench_ha.JournalCounter(path), bench_ha.JournalCounter(path)
     address = 0x0A000000
     try:
         for step in range(12):
@@ -64,9 +46,9 @@ def test_the_count_follows_a_journal_being_written_and_folded(ha, tmp_path, monk
             for pool, kept in ((None, counter), ("bulk", bulk_counter)):
                 expected = truth(path, pool)
                 assert kept.count(pool) == expected, (step, pool)
-                assert ha.journal_count(path, pool) == expected, (step, pool)
+                assert bench_ha.journal_count(path, pool) == expected, (step, pool)
         assert counter.count() == 36
-        assert ha.JournalCounter(path).count("bulk") == bulk_counter.count("bulk") < 36
+        assert bench_ha.JournalCounter(path).count("bulk") == bulk_counter.count("bulk") < 36
     finally:
         journal.close()
     assert counter.count() == 36  # all folded now: SQLite alone
@@ -80,12 +62,12 @@ def log_record(addresses) -> bytes:
     return RECORD_HEADER.pack(len(payload), zlib.crc32(payload)) + payload
 
 
-def test_a_record_cut_short_is_counted_once_whole(ha, tmp_path):
+def test_a_record_cut_short_is_counted_once_whole(bench_ha, tmp_path):
     path = tmp_path / "leases.sqlite"
     LeaseJournal(path).close()  # an empty SQLite, nothing folded: log file 1 comes next
     log_file = path.with_name(path.name + LOG_SUFFIX + "1")
     first, second = log_record((1, 2)), log_record((3, 4, 5))
-    counter = ha.JournalCounter(path)
+    counter = bench_ha.JournalCounter(path)
     log_file.write_bytes(LOG_FORMAT[:5])  # created, its format line not yet whole
     assert counter.count() == 0
     log_file.write_bytes(LOG_FORMAT + first + second[:20])
